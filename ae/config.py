@@ -1,0 +1,90 @@
+"""One training run, as a frozen, hashable value: what the UI produces and the engine consumes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from ae.models import ARCHITECTURES, MAX_CODE_SIZE
+
+MAX_TRAIN_SIZE = 60_000
+MAX_EPOCHS = 200
+MAX_BATCH_SIZE = 8_192
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that decides a trained model. Invalid values raise ValueError in words."""
+
+    architecture: str = "dense"
+    code_size: int = 49
+    epochs: int = 5
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    train_size: int = MAX_TRAIN_SIZE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for problem in validation_errors(self).values():
+            raise ValueError(problem)
+
+    @property
+    def key(self) -> str:
+        """Stable short name for disk and caches: readable prefix plus a hash of every field."""
+        payload = json.dumps(asdict(self), sort_keys=True)
+        digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
+        return f"{self.architecture}-c{self.code_size}-e{self.epochs}-{digest}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingConfig":
+        known = {field.name for field in fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in known})
+
+    def with_changes(self, **changes) -> "TrainingConfig":
+        return replace(self, **changes)
+
+    def describe(self) -> str:
+        label = ARCHITECTURES[self.architecture].label
+        return (
+            f"{label}, code size {self.code_size}, {self.epochs} epoch(s), batch {self.batch_size}, "
+            f"learning rate {self.learning_rate:g}, {self.train_size:,} training digits, seed {self.seed}"
+        )
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validation_errors(config) -> dict[str, str]:
+    """Field name -> a sentence a user can act on. Works on any object with the fields,
+    so a UI can show each message next to its control before building the config."""
+    errors: dict[str, str] = {}
+    if config.architecture not in ARCHITECTURES:
+        errors["architecture"] = (
+            f"Unknown architecture '{config.architecture}'; choose one of: {', '.join(ARCHITECTURES)}."
+        )
+    if not _is_whole(config.code_size) or not 1 <= config.code_size <= MAX_CODE_SIZE:
+        errors["code_size"] = (
+            f"Code size must be a whole number from 1 to {MAX_CODE_SIZE} (the image has 784 pixels); "
+            f"got {config.code_size!r}."
+        )
+    if not _is_whole(config.epochs) or not 1 <= config.epochs <= MAX_EPOCHS:
+        errors["epochs"] = f"Epochs must be a whole number from 1 to {MAX_EPOCHS}; got {config.epochs!r}."
+    if not _is_whole(config.batch_size) or not 1 <= config.batch_size <= MAX_BATCH_SIZE:
+        errors["batch_size"] = (
+            f"Batch size must be a whole number from 1 to {MAX_BATCH_SIZE}; got {config.batch_size!r}."
+        )
+    rate = config.learning_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 < rate <= 1:
+        errors["learning_rate"] = f"Learning rate must be a number above 0 and at most 1 (try 0.001); got {rate!r}."
+    if not _is_whole(config.train_size) or not 10 <= config.train_size <= MAX_TRAIN_SIZE:
+        errors["train_size"] = (
+            f"Training-set size must be a whole number from 10 to {MAX_TRAIN_SIZE:,}; got {config.train_size!r}."
+        )
+    if not _is_whole(config.seed) or not 0 <= config.seed < 2**31:
+        errors["seed"] = f"Seed must be a whole number from 0 to {2**31 - 1}; got {config.seed!r}."
+    return errors

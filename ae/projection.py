@@ -1,0 +1,141 @@
+"""2-D maps of codes: the codes themselves (code size 2), PCA, UMAP or t-SNE.
+
+PCA is instant and invertible, so a point on its map can be decoded. UMAP and t-SNE are
+slow, so they run on a seeded subsample, one at a time (two numba-parallel UMAP runs at
+once can abort the process, umap #665), and every result says which points and which
+settings made it. UMAP is imported lazily: importing it compiles numba code for seconds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+METHODS = ("codes", "pca", "umap", "tsne")
+METHOD_LABELS = {"codes": "The codes themselves", "pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+SLOW_METHODS = ("umap", "tsne")
+DEFAULT_MAX_POINTS = 5_000
+
+_projection_lock = threading.Lock()
+_umap_ready = threading.Event()
+
+
+@dataclass(frozen=True)
+class Projection:
+    """2-D coordinates of `indices` (rows of the codes given), and how they were made."""
+
+    coordinates: np.ndarray
+    indices: np.ndarray
+    method: str
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    pca: PCA | None = None  # set for method 'pca', so a map position can be mapped back to a code
+
+    def to_code(self, points: np.ndarray) -> np.ndarray:
+        """Map positions back to codes: exact for 'codes', the PCA inverse for 'pca'."""
+        points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        if self.method == "codes":
+            return points.astype(np.float32)
+        if self.method == "pca" and self.pca is not None:
+            return self.pca.inverse_transform(points).astype(np.float32)
+        raise ValueError(f"{METHOD_LABELS[self.method]} maps cannot be decoded back into codes.")
+
+    @property
+    def invertible(self) -> bool:
+        return self.method in ("codes", "pca")
+
+
+def subsample(count: int, max_points: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most `max_points` of `count` rows, the same for the same seed."""
+    if max_points is None or max_points >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size=max_points, replace=False))
+
+
+def available_methods(code_size: int) -> tuple[str, ...]:
+    return METHODS if code_size == 2 else tuple(m for m in METHODS if m != "codes")
+
+
+def project(codes: np.ndarray, method: str = "pca", max_points: int | None = None, seed: int = 0, **options) -> Projection:
+    """2-D coordinates for codes (N, code_size).
+
+    `max_points` defaults to all points for 'codes' and 'pca' and to 5,000 for the slow
+    methods. UMAP runs unseeded by default: a seeded UMAP is forced onto one thread and
+    is about 10x slower here; pass `umap_seeded=True` for a reproducible layout.
+    """
+    codes = np.asarray(codes, dtype=np.float32)
+    if codes.ndim != 2 or len(codes) == 0:
+        raise ValueError(f"Codes must be a non-empty 2-D array (points x code size); got shape {codes.shape}.")
+    if method not in METHODS:
+        raise ValueError(f"Unknown projection '{method}'; choose one of: {', '.join(METHODS)}.")
+    if method == "codes" and codes.shape[1] != 2:
+        raise ValueError(f"The codes themselves are a 2-D map only when the code size is 2, not {codes.shape[1]}.")
+    if max_points is None and method in SLOW_METHODS:
+        max_points = DEFAULT_MAX_POINTS
+    indices = subsample(len(codes), max_points, seed)
+    chosen = codes[indices]
+    started = time.perf_counter()
+    with _projection_lock:
+        coordinates, settings, pca = _RUNNERS[method](chosen, seed, **options)
+    settings = {"points": len(indices), "of": len(codes), "seed": seed, **settings}
+    return Projection(coordinates.astype(np.float32), indices, method, settings, time.perf_counter() - started, pca)
+
+
+def _codes(points, seed):
+    return points.copy(), {}, None
+
+
+def _pca(points, seed):
+    if points.shape[1] == 1 or len(points) < 2:
+        # A single code unit: show it against zero so the map still draws.
+        return np.column_stack([points[:, 0], np.zeros(len(points))]), {"note": "1-D code shown on the x axis"}, None
+    pca = PCA(n_components=2).fit(points)
+    explained = float(pca.explained_variance_ratio_.sum())
+    return pca.transform(points), {"explained_variance": round(explained, 4)}, pca
+
+
+def _umap(points, seed, umap_seeded: bool = False, n_neighbors: int = 15, min_dist: float = 0.1):
+    import umap  # lazy: compiles numba code on first import
+
+    n_neighbors = int(min(n_neighbors, max(2, len(points) - 1)))
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        random_state=seed if umap_seeded else None,
+    )
+    coordinates = reducer.fit_transform(points)
+    _umap_ready.set()
+    return coordinates, {"n_neighbors": n_neighbors, "min_dist": min_dist, "seeded": umap_seeded}, None
+
+
+def _tsne(points, seed, perplexity: float = 30.0):
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(perplexity, max(1.0, (len(points) - 1) / 3)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(points), {"perplexity": perplexity}, None
+
+
+_RUNNERS = {"codes": _codes, "pca": _pca, "umap": _umap, "tsne": _tsne}
+
+
+def umap_is_warm() -> bool:
+    return _umap_ready.is_set()
+
+
+def warm_up_umap() -> threading.Thread:
+    """Import umap and run a tiny fit in the background so a user's first UMAP is quick."""
+
+    def warm() -> None:
+        try:
+            project(np.random.default_rng(0).normal(size=(300, 4)), "umap")
+        except Exception:  # warming is best-effort; the real call will report any problem
+            pass
+
+    thread = threading.Thread(target=warm, name="ae-umap-warmup", daemon=True)
+    thread.start()
+    return thread

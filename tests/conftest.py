@@ -1,0 +1,38 @@
+"""Shared fixtures: a small slice of the real MNIST and an isolated model cache per test."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ae  # noqa: E402,F401  (thread settings before TensorFlow loads)
+from ae.data import BUNDLED_PATH  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_mnist_path(tmp_path_factory) -> Path:
+    """2,000 training and 500 test digits of the real MNIST, as an .npz with keras's keys."""
+    with np.load(BUNDLED_PATH) as full:
+        arrays = {
+            "x_train": full["x_train"][:2000],
+            "y_train": full["y_train"][:2000],
+            "x_test": full["x_test"][:500],
+            "y_test": full["y_test"][:500],
+        }
+    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty model cache for this test."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("AE_CACHE_DIR", str(path))
+    return path
