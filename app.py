@@ -1,6 +1,31 @@
-"""Autoencoder Explorer: entry point. Pages come with the app issue."""
+"""Autoencoder Explorer: entry point. One file per page in pages/, navigation here.
+
+TensorFlow, the data and UMAP load in a background thread (ae.warmup), so the first
+paint never waits for them. Any unexpected error on a page becomes a message in words;
+the app, its running jobs and its saved models carry on.
+"""
+import logging
+
 import streamlit as st
 
-st.set_page_config(page_title="Autoencoder Explorer", layout="wide")
-st.title("Autoencoder Explorer")
-st.write("Train an autoencoder on MNIST and see what it learns.")
+from ae.warmup import start_background_warmup
+
+st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/blur_on:", layout="wide")
+start_background_warmup()
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
+    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+]
+
+page = st.navigation(PAGES)
+try:
+    page.run()
+except Exception as error:  # never a traceback page
+    logging.getLogger("autoencoder_explorer").exception("Page %s failed", page.title)
+    st.error(
+        f"This page hit a problem it did not expect ({type(error).__name__}: {error}). "
+        "Nothing was lost: training jobs and saved models are untouched. Reload the page or try another one."
+    )

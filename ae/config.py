@@ -28,6 +28,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         for problem in validation_errors(self).values():
             raise ValueError(problem)
+        # 1 and 1.0 are equal configs, so they must share one key (the key hashes the JSON).
+        object.__setattr__(self, "learning_rate", float(self.learning_rate))
 
     @property
     def key(self) -> str:

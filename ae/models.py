@@ -1,5 +1,8 @@
 """Autoencoder architectures, each built as three Keras models that share layers.
 
+Keras is imported inside the builders, so reading the registry (the UI's choices, config
+validation) never loads TensorFlow.
+
 Every builder returns `AutoencoderModels(encoder, decoder, autoencoder)` with
 autoencoder = decoder(encoder(x)), as the reference article builds it. Architectures live
 in `ARCHITECTURES`: adding a convolutional, denoising, sparse or variational one is one
@@ -9,9 +12,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 INPUT_SHAPE = (28, 28, 1)
 PIXELS = 28 * 28
@@ -22,9 +26,9 @@ BUILD_LOCK = threading.RLock()
 
 
 class AutoencoderModels(NamedTuple):
-    encoder: keras.Model
-    decoder: keras.Model
-    autoencoder: keras.Model
+    encoder: "keras.Model"
+    decoder: "keras.Model"
+    autoencoder: "keras.Model"
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,9 @@ class Architecture:
     build: Callable[[int], AutoencoderModels]
 
 
-def _assemble(encoder: keras.Model, decoder: keras.Model) -> AutoencoderModels:
+def _assemble(encoder: "keras.Model", decoder: "keras.Model") -> AutoencoderModels:
+    import keras
+
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
     autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
     return AutoencoderModels(encoder, decoder, autoencoder)
@@ -43,6 +49,8 @@ def _assemble(encoder: keras.Model, decoder: keras.Model) -> AutoencoderModels:
 
 def build_dense(code_size: int) -> AutoencoderModels:
     """The article's model: 28x28x1 -> Flatten -> Dense(code, relu) -> Dense(784, sigmoid) -> Reshape."""
+    import keras
+
     image = keras.Input(shape=INPUT_SHAPE, name="image")
     flat = keras.layers.Flatten(name="flatten")(image)
     code = keras.layers.Dense(code_size, activation="relu", name="code")(flat)
@@ -61,6 +69,8 @@ def build_deep_dense(code_size: int) -> AutoencoderModels:
     The code layer is linear: with two or three code units a relu code often loses whole
     units to zero, which flattens the latent map; a linear code keeps it spread out.
     """
+    import keras
+
     image = keras.Input(shape=INPUT_SHAPE, name="image")
     hidden = keras.layers.Flatten(name="flatten")(image)
     hidden = keras.layers.Dense(256, activation="relu", name="encoder_256")(hidden)
@@ -101,18 +111,19 @@ def build_models(architecture: str, code_size: int) -> AutoencoderModels:
     if architecture not in ARCHITECTURES:
         known = ", ".join(ARCHITECTURES)
         raise ValueError(f"Unknown architecture '{architecture}'; choose one of: {known}.")
-    if not isinstance(code_size, int) or not 1 <= code_size <= MAX_CODE_SIZE:
+    if isinstance(code_size, bool) or not isinstance(code_size, int) or not 1 <= code_size <= MAX_CODE_SIZE:
         raise ValueError(f"Code size must be a whole number from 1 to {MAX_CODE_SIZE}; got {code_size!r}.")
     with BUILD_LOCK:
         return ARCHITECTURES[architecture].build(code_size)
 
 
-def predict(model: keras.Model, inputs, batch_size: int = 4096):
+def predict(model: "keras.Model", inputs, batch_size: int = 4096):
     """Run a model in inference mode in batches and return numpy.
 
     Calls the model directly rather than `model.predict`, which builds a new predict
     function per model and is slow for the small, frequent calls pages make.
     """
+    import keras
     import numpy as np
 
     inputs = np.asarray(inputs, dtype=np.float32)

@@ -91,6 +91,9 @@ class ModelStore:
             config = TrainingConfig.from_dict(record["config"])
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StoreError(f"Skipped saved model {entry.name}: its record is unreadable ({error}).") from None
+        saved_at = record.get("saved_at", 0)
+        if isinstance(saved_at, bool) or not isinstance(saved_at, (int, float)):
+            raise StoreError(f"Skipped saved model {entry.name}: its record has no valid saved_at time.")
         if config.key != entry.name:
             raise StoreError(f"Skipped saved model {entry.name}: its record belongs to {config.key}.")
         weights = entry / WEIGHTS_FILE

@@ -425,7 +425,13 @@ class JobManager:
         self._current: TrainingJob | None = None
         self._latest_key: str | None = None
         for record in store.records():
-            job = TrainingJob.from_record(record, self)
+            try:
+                job = TrainingJob.from_record(record, self)
+            except (KeyError, TypeError, ValueError) as error:  # a damaged record must not stop the app
+                problem = f"Skipped saved model {record['config'].key}: its record is damaged ({type(error).__name__}: {error})."
+                store.problems.append(problem)
+                log.warning("%s", problem)
+                continue
             self._jobs[job.key] = job
             self._latest_key = job.key
         self._worker = threading.Thread(target=self._work, name="ae-training-worker", daemon=True)

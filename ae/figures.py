@@ -1,0 +1,85 @@
+"""Plotly figures for the pages: loss curves, the latent map, error histograms.
+
+Large fonts and a fixed ten-colour palette, so a chart stays readable on a projector and
+digit colours mean the same thing on every page.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+DIGIT_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+FONT = dict(size=16)
+WEBGL_THRESHOLD = 1_000
+
+
+def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: int = 420) -> go.Figure:
+    figure.update_layout(
+        title=dict(text=title, font=dict(size=20)),
+        font=FONT,
+        height=height,
+        margin=dict(l=60, r=20, t=60, b=60),
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        legend=dict(font=dict(size=15)),
+        template="plotly_white",
+    )
+    return figure
+
+
+def loss_figure(step_losses, train_loss, val_loss, title: str = "Loss (binary cross-entropy per pixel)") -> go.Figure:
+    """Running train loss every few steps, plus per-epoch train and validation loss."""
+    figure = go.Figure()
+    if step_losses:
+        x, y = zip(*step_losses)
+        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (running)", line=dict(color="#9ecae1", width=2)))
+    epochs = list(range(1, len(train_loss) + 1))
+    if train_loss:
+        figure.add_trace(go.Scatter(x=epochs, y=list(train_loss), mode="lines+markers", name="train (epoch)",
+                                    line=dict(color="#1f77b4", width=3), marker=dict(size=9)))
+    if val_loss:
+        figure.add_trace(go.Scatter(x=epochs, y=list(val_loss), mode="lines+markers", name="validation (epoch)",
+                                    line=dict(color="#ff7f0e", width=3), marker=dict(size=9)))
+    figure = _layout(figure, title, "epoch", "loss")
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
+    figure.update_layout(title=dict(y=0.97), margin=dict(t=90))
+    return figure
+
+
+def latent_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, title: str,
+                  axis_titles: tuple[str, str] = ("dimension 1", "dimension 2"), marker_size: int = 5,
+                  highlight: tuple[float, float] | None = None) -> go.Figure:
+    """One trace per digit 0-9 (the legend toggles classes); WebGL when there are many points.
+
+    Each point carries its test-set index as customdata, so a selection can find the digit.
+    """
+    trace_type = go.Scattergl if len(coordinates) > WEBGL_THRESHOLD else go.Scatter
+    figure = go.Figure()
+    for digit in range(10):
+        mask = labels == digit
+        figure.add_trace(trace_type(
+            x=coordinates[mask, 0], y=coordinates[mask, 1], mode="markers", name=str(digit),
+            customdata=indices[mask], marker=dict(size=marker_size, color=DIGIT_COLOURS[digit], opacity=0.75),
+            hovertemplate=f"digit {digit}<br>test #%{{customdata}}<extra></extra>",
+        ))
+    if highlight is not None:
+        figure.add_trace(go.Scatter(
+            x=[highlight[0]], y=[highlight[1]], mode="markers", name="decoded point", showlegend=True,
+            marker=dict(symbol="x", size=18, color="black", line=dict(width=2)), hoverinfo="skip",
+        ))
+    figure = _layout(figure, title, *axis_titles, height=620)
+    figure.update_layout(legend=dict(title="digit", itemsizing="constant", font=dict(size=17)), dragmode="pan")
+    return figure
+
+
+def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:
+    """Overlaid histograms of per-digit reconstruction error, one per model."""
+    figure = go.Figure()
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c")
+    for (name, values), colour in zip(errors.items(), colours):
+        figure.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker_color=colour, nbinsx=60))
+    figure.update_layout(barmode="overlay")
+    return _layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380)

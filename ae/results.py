@@ -1,0 +1,127 @@
+"""What a trained model does on the test set, computed once per saved model and shared.
+
+Pages read codes, reconstructions and per-digit errors from here instead of running the
+model on every rerun; exports (CSV, .keras) are built here too.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ae.data import Dataset
+from ae.metrics import fit_pca, per_image_errors
+from ae.models import AutoencoderModels, predict
+
+ORDERS = ("first", "worst", "best")
+_CACHE_SIZE = 6
+
+
+@dataclass(frozen=True)
+class TestSetResults:
+    """Codes, reconstructions and per-digit errors for every test digit, in test-set order."""
+
+    codes: np.ndarray
+    reconstructions: np.ndarray  # (N, 28, 28) in 0..1
+    bce: np.ndarray
+    mse: np.ndarray
+    labels: np.ndarray
+
+    def errors(self, metric: str) -> np.ndarray:
+        return {"bce": self.bce, "mse": self.mse}[metric]
+
+
+_cache: OrderedDict[tuple, TestSetResults] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def test_set_results(key: str, saved_at: float, models: AutoencoderModels, dataset: Dataset) -> TestSetResults:
+    """Encode and reconstruct the whole test set once per saved model (key + save time)."""
+    cache_key = (key, saved_at, id(dataset))
+    with _cache_lock:
+        if cache_key in _cache:
+            _cache.move_to_end(cache_key)
+            return _cache[cache_key]
+    codes = predict(models.encoder, dataset.test_images)
+    reconstructions = predict(models.decoder, codes)[..., 0]
+    bce, mse = per_image_errors(dataset.test_images, reconstructions)
+    results = TestSetResults(codes, reconstructions, bce, mse, dataset.y_test)
+    with _cache_lock:
+        _cache[cache_key] = results
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return results
+
+
+def select_digits(errors: np.ndarray, labels: np.ndarray, count: int, digit: int | None = None, order: str = "first") -> np.ndarray:
+    """Test indices to show: the first, worst or best `count` digits, optionally of one class."""
+    if order not in ORDERS:
+        raise ValueError(f"Order must be one of {', '.join(ORDERS)}; got {order!r}.")
+    candidates = np.arange(len(labels)) if digit is None else np.flatnonzero(labels == digit)
+    if order == "worst":
+        candidates = candidates[np.argsort(-errors[candidates], kind="stable")]
+    elif order == "best":
+        candidates = candidates[np.argsort(errors[candidates], kind="stable")]
+    return candidates[: max(0, int(count))]
+
+
+def pca_reconstructions(dataset: Dataset, n_components: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA's reconstructions of chosen test digits with `n_components`, and their BCE and MSE."""
+    originals = dataset.test_images[indices]
+    reconstructions = fit_pca(dataset, n_components).reconstruct(originals)
+    bce, mse = per_image_errors(originals, reconstructions)
+    return reconstructions, bce, mse
+
+
+def decode(models: AutoencoderModels, codes: np.ndarray) -> np.ndarray:
+    """Codes (N, code_size) -> images (N, 28, 28) in 0..1."""
+    return predict(models.decoder, np.atleast_2d(codes))[..., 0]
+
+
+def manifold_positions(coordinates: np.ndarray, per_side: int, low_percentile: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """An evenly spaced grid spanning the bulk of a 2-D map (percentiles cut outliers).
+
+    Returns (positions (per_side**2, 2), row-major with y decreasing downwards, and the
+    x and y values used), so the decoded images tile like the map itself.
+    """
+    low = np.percentile(coordinates, low_percentile, axis=0)
+    high = np.percentile(coordinates, 100 - low_percentile, axis=0)
+    xs = np.linspace(low[0], high[0], per_side)
+    ys = np.linspace(high[1], low[1], per_side)
+    grid = np.array([(x, y) for y in ys for x in xs], dtype=np.float32)
+    return grid, np.stack([xs, ys])
+
+
+def codes_csv(codes: np.ndarray, labels: np.ndarray) -> str:
+    """One row per test digit: index, label, code_1..code_k."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["test_index", "label", *[f"code_{i + 1}" for i in range(codes.shape[1])]])
+    for index, (label, code) in enumerate(zip(labels, codes)):
+        writer.writerow([index, int(label), *[f"{value:.6g}" for value in code]])
+    return buffer.getvalue()
+
+
+def history_csv(train_loss, val_loss, epoch_seconds=()) -> str:
+    """One row per epoch: train and validation loss and wall time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["epoch", "train_loss", "val_loss", "seconds"])
+    for epoch, (train, val) in enumerate(zip(train_loss, val_loss), start=1):
+        seconds = epoch_seconds[epoch - 1] if epoch - 1 < len(epoch_seconds) else ""
+        writer.writerow([epoch, f"{train:.6g}", f"{val:.6g}", f"{seconds:.3f}" if seconds != "" else ""])
+    return buffer.getvalue()
+
+
+def keras_file_bytes(models: AutoencoderModels) -> bytes:
+    """The autoencoder (encoder and decoder inside) as a `.keras` file, for download."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "autoencoder.keras"
+        models.autoencoder.save(path)
+        return path.read_bytes()

@@ -1,0 +1,37 @@
+"""Load TensorFlow, the data and UMAP in the background once per server process.
+
+The first paint of the app never waits for them; by the time a user clicks Train or asks
+for a UMAP map, the imports (and numba's compilation) are usually done. Set
+`AE_WARM_UMAP=0` to skip the UMAP warm-up (the tests do, to keep their CPU to themselves).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+_started = threading.Event()
+_lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+def start_background_warmup() -> None:
+    """Idempotent: the first call starts one daemon thread, later calls do nothing."""
+    with _lock:
+        if _started.is_set():
+            return
+        _started.set()
+    threading.Thread(target=_warm, name="ae-warmup", daemon=True).start()
+
+
+def _warm() -> None:
+    try:
+        from ae.training import get_manager
+
+        get_manager()
+    except Exception:  # the page that needs it shows the real error in words
+        log.warning("Background load of TensorFlow and the data failed", exc_info=True)
+    if os.environ.get("AE_WARM_UMAP", "1") != "0":
+        from ae.projection import warm_up_umap
+
+        warm_up_umap()

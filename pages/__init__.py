@@ -1,0 +1,1 @@
+"""The app's pages: thin Streamlit views over the engine in `ae/`."""

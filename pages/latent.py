@@ -1,0 +1,112 @@
+"""Latent space: the test digits' codes as a 2-D map coloured by digit; decode any point."""
+import numpy as np
+import streamlit as st
+
+from ae.figures import latent_figure
+from ae.images import image_grid, upscale
+from ae.projection import METHOD_LABELS, SLOW_METHODS, available_methods, project, umap_is_warm
+from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, test_set_results
+from pages.shared import choose_model, load_models_or_stop, manager_or_stop
+
+manager = manager_or_stop()
+dataset = manager.dataset
+st.title("Latent space")
+
+job = choose_model(manager, "latent_model")
+if job is None:
+    st.stop()
+snapshot = job.snapshot()
+code_size = snapshot.config.code_size
+models = load_models_or_stop(job)
+results = test_set_results(job.key, snapshot.saved_at, models, dataset)
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def cached_projection(key: str, saved_at: float, method: str, max_points: int | None, umap_seeded: bool, _codes):
+    """Shared by every session: a lecture hall asking for the same UMAP computes it once."""
+    options = {"umap_seeded": umap_seeded} if method == "umap" else {}
+    return project(_codes, method, max_points=max_points, **options)
+
+
+methods = available_methods(code_size)
+controls = st.columns([2, 1.4, 1.2])
+method = controls[0].radio(
+    "Map", methods, horizontal=True, format_func=METHOD_LABELS.get, key=f"method_{code_size == 2}",
+    help="PCA is instant and can be decoded back into codes. UMAP and t-SNE show clusters better but are slow.",
+)
+max_points = None
+umap_seeded = False
+if method in SLOW_METHODS:
+    max_points = controls[1].select_slider("Points", [1000, 2000, 3000, 5000, 10000], 2000, key="points")
+    if method == "umap":
+        umap_seeded = controls[2].checkbox(
+            "Reproducible layout", key="umap_seeded",
+            help="A seeded UMAP gives the same map every time but runs on one thread: about 10x slower.",
+        )
+        if not umap_is_warm():
+            controls[2].caption("First UMAP of the session compiles numba code: allow ~30 s extra.")
+
+with st.spinner(f"Computing the {METHOD_LABELS[method]} map of {max_points or len(results.codes):,} codes..."):
+    projection = cached_projection(job.key, snapshot.saved_at, method, max_points, umap_seeded, results.codes)
+labels = dataset.y_test[projection.indices]
+settings = ", ".join(f"{name} {value}" for name, value in projection.settings.items() if name not in ("of",))
+st.caption(f"{METHOD_LABELS[method]} of {len(projection.indices):,} of {len(results.codes):,} test codes "
+           f"in {projection.seconds:.2f} s ({settings}). Click a point to see its digit; click a digit in the legend to hide it.")
+
+# Position to decode: sliders, set to a clicked point's position when a point is selected.
+decode_point = None
+if projection.invertible:
+    low, high = projection.coordinates.min(axis=0), projection.coordinates.max(axis=0)
+    selection = st.session_state.get("latent_map")
+    points = (selection or {}).get("selection", {}).get("points", []) if selection else []
+    if points and st.session_state.get("last_clicked") != (points[0].get("x"), points[0].get("y")):
+        st.session_state["last_clicked"] = (points[0].get("x"), points[0].get("y"))
+        st.session_state["decode_x"] = float(np.clip(points[0]["x"], low[0], high[0]))
+        st.session_state["decode_y"] = float(np.clip(points[0]["y"], low[1], high[1]))
+
+map_col, side_col = st.columns([2.2, 1], gap="large")
+with side_col:
+    if projection.invertible:
+        st.subheader("Decode a point")
+        center = (low + high) / 2
+        x = st.slider("x", float(low[0]), float(high[0]), float(center[0]), key="decode_x")
+        y = st.slider("y", float(low[1]), float(high[1]), float(center[1]), key="decode_y")
+        decode_point = (x, y)
+        code = projection.to_code([decode_point])
+        st.image(upscale(decode(models, code)[0], 7), caption=f"Decoded from ({x:.2f}, {y:.2f})")
+        if method == "pca":
+            st.caption("The position is mapped back to a full code through PCA's inverse, then decoded.")
+    else:
+        st.info(f"{METHOD_LABELS[method]} maps cannot be turned back into codes; choose PCA to decode positions.")
+
+axis_names = ("code 1", "code 2") if method == "codes" else (f"{METHOD_LABELS[method]} 1", f"{METHOD_LABELS[method]} 2")
+figure = latent_figure(
+    projection.coordinates, labels, projection.indices, f"Test digits' codes ({METHOD_LABELS[method]}), coloured by digit",
+    axis_names, highlight=decode_point,
+)
+with map_col:
+    event = st.plotly_chart(figure, key="latent_map", on_select="rerun", selection_mode="points", theme=None)
+
+with side_col:
+    chosen = event.selection.points if event and event.selection else []
+    if chosen and "customdata" in chosen[0]:
+        index = int(chosen[0]["customdata"])
+        st.subheader(f"Test digit #{index}: a {dataset.y_test[index]}")
+        pair = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index]])
+        st.image(image_grid(pair, columns=2, scale=6), caption=f"original · reconstruction (BCE {results.bce[index]:.3f})")
+
+if code_size == 2 and method == "codes":
+    st.subheader("The learned manifold")
+    per_side = st.slider("Images per side", 5, 20, 12, key="manifold_size")
+    positions, _ = manifold_positions(results.codes, per_side)
+    st.image(image_grid(decode(models, positions), columns=per_side, scale=2, padding=0),
+             caption="Codes on an even grid across the map (same orientation), each decoded into an image.")
+
+st.subheader("Downloads")
+downloads = st.columns(3)
+downloads[0].download_button("Codes and labels (CSV)", codes_csv(results.codes, dataset.y_test),
+                             file_name=f"{job.key}-codes.csv", mime="text/csv", icon=":material/download:")
+downloads[1].download_button("Loss history (CSV)", history_csv(snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
+                             file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
+downloads[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
+                             file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")

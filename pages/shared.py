@@ -1,0 +1,97 @@
+"""Helpers every page uses: the job manager, the model picker, the quick-train button."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ae.config import TrainingConfig
+from ae.data import CREDIT, DataError
+
+QUICK_CONFIG = TrainingConfig(architecture="dense", code_size=49, epochs=1, batch_size=256)
+SELECTED_JOB = "selected_job_key"
+
+
+def manager_or_stop():
+    """The process-wide JobManager; a bad data file becomes one message and the page stops."""
+    try:
+        from ae.training import get_manager
+
+        with st.spinner("Loading TensorFlow and the digits (first visit only)..."):
+            return get_manager()
+    except DataError as error:
+        st.error(f"The digits could not be loaded. {error} Set AE_DATA_PATH to a valid file, or unset it to use the bundled MNIST.")
+        st.stop()
+
+
+def quick_train_button(key: str) -> None:
+    """One click to a first model: the article's dense model, code size 49, one epoch."""
+    if st.button(
+        "Train a quick model (article's model, code size 49, 1 epoch)",
+        key=key,
+        type="primary",
+        icon=":material/bolt:",
+    ):
+        job = manager_or_stop().request(QUICK_CONFIG)
+        st.session_state[SELECTED_JOB] = job.key
+        st.switch_page("pages/train.py")
+
+
+def no_model_yet(key: str) -> None:
+    st.info("No model is trained yet. Train one to see results here.", icon=":material/info:")
+    quick_train_button(key)
+
+
+def model_label(job) -> str:
+    snapshot = job.snapshot()
+    metrics = f", test loss {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else ""
+    stopped = " (stopped early)" if snapshot.state.value == "stopped" else ""
+    config = snapshot.config
+    return (
+        f"{config.architecture} · code {config.code_size} · {snapshot.epoch} epoch(s){stopped}"
+        f" · seed {config.seed}{metrics}"
+    )
+
+
+def choose_model(manager, key: str):
+    """Pick a trained model (newest first, the current one preselected); None if there is none."""
+    jobs = manager.trained_jobs()
+    if manager.store.problems:
+        with st.expander(f"{len(manager.store.problems)} saved model(s) could not be read and were skipped"):
+            for problem in manager.store.problems:
+                st.write(problem)
+    if not jobs:
+        no_model_yet(f"{key}_quick")
+        return None
+    keys = [job.key for job in jobs]
+    latest = manager.latest()
+    default = latest.key if latest is not None and latest.key in keys else keys[0]
+    chosen = st.selectbox(
+        "Model",
+        keys,
+        index=keys.index(default),
+        format_func=lambda k: model_label(manager.get(k)),
+        key=key,
+    )
+    return manager.get(chosen)
+
+
+def load_models_or_stop(job):
+    """The saved model of a job; a damaged file becomes a message, not a traceback."""
+    from ae.store import StoreError
+
+    try:
+        return job.models()
+    except StoreError as error:
+        st.error(str(error))
+        st.stop()
+
+
+def credit() -> None:
+    st.caption(CREDIT)
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
