@@ -1,7 +1,7 @@
 """Autoencoder Explorer: entry point. One file per page in pages/, navigation here.
 
-TensorFlow, the data and UMAP load in a background thread (ae.warmup), so the first
-paint never waits for them. Any unexpected error on a page becomes a message in words;
+TensorFlow, the data and UMAP load in a background thread (ae.warmup) started after the
+first page is drawn, so the first paint never waits for them. Any unexpected error on a page becomes a message in words;
 the app, its running jobs and its saved models carry on.
 """
 import logging
@@ -11,7 +11,6 @@ import streamlit as st
 from ae.warmup import start_background_warmup
 
 st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/blur_on:", layout="wide")
-start_background_warmup()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -29,3 +28,5 @@ except Exception as error:  # never a traceback page
         f"This page hit a problem it did not expect ({type(error).__name__}: {error}). "
         "Nothing was lost: training jobs and saved models are untouched. Reload the page or try another one."
     )
+finally:
+    start_background_warmup()  # after the page is drawn, so the first paint never waits for TensorFlow

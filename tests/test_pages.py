@@ -1,0 +1,210 @@
+"""Every page under Streamlit's AppTest: with no model, with a small trained model, after
+changing each control, and with bad input. Training is real Keras on a slice of real MNIST.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py"]
+UNEXPECTED = "did not expect"
+
+
+@pytest.fixture
+def app_env(monkeypatch, small_mnist_path, tmp_path):
+    """Small real MNIST, an empty model cache, no UMAP warm-up."""
+    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
+    monkeypatch.setenv("AE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def trained_cache(small_mnist_path, tmp_path_factory):
+    """A cache holding two small trained models: code size 2 and code size 8."""
+    from ae.config import TrainingConfig
+    from ae.data import load_dataset
+    from ae.store import ModelStore
+    from ae.training import get_manager
+
+    cache = tmp_path_factory.mktemp("trained-cache")
+    manager = get_manager(load_dataset(small_mnist_path), cache)
+    jobs = [
+        manager.request(TrainingConfig(code_size=size, epochs=2, batch_size=64, train_size=2000))
+        for size in (8, 2)
+    ]
+    _wait_for(lambda: all(not job.snapshot().is_active for job in jobs), 180)
+    assert [job.snapshot().state.value for job in jobs] == ["finished", "finished"]
+    assert ModelStore.for_dataset(load_dataset(small_mnist_path), cache).records()
+    return cache
+
+
+@pytest.fixture
+def trained_env(monkeypatch, small_mnist_path, trained_cache):
+    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
+    monkeypatch.setenv("AE_CACHE_DIR", str(trained_cache))
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    return trained_cache
+
+
+def _wait_for(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    if page != "pages/home.py":
+        app.switch_page(page).run()
+    assert_clean(app)
+    return app
+
+
+def assert_clean(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not [e.value for e in app.error if UNEXPECTED in e.value]
+
+
+def texts(app: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "info", "caption", "subheader", "title", "error", "warning") for e in app.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_no_model(app_env, page):
+    app = open_page(page)
+    if page == "pages/train.py":
+        assert "press **Train**" in texts(app)
+    else:
+        assert "Train a quick model" in " ".join(b.label for b in app.button)
+    if page in ("pages/reconstructions.py", "pages/latent.py"):
+        assert "No model is trained yet" in texts(app)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_a_trained_model(trained_env, page):
+    app = open_page(page)
+    assert "No model is trained yet" not in texts(app)
+    if page == "pages/home.py":
+        assert [m.label for m in app.metric][:2] == ["Architecture", "Code size"]
+
+
+def test_train_page_rejects_bad_code_sizes_in_words(app_env):
+    app = open_page("pages/train.py")
+    for typed, expected in (("abc", "'abc'"), ("0", "got 0"), ("900", "got 900"), ("2.5", "'2.5'")):
+        app.text_input(key="code_text").input(typed).run()
+        assert_clean(app)
+        errors = [e.value for e in app.error]
+        assert any("Code size must be a whole number from 1 to 784" in e and expected in e for e in errors), errors
+        assert app.button(key="train_button").disabled
+    app.text_input(key="code_text").input("300").run()
+    assert not app.error and not app.button(key="train_button").disabled
+
+
+def test_train_page_controls_change_without_error_and_training_runs(app_env):
+    app = open_page("pages/train.py")
+    app.selectbox(key="architecture").select("deep_dense").run()
+    app.slider(key="code_slider").set_value(2).run()
+    app.number_input(key="epochs").set_value(2).run()
+    app.select_slider(key="batch_size").set_value(64).run()
+    app.select_slider(key="learning_rate").set_value(0.003).run()
+    app.number_input(key="train_size").set_value(500).run()
+    app.number_input(key="seed").set_value(7).run()
+    assert_clean(app)
+    assert not app.error
+    app.button(key="train_button").click().run()
+    assert_clean(app)
+    deadline = time.monotonic() + 180
+    while "Finished" not in texts(app):
+        assert time.monotonic() < deadline, texts(app)
+        time.sleep(1)
+        app.run()  # AppTest never fires run_every: poll by rerunning
+        assert_clean(app)
+    assert "Deep dense, code size 2" in texts(app)
+    assert app.get("plotly_chart"), "loss chart missing"
+    progress = app.get("progress")[0].proto
+    assert progress.value == 100
+    # The finished model is now every page's current model.
+    app.switch_page("pages/home.py").run()
+    assert "2 of 784" in [m.value for m in app.metric]
+
+
+def test_reconstructions_page_controls(trained_env):
+    app = open_page("pages/reconstructions.py")
+    assert len(app.get("image")) >= 20
+    app.slider(key="count").set_value(30).run()
+    assert len(app.get("image")) >= 30
+    for digit in (3, "all"):
+        app.selectbox(key="digit_class").select(digit).run()
+        assert_clean(app)
+    for order in ("worst", "best", "first"):
+        app.radio(key="order").set_value(order).run()
+        assert_clean(app)
+    app.radio(key="metric").set_value("mse").run()
+    assert_clean(app)
+    assert any("test MSE" in m.label for m in app.metric)
+    assert len(app.get("plotly_chart")) == 1
+
+
+def _digit_traces(app: AppTest) -> list[str]:
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    return [trace["name"] for trace in spec["data"] if trace["name"] in [str(d) for d in range(10)]]
+
+
+def test_latent_page_has_ten_classes_and_decodes(trained_env):
+    app = open_page("pages/latent.py")
+    models = [o for o in app.selectbox(key="latent_model").options]
+    assert len(models) == 2
+    assert _digit_traces(app) == [str(d) for d in range(10)]
+    # Code size 2 (the newest model): the codes themselves, and the learned manifold.
+    assert "The codes themselves" in app.radio[0].options
+    assert "The learned manifold" in texts(app)
+    app.slider(key="manifold_size").set_value(6).run()
+    app.slider(key="decode_x").set_value(app.slider(key="decode_x").min).run()
+    assert_clean(app)
+    app.radio[0].set_value("pca").run()
+    assert_clean(app)
+    assert _digit_traces(app) == [str(d) for d in range(10)]
+    assert len(app.get("download_button")) == 3
+
+
+def test_latent_page_tsne_on_the_code_size_8_model(trained_env):
+    app = open_page("pages/latent.py")
+    app.selectbox(key="latent_model").select_index(1).run()
+    assert "The codes themselves" not in app.radio[0].options
+    app.radio[0].set_value("tsne").run()
+    assert_clean(app)
+    assert "t-SNE of 500 of 500 test codes" in texts(app)
+    assert _digit_traces(app) == [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_broken_data_file_gives_one_clear_message(monkeypatch, tmp_path, page):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"this is not an npz archive")
+    monkeypatch.setenv("AE_DATA_PATH", str(broken))
+    monkeypatch.setenv("AE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    app = open_page(page)
+    errors = [e.value for e in app.error]
+    assert any("broken.npz" in e and "not a readable .npz" in e for e in errors), errors
+
+
+def test_a_damaged_saved_model_is_reported_not_fatal(app_env, small_mnist_path):
+    from ae.data import load_dataset
+    from ae.store import ModelStore
+
+    root = ModelStore.for_dataset(load_dataset(small_mnist_path), app_env).root
+    (root / "dense-c3-e1-deadbeef").mkdir(parents=True)
+    (root / "dense-c3-e1-deadbeef" / "record.json").write_text("{not json")
+    app = open_page("pages/reconstructions.py")
+    assert any("could not be read" in e.label for e in app.expander)
+    assert "No model is trained yet" in texts(app)
