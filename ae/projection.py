@@ -41,6 +41,8 @@ class Projection:
             return points.astype(np.float32)
         if self.method == "pca" and self.pca is not None:
             return self.pca.inverse_transform(points).astype(np.float32)
+        if self.method == "pca":  # a 1-unit code is drawn on the x axis as is
+            return points[:, :1].astype(np.float32)
         raise ValueError(f"{METHOD_LABELS[self.method]} maps cannot be decoded back into codes.")
 
     @property

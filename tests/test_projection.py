@@ -54,9 +54,7 @@ def test_one_unit_code_is_drawn_on_the_x_axis():
     result = project(codes, "pca")
     np.testing.assert_allclose(result.coordinates[:, 0], codes[:, 0])
     assert (result.coordinates[:, 1] == 0).all()
-    assert not result.invertible or result.pca is None
-    with pytest.raises(ValueError, match="cannot be decoded"):
-        result.to_code([[0.0, 0.0]])
+    assert result.pca is None
 
 
 def test_tsne_shape():
@@ -167,3 +165,13 @@ def test_two_umap_runs_from_two_threads_are_serialized_and_both_complete():
         assert result.settings["n_neighbors"] == 10 and result.settings["seeded"] is False
         assert not result.invertible
     assert projection.umap_is_warm()
+
+
+def test_one_unit_codes_are_drawn_on_the_x_axis_and_decode_back():
+    codes = np.linspace(0.0, 3.0, 40, dtype=np.float32)[:, None]
+    result = projection.project(codes, "pca")
+    assert result.coordinates.shape == (40, 2)
+    np.testing.assert_allclose(result.coordinates[:, 0], codes[:, 0])
+    assert np.all(result.coordinates[:, 1] == 0)
+    assert result.invertible
+    np.testing.assert_allclose(result.to_code([[1.5, 0.7]]), [[1.5]])

@@ -1,0 +1,412 @@
+"""ae.training and ae.store: real Keras training jobs on a real MNIST slice.
+
+Each test makes its own JobManager (one daemon worker thread each) on its own cache folder;
+the `managers` fixture stops whatever is still running when a test ends, so a failing test
+never leaves a job training in the background of the next one.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from ae.config import TrainingConfig
+from ae.data import load_dataset
+from ae.metrics import evaluate_reconstructions, per_image_errors
+from ae.models import build_models, predict
+from ae.store import RECORD_FILE, WEIGHTS_FILE, ModelStore, StoreError
+from ae.training import PANEL_SIZE, JobManager, JobSnapshot, JobState, TrainingJob
+
+DEADLINE = 120.0
+SMALL = TrainingConfig(code_size=32, epochs=3, batch_size=32, train_size=1000, seed=1)
+# Thousands of steps: far longer than any test waits, so it is always stopped early.
+LARGE = TrainingConfig(code_size=32, epochs=50, batch_size=8, train_size=2000, seed=2)
+
+
+@pytest.fixture
+def dataset(small_mnist_path):
+    return load_dataset(small_mnist_path)
+
+
+@pytest.fixture
+def managers(dataset):
+    made: list[JobManager] = []
+
+    def make(root: Path) -> JobManager:
+        manager = JobManager(dataset, ModelStore(root))
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        for job in manager.jobs():
+            job.stop()
+    for manager in made:
+        for job in manager.jobs():
+            wait_until_done(job, timeout=60)
+
+
+def wait_until_done(job: TrainingJob, timeout: float = DEADLINE) -> JobSnapshot:
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = job.snapshot()
+        if not snapshot.is_active:
+            return snapshot
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job.key} still {snapshot.state.value} after {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def wait_for(job: TrainingJob, condition, what: str, timeout: float = DEADLINE) -> JobSnapshot:
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = job.snapshot()
+        if condition(snapshot):
+            return snapshot
+        if not snapshot.is_active and snapshot.state is not JobState.QUEUED:
+            pytest.fail(f"job {job.key} ended ({snapshot.state.value}, {snapshot.error}) before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job.key} never reached {what} within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def entry_names(root: Path) -> list[str]:
+    return sorted(path.name for path in root.iterdir()) if root.exists() else []
+
+
+def untrained_bce(config: TrainingConfig, images: np.ndarray) -> float:
+    keras.utils.set_random_seed(config.seed)
+    autoencoder = build_models(config.architecture, config.code_size).autoencoder
+    bce, _ = per_image_errors(images, predict(autoencoder, images))
+    return float(bce.mean())
+
+
+def test_job_trains_lowers_the_loss_and_reports_progress(dataset, cache_dir, managers):
+    baseline = untrained_bce(SMALL, dataset.test_images)
+    assert baseline > 0.6  # an untrained sigmoid output sits near 0.5 everywhere
+
+    manager = managers(cache_dir)
+    job = manager.request(SMALL)
+    seen: list[JobSnapshot] = []
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        snapshot = job.snapshot()
+        seen.append(snapshot)
+        if not snapshot.is_active:
+            break
+        time.sleep(0.01)
+    final = seen[-1]
+    assert final.state is JobState.FINISHED, final.error
+
+    states = [snapshot.state for snapshot in seen]
+    assert JobState.RUNNING in states
+    assert states.index(JobState.RUNNING) < states.index(JobState.FINISHED)
+    epochs = [snapshot.epoch for snapshot in seen]
+    assert epochs == sorted(epochs)
+    progress = [snapshot.progress for snapshot in seen]
+    assert all(0.0 <= value <= 1.0 for value in progress)
+    assert any(0.0 < value < 1.0 for value in progress)
+    assert all(not snapshot.has_model for snapshot in seen if snapshot.state is JobState.RUNNING)
+
+    # Finished: every field says so.
+    assert final.error is None
+    assert final.epoch == final.epochs_total == 3
+    assert final.steps_per_epoch == 1000 // 32 + 1
+    assert final.progress == 1.0
+    assert final.has_model and final.saved_at is not None
+    assert final.queue_position is None
+    assert final.eta_seconds is None
+    assert final.samples_per_second is not None and final.samples_per_second > 0
+    assert len(final.train_loss) == len(final.val_loss) == len(final.epoch_seconds) == 3
+    assert final.step_losses and final.step_losses[-1][0] <= 3.0
+    assert final.panel_reconstructions.shape == (PANEL_SIZE, 28, 28)
+    assert 0.0 <= final.panel_reconstructions.min() and final.panel_reconstructions.max() <= 1.0
+    assert final.panel_epoch == 3.0
+    assert final.training_seconds > 0
+
+    # Learning happened.
+    assert final.train_loss[0] > final.train_loss[1] > final.train_loss[2]
+    assert final.val_loss[-1] < final.val_loss[0]
+    assert final.test_metrics.bce < 0.75 * baseline
+    assert sum(final.test_metrics.count_per_digit) == 500
+
+    # The saved model is the trained one: its test error is the reported one.
+    models = job.models()
+    recomputed = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images))
+    assert recomputed.bce == pytest.approx(final.test_metrics.bce, rel=1e-5)
+    assert manager.latest() is job
+    assert manager.trained_jobs() == [job]
+    assert entry_names(manager.store.root) == [SMALL.key]
+
+    # Asking again for a finished config returns it without training again.
+    assert manager.request(SMALL) is job
+    again = job.snapshot()
+    assert again.state is JobState.FINISHED and again.queue_position is None
+    assert again.saved_at == final.saved_at
+
+
+def test_stop_ends_a_running_job_quickly_and_keeps_its_model(cache_dir, managers):
+    manager = managers(cache_dir)
+    job = manager.request(LARGE)
+    wait_for(job, lambda s: s.state is JobState.RUNNING and s.step > 0, "its first progress")
+    stop_requested = time.monotonic()
+    job.stop()
+    assert job.snapshot().state in (JobState.STOPPING, JobState.STOPPED)
+    final = wait_until_done(job, timeout=30)
+    took = time.monotonic() - stop_requested
+
+    assert final.state is JobState.STOPPED, final.error
+    # Normally well under a second (one execution step, validation, saving); slack for a busy machine.
+    assert took < 8.0, f"stop took {took:.1f} s"
+    assert 1 <= final.epoch < 5  # far from the 50 requested
+    assert final.epochs_total == final.epoch
+    assert final.has_model
+    assert final.test_metrics is not None
+    record = json.loads((manager.store.entry_dir(LARGE.key) / RECORD_FILE).read_text())
+    assert record["stopped_early"] is True
+    assert record["epochs_done"] == final.epoch
+    assert job.models().autoencoder.output_shape == (None, 28, 28, 1)
+    assert manager.running() is None
+    # Stopping again does nothing.
+    job.stop()
+    assert job.snapshot().state is JobState.STOPPED
+
+
+def test_stopped_job_can_be_extended(cache_dir, managers):
+    manager = managers(cache_dir)
+    job = manager.request(LARGE)
+    wait_for(job, lambda s: s.state is JobState.RUNNING and s.step > 0, "its first progress")
+    job.stop()
+    stopped = wait_until_done(job, timeout=30)
+    assert stopped.state is JobState.STOPPED, stopped.error
+
+    for extra in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="Extra epochs"):
+            job.extend(extra)
+    job.extend(1)
+    # One more epoch takes far longer than this next line: the job is still active.
+    assert job.snapshot().state in (JobState.QUEUED, JobState.RUNNING)
+    with pytest.raises(ValueError, match="still training"):
+        job.extend(1)
+    extended = wait_until_done(job)
+    assert extended.state is JobState.FINISHED, extended.error
+    assert extended.epoch == extended.epochs_total == stopped.epoch + 1
+    assert len(extended.train_loss) == stopped.epoch + 1
+    assert extended.train_loss[:stopped.epoch] == stopped.train_loss
+    assert extended.saved_at > stopped.saved_at
+    assert extended.training_seconds > stopped.training_seconds
+    # Saved over the old entry atomically: one clean folder, no temporary or old copies.
+    assert entry_names(manager.store.root) == [LARGE.key]
+    assert entry_names(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, WEIGHTS_FILE])
+
+
+def test_extend_needs_a_trained_model(cache_dir, managers):
+    manager = managers(cache_dir)
+    running = manager.request(LARGE)
+    wait_for(running, lambda s: s.state is JobState.RUNNING, "running")
+    waiting = manager.request(SMALL)
+    waiting.stop()  # stopped while queued: it never trained
+    snapshot = waiting.snapshot()
+    assert snapshot.state is JobState.STOPPED and not snapshot.has_model
+    with pytest.raises(ValueError, match="no trained epochs"):
+        waiting.extend(1)
+
+
+def test_same_config_returns_the_same_job(cache_dir, managers):
+    manager = managers(cache_dir)
+    first = manager.request(LARGE)
+    assert manager.request(LARGE) is first
+    assert manager.request(TrainingConfig(**LARGE.to_dict())) is first
+    assert manager.get(LARGE.key) is first
+    other = manager.request(LARGE.with_changes(seed=3))
+    assert other is not first
+    assert len(manager.jobs()) == 2
+
+
+def test_second_config_waits_in_the_queue(cache_dir, managers):
+    manager = managers(cache_dir)
+    first = manager.request(LARGE)
+    wait_for(first, lambda s: s.state is JobState.RUNNING, "running")
+    second = manager.request(SMALL)
+    third = manager.request(SMALL.with_changes(seed=9))
+
+    waiting = second.snapshot()
+    assert waiting.state is JobState.QUEUED
+    assert waiting.queue_position == 1
+    assert third.snapshot().queue_position == 2
+    assert first.snapshot().state is JobState.RUNNING
+    assert first.snapshot().queue_position is None
+    assert manager.running() is first
+
+    # A queued job stopped before it starts leaves the queue and the manager.
+    third.stop()
+    assert third.snapshot().state is JobState.STOPPED
+    assert third.snapshot().queue_position is None
+    assert manager.get(third.key) is None
+
+    first.stop()
+    assert wait_until_done(first, timeout=30).state is JobState.STOPPED
+    finished = wait_until_done(second)
+    assert finished.state is JobState.FINISHED, finished.error
+    assert finished.queue_position is None
+    assert manager.latest() is second
+
+
+def test_unloadable_saved_weights_fail_the_job_with_the_reason(cache_dir, managers):
+    first = managers(cache_dir)
+    job = first.request(SMALL)
+    assert wait_until_done(job).state is JobState.FINISHED
+
+    weights = first.store.entry_dir(SMALL.key) / WEIGHTS_FILE
+    weights.write_bytes(b"this is not an HDF5 file" * 100)
+
+    # A restart finds the entry; continuing it must load the damaged weights and fail.
+    restarted = managers(cache_dir)
+    again = restarted.request(SMALL)
+    assert again.snapshot().state is JobState.FINISHED
+    again.extend(1)
+    failed = wait_until_done(again)
+    assert failed.state is JobState.FAILED
+    assert SMALL.key in failed.error
+    assert "cannot be loaded" in failed.error
+    assert "StoreError" in failed.error
+    assert not failed.is_active
+    with pytest.raises(StoreError, match=SMALL.key):
+        again.models()
+
+    # The worker lives on: the next job trains.
+    other = restarted.request(SMALL.with_changes(epochs=1))
+    assert wait_until_done(other).state is JobState.FINISHED
+
+
+def test_unwritable_cache_fails_the_job_with_the_reason(tmp_path, managers):
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("a regular file where the cache folder should be")
+    manager = managers(blocker / "runs")
+    job = manager.request(TrainingConfig(code_size=4, epochs=1, batch_size=64, train_size=200))
+    failed = wait_until_done(job)
+    assert failed.state is JobState.FAILED
+    assert str(blocker) in failed.error
+    assert failed.epoch == 1  # it trained; only saving failed
+    assert not failed.has_model
+
+    # Asked for again, a failed job is retried (and fails again for the same reason).
+    assert manager.request(job.config) is job
+    assert wait_until_done(job).state is JobState.FAILED
+
+
+def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
+    first = managers(cache_dir)
+    job = first.request(SMALL)
+    original = wait_until_done(job)
+    assert original.state is JobState.FINISHED, original.error
+    original_predictions = predict(job.models().autoencoder, dataset.test_images[:50])
+
+    restarted = managers(cache_dir)
+    assert restarted.store.problems == []
+    loaded = restarted.get(SMALL.key)
+    assert loaded is not None and loaded is not job
+    snapshot = loaded.snapshot()
+    assert snapshot.state is JobState.FINISHED
+    assert snapshot.has_model
+    assert snapshot.epoch == snapshot.epochs_total == 3
+    assert snapshot.test_metrics == original.test_metrics
+    assert snapshot.train_loss == original.train_loss
+    assert snapshot.val_loss == original.val_loss
+    assert snapshot.saved_at == original.saved_at
+    assert restarted.latest() is loaded
+    assert restarted.request(SMALL) is loaded
+    assert loaded.snapshot().state is JobState.FINISHED  # not queued again
+
+    restored = predict(loaded.models().autoencoder, dataset.test_images[:50])
+    np.testing.assert_array_equal(restored, original_predictions)
+    # A restored model still continues training.
+    loaded.extend(1)
+    extended = wait_until_done(loaded)
+    assert extended.state is JobState.FINISHED, extended.error
+    assert extended.epoch == 4
+
+
+def test_damaged_entries_are_skipped_with_a_problem_message(dataset, cache_dir, managers):
+    store = ModelStore(cache_dir)
+    good, garbage, no_weights, bad_metrics, misfiled, bad_time = (
+        TrainingConfig(code_size=size, epochs=1, train_size=100) for size in (2, 3, 4, 5, 6, 7)
+    )
+    for config in (good, garbage, no_weights, bad_metrics, misfiled, bad_time):
+        store.save(config, build_models(config.architecture, config.code_size),
+                   {"epochs_done": 1, "saved_at": time.time()})
+    (store.entry_dir(garbage.key) / RECORD_FILE).write_text("{not json")
+    (store.entry_dir(no_weights.key) / WEIGHTS_FILE).unlink()
+    record = json.loads((store.entry_dir(bad_metrics.key) / RECORD_FILE).read_text())
+    record["test_metrics"] = {"bce": 0.1}  # valid JSON, damaged content
+    (store.entry_dir(bad_metrics.key) / RECORD_FILE).write_text(json.dumps(record))
+    (store.entry_dir(misfiled.key) / RECORD_FILE).write_text(
+        (store.entry_dir(good.key) / RECORD_FILE).read_text())
+    record = json.loads((store.entry_dir(bad_time.key) / RECORD_FILE).read_text())
+    record["saved_at"] = "yesterday"
+    (store.entry_dir(bad_time.key) / RECORD_FILE).write_text(json.dumps(record))
+    (cache_dir / "stray-file.txt").write_text("not an entry")
+
+    manager = managers(cache_dir)
+    assert [job.key for job in manager.jobs()] == [good.key]
+    problems = manager.store.problems
+    assert len(problems) == 5, problems
+    for config, phrase in (
+        (garbage, "record is unreadable"),
+        (no_weights, "weights file is missing"),
+        (bad_metrics, "record is damaged"),
+        (misfiled, f"belongs to {good.key}"),
+        (bad_time, "saved_at"),
+    ):
+        assert any(config.key in problem and phrase in problem for problem in problems), (config.key, problems)
+    assert manager.get(good.key).snapshot().has_model
+
+    # A damaged entry's config can be trained again from scratch.
+    job = manager.request(no_weights)
+    assert job.snapshot().state in (JobState.QUEUED, JobState.RUNNING)
+    assert wait_until_done(job).state is JobState.FINISHED
+
+
+def test_store_writes_atomically(cache_dir):
+    store = ModelStore(cache_dir)
+    config = TrainingConfig(code_size=3, epochs=1, train_size=100)
+    first = build_models("dense", 3)
+    store.save(config, first, {"saved_at": 1.0})
+    second = build_models("dense", 3)
+    store.save(config, second, {"saved_at": 2.0})  # replaces the entry
+    assert entry_names(cache_dir) == [config.key]
+    assert entry_names(store.entry_dir(config.key)) == sorted([RECORD_FILE, WEIGHTS_FILE])
+    [record] = store.records()
+    assert record["saved_at"] == 2.0 and record["config"] == config
+    loaded = store.load_models(config)
+    for expected, actual in zip(second.autoencoder.get_weights(), loaded.autoencoder.get_weights()):
+        np.testing.assert_array_equal(expected, actual)
+
+    # A save that fails half-way (the record cannot be written) leaves the old entry untouched.
+    with pytest.raises(TypeError):
+        store.save(config, build_models("dense", 3), {"saved_at": 3.0, "bad": object()})
+    assert entry_names(cache_dir) == [config.key]
+    assert [record["saved_at"] for record in store.records()] == [2.0]
+
+    # Deleting removes the entry.
+    store.delete(config.key)
+    assert entry_names(cache_dir) == []
+    assert store.records() == []
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
+def test_loading_weights_into_the_wrong_architecture_fails_cleanly(cache_dir):
+    store = ModelStore(cache_dir)
+    config = TrainingConfig(code_size=3, epochs=1, train_size=100)
+    store.save(config, build_models("dense", 3), {"saved_at": 1.0})
+    # Same key folder, but weights of another shape (as after an architecture change).
+    other = ModelStore(cache_dir / "other")
+    store_config = config.with_changes(code_size=4)
+    other.save(store_config, build_models("dense", 4), {"saved_at": 1.0})
+    (other.entry_dir(store_config.key) / WEIGHTS_FILE).replace(store.entry_dir(config.key) / WEIGHTS_FILE)
+    with pytest.raises(StoreError, match="cannot be loaded"):
+        store.load_models(config)
