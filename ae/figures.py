@@ -83,3 +83,46 @@ def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:
         figure.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker_color=colour, nbinsx=60))
     figure.update_layout(barmode="overlay")
     return _layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380)
+
+
+def rate_distortion_figure(points, metric: str) -> go.Figure:
+    """Test error against code size (log axis): the autoencoder's line and PCA's.
+
+    Models stopped before their last epoch are drawn hollow, so a partial result is plain.
+    """
+    sizes = [p.code_size for p in points]
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(
+        x=sizes, y=[p.error("pca", metric) for p in points], mode="lines+markers", name="PCA (same number of components)",
+        line=dict(color="#ff7f0e", width=3, dash="dash"), marker=dict(size=11, symbol="square"),
+    ))
+    figure.add_trace(go.Scatter(
+        x=sizes, y=[p.error("autoencoder", metric) for p in points], mode="lines+markers", name="autoencoder",
+        line=dict(color="#1f77b4", width=3),
+        marker=dict(size=12, symbol=["circle-open" if p.stopped_early else "circle" for p in points], line=dict(width=2)),
+        customdata=[[p.epochs_done] for p in points],
+        hovertemplate="code %{x}: %{y:.4f}<br>%{customdata[0]} epoch(s)<extra>autoencoder</extra>",
+    ))
+    figure = _layout(figure, f"Test reconstruction error ({metric.upper()} per pixel) against code size", "code size (log scale)", metric.upper())
+    figure.update_xaxes(type="log", tickvals=sizes, ticktext=[str(s) for s in sizes])
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=100))
+    return figure
+
+
+def probe_figure(results: dict, labels: dict[str, str]) -> go.Figure:
+    """Test accuracy against labelled training digits (log axis), mean with the spread over draws."""
+    colours = {"autoencoder": "#1f77b4", "pca": "#ff7f0e", "pixels": "#2ca02c"}
+    figure = go.Figure()
+    for name, result in results.items():
+        figure.add_trace(go.Scatter(
+            x=list(result.label_counts), y=result.mean(), mode="lines+markers", name=labels.get(name, name),
+            error_y=dict(type="data", array=result.spread(), visible=True, thickness=2, width=6),
+            line=dict(color=colours.get(name), width=3), marker=dict(size=10),
+        ))
+    figure.add_hline(y=0.1, line_dash="dot", line_color="#999", annotation_text="chance (10%)", annotation_position="bottom right")
+    figure = _layout(figure, "Logistic regression: test accuracy against labelled digits", "labelled training digits (log scale)", "test accuracy")
+    counts = list(next(iter(results.values())).label_counts) if results else []
+    figure.update_xaxes(type="log", tickvals=counts, ticktext=[f"{c:,}" for c in counts])
+    figure.update_yaxes(range=[0, 1], tickformat=".0%")
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=100))
+    return figure

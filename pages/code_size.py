@@ -1,0 +1,104 @@
+"""Code size: sweep code sizes as ordinary jobs and compare the autoencoder with PCA."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ae.config import MAX_EPOCHS, TrainingConfig
+from ae.figures import rate_distortion_figure
+from ae.images import image_grid
+from ae.models import ARCHITECTURES
+from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
+                      reconstruction_strip, sweep_configs)
+from ae.training import panel_indices
+from pages.shared import manager_or_stop
+
+SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})
+STRIP_DIGITS = 8
+
+manager = manager_or_stop()
+dataset = manager.dataset
+st.title("Code size")
+st.markdown(
+    "How small can the code be? Train one model per code size and compare each with **PCA** keeping as many "
+    "components: the article claims an autoencoder reduces dimension *more powerfully than PCA*. Check where that holds."
+)
+
+controls = st.columns([3, 1.3, 1, 1.2])
+sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
+architecture = controls[1].selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architecture")
+epochs = controls[2].number_input("Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
+train_size = controls[3].number_input("Training digits", 10, len(dataset.x_train), len(dataset.x_train), step=1000, key="sweep_train_size")
+base = TrainingConfig(architecture=architecture, code_size=sizes[0] if sizes else 2, epochs=int(epochs), train_size=int(train_size))
+
+if not sizes:
+    st.warning("Choose at least one code size.")
+
+
+def start_sweep() -> None:
+    Sweep.start(manager, base, sizes)
+    st.session_state["sweep"] = (base, tuple(sizes))
+
+
+def stop_sweep() -> None:
+    if "sweep" in st.session_state:
+        Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop()
+
+
+sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
+buttons = st.columns([1, 1, 3])
+buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not sizes, on_click=start_sweep, key="start_sweep", width="stretch")
+buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep, key="stop_sweep", width="stretch")
+buttons[2].caption("Sizes already trained with these settings are reused, not retrained. Each size is an ordinary job: "
+                   "its live view is on the Train page.")
+metric = st.radio("Error", ["bce", "mse"], horizontal=True, format_func=str.upper, key="sweep_metric")
+
+
+def sweep_status(sweep: Sweep) -> None:
+    rows = sweep.rows()
+    done = sum(row.state in ("finished", "stopped") for row in rows)
+    st.progress(float(np.mean([row.progress for row in rows])), text=f"Sweep: {done} of {len(rows)} code sizes done")
+    table = pd.DataFrame([
+        {"code size": row.code_size, "state": row.state + (f" (place {row.queue_position})" if row.queue_position else ""),
+         "progress": row.progress, "epochs": row.epochs_done}
+        for row in rows
+    ])
+    st.dataframe(table, hide_index=True, column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+
+
+def results() -> None:
+    points = rate_distortion(manager, base)
+    if not points:
+        st.info("No trained models for these settings yet: press **Start sweep**.")
+        return
+    st.plotly_chart(rate_distortion_figure(points, metric), key="rate_distortion", theme=None)
+    st.markdown(f"**{comparison_sentence(points, metric)}**")
+    if any(p.stopped_early for p in points):
+        st.caption("Hollow circles: models stopped before their last epoch.")
+    st.download_button("Results (CSV)", rate_distortion_csv(points), file_name=f"code-size-sweep-{architecture}-e{int(epochs)}.csv",
+                       mime="text/csv", icon=":material/download:", key="sweep_csv")
+
+    st.subheader("The same digits at each code size")
+    indices = panel_indices(dataset.y_test, STRIP_DIGITS)
+    label_col, image_col = st.columns([1, 6])
+    label_col.markdown("**originals**")
+    image_col.image(image_grid(dataset.test_images[indices], columns=STRIP_DIGITS, scale=2))
+    for code_size, autoencoder, pca in reconstruction_strip(manager, points, indices):
+        label_col, ae_col, pca_col = st.columns([1, 3, 3])
+        label_col.markdown(f"**code {code_size}**")
+        ae_col.image(image_grid(autoencoder, columns=STRIP_DIGITS, scale=2), caption=f"autoencoder, code size {code_size}")
+        pca_col.image(image_grid(pca, columns=STRIP_DIGITS, scale=2), caption=f"PCA, {code_size} components")
+
+
+polling = sweep is not None and sweep.active
+
+
+@st.fragment(run_every=1.5 if polling else None)
+def live() -> None:
+    if sweep is not None:
+        sweep_status(sweep)
+    results()
+    if polling and not sweep.active:
+        st.rerun()
+
+
+live()
