@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py"]
+PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/code_size.py", "pages/probe.py"]
 UNEXPECTED = "did not expect"
 
 
@@ -83,9 +83,11 @@ def test_every_page_renders_with_no_model(app_env, page):
     app = open_page(page)
     if page == "pages/train.py":
         assert "press **Train**" in texts(app)
+    elif page == "pages/code_size.py":
+        assert "No trained models for these settings yet" in texts(app)
     else:
         assert "Train a quick model" in " ".join(b.label for b in app.button)
-    if page in ("pages/reconstructions.py", "pages/latent.py"):
+    if page in ("pages/reconstructions.py", "pages/latent.py", "pages/probe.py"):
         assert "No model is trained yet" in texts(app)
 
 
@@ -208,3 +210,40 @@ def test_a_damaged_saved_model_is_reported_not_fatal(app_env, small_mnist_path):
     app = open_page("pages/reconstructions.py")
     assert any("could not be read" in e.label for e in app.expander)
     assert "No model is trained yet" in texts(app)
+
+
+def test_code_size_page_runs_a_sweep_and_compares_with_pca(app_env):
+    app = open_page("pages/code_size.py")
+    app.multiselect(key="sweep_sizes").set_value([2, 4]).run()
+    app.number_input(key="sweep_epochs").set_value(1).run()
+    app.number_input(key="sweep_train_size").set_value(500).run()
+    app.selectbox(key="sweep_architecture").select("dense").run()
+    app.button(key="start_sweep").click().run()
+    assert_clean(app)
+    deadline = time.monotonic() + 180
+    while not app.get("plotly_chart") or "2 of 2 code sizes done" not in str(app.get("progress")[0].proto.text):
+        assert time.monotonic() < deadline, texts(app)
+        time.sleep(1)
+        app.run()
+        assert_clean(app)
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in spec["data"]] == ["PCA (same number of components)", "autoencoder"]
+    assert [t["x"] for t in spec["data"]] == [[2, 4], [2, 4]]
+    assert "PCA" in texts(app) and ("beats PCA" in texts(app) or "PCA reconstructs better" in texts(app))
+    assert len(app.get("image")) == 1 + 2 * 2  # originals, then autoencoder and PCA per size
+    app.radio(key="sweep_metric").set_value("mse").run()
+    assert_clean(app)
+    assert "(MSE)" in texts(app)
+    assert len(app.get("download_button")) == 1
+
+
+def test_few_labels_page_shows_three_feature_kinds(trained_env):
+    app = open_page("pages/probe.py")
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    names = [t["name"] for t in spec["data"]]
+    assert names == ["autoencoder codes", "PCA codes (same size)", "raw pixels (784)"]
+    assert spec["data"][0]["x"] == [10, 30, 100, 300, 1000, 2000]
+    assert len(app.dataframe) == 1
+    app.slider(key="probe_draws").set_value(2).run()
+    assert_clean(app)
+    assert "over 2 draw(s)" in texts(app)
