@@ -5,20 +5,15 @@ import streamlit as st
 from ae.figures import latent_figure
 from ae.images import image_grid, upscale
 from ae.projection import METHOD_LABELS, SLOW_METHODS, available_methods, project, umap_is_warm
-from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, test_set_results
-from pages.shared import choose_model, load_models_or_stop, manager_or_stop
+from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions
+from pages.shared import chosen_model_or_stop, manager_or_stop
 
 manager = manager_or_stop()
 dataset = manager.dataset
 st.title("Latent space")
 
-job = choose_model(manager, "latent_model")
-if job is None:
-    st.stop()
-snapshot = job.snapshot()
+job, snapshot, models, results = chosen_model_or_stop(manager, "latent_model")
 code_size = snapshot.config.code_size
-models = load_models_or_stop(job)
-results = test_set_results(job.key, snapshot.saved_at, models, dataset)
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

@@ -5,8 +5,8 @@ import streamlit as st
 from ae.figures import error_histogram
 from ae.images import image_grid
 from ae.metrics import fit_pca, per_image_errors
-from ae.results import pca_reconstructions, select_digits, test_set_results
-from pages.shared import choose_model, load_models_or_stop, manager_or_stop
+from ae.results import pca_reconstructions, select_digits
+from pages.shared import chosen_model_or_stop, manager_or_stop
 
 COLUMNS = 10
 METRICS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
@@ -15,13 +15,8 @@ manager = manager_or_stop()
 dataset = manager.dataset
 st.title("Reconstructions")
 
-job = choose_model(manager, "reconstructions_model")
-if job is None:
-    st.stop()
-snapshot = job.snapshot()
+job, snapshot, models, results = chosen_model_or_stop(manager, "reconstructions_model")
 code_size = snapshot.config.code_size
-models = load_models_or_stop(job)
-results = test_set_results(job.key, snapshot.saved_at, models, dataset)
 
 controls = st.columns([1.2, 1, 1.3, 1.3])
 count = controls[0].slider("Digits shown", 10, 100, 20, step=10, key="count")

@@ -85,6 +85,19 @@ def load_models_or_stop(job):
         st.stop()
 
 
+def chosen_model_or_stop(manager, key: str):
+    """The picked model's job, snapshot, Keras models and test-set results; the page stops
+    with the quick-train offer when nothing is trained yet."""
+    from ae.results import test_set_results
+
+    job = choose_model(manager, key)
+    if job is None:
+        st.stop()
+    snapshot = job.snapshot()
+    models = load_models_or_stop(job)
+    return job, snapshot, models, test_set_results(job.key, snapshot.saved_at, models, manager.dataset)
+
+
 def credit() -> None:
     st.caption(CREDIT)
 
