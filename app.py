@@ -5,12 +5,14 @@ first page is drawn, so the first paint never waits for them. Any unexpected err
 the app, its running jobs and its saved models carry on.
 """
 import logging
+from pathlib import Path
 
 import streamlit as st
 
 from ae.warmup import start_background_warmup
 
-st.set_page_config(page_title="Autoencoder Explorer", page_icon=":material/blur_on:", layout="wide")
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # shipped: a material icon would be fetched online
+st.set_page_config(page_title="Autoencoder Explorer", page_icon=str(FAVICON), layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

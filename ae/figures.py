@@ -30,13 +30,13 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: i
     return figure
 
 
-def loss_figure(step_losses, train_loss, val_loss, title: str = "Loss (binary cross-entropy per pixel)") -> go.Figure:
-    """Running train loss every few steps, plus per-epoch train and validation loss."""
+def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Loss (binary cross-entropy per pixel)") -> go.Figure:
+    """Train loss every few steps, plus per-epoch train and validation loss at each epoch's end."""
     figure = go.Figure()
     if step_losses:
         x, y = zip(*step_losses)
-        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (running)", line=dict(color="#9ecae1", width=2)))
-    epochs = list(range(1, len(train_loss) + 1))
+        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (last steps)", line=dict(color="#9ecae1", width=2)))
+    epochs = list(epoch_ends)
     if train_loss:
         figure.add_trace(go.Scatter(x=epochs, y=list(train_loss), mode="lines+markers", name="train (epoch)",
                                     line=dict(color="#1f77b4", width=3), marker=dict(size=9)))
@@ -44,8 +44,7 @@ def loss_figure(step_losses, train_loss, val_loss, title: str = "Loss (binary cr
         figure.add_trace(go.Scatter(x=epochs, y=list(val_loss), mode="lines+markers", name="validation (epoch)",
                                     line=dict(color="#ff7f0e", width=3), marker=dict(size=9)))
     figure = _layout(figure, title, "epoch", "loss")
-    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0))
-    figure.update_layout(title=dict(y=0.97), margin=dict(t=90))
+    figure.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0), margin=dict(b=110))
     return figure
 
 
@@ -66,9 +65,9 @@ def latent_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarr
             hovertemplate=f"digit {digit}<br>test #%{{customdata}}<extra></extra>",
         ))
     if highlight is not None:
-        figure.add_trace(go.Scatter(
+        figure.add_trace(trace_type(  # same renderer as the digits, or WebGL would draw over it
             x=[highlight[0]], y=[highlight[1]], mode="markers", name="decoded point", showlegend=True,
-            marker=dict(symbol="x", size=18, color="black", line=dict(width=2)), hoverinfo="skip",
+            marker=dict(symbol="star", size=26, color="#ffd400", line=dict(width=2.5, color="black")), hoverinfo="skip",
         ))
     figure = _layout(figure, title, *axis_titles, height=620)
     figure.update_layout(legend=dict(title="digit", itemsizing="constant", font=dict(size=17)), dragmode="pan")
@@ -80,7 +79,7 @@ def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:
     figure = go.Figure()
     colours = ("#1f77b4", "#ff7f0e", "#2ca02c")
     for (name, values), colour in zip(errors.items(), colours):
-        figure.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker_color=colour, nbinsx=60))
+        figure.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker_color=colour, nbinsx=60, bingroup=1))
     figure.update_layout(barmode="overlay")
     return _layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380)
 

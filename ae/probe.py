@@ -32,7 +32,7 @@ LABEL_COUNTS = (10, 30, 100, 300, 1000, None)  # None: every labelled training d
 DEFAULT_DRAWS = 3
 MAX_ITER = 100
 FEATURES = ("autoencoder", "pca", "pixels")
-FEATURE_LABELS = {"autoencoder": "autoencoder codes", "pca": "PCA codes (same size)", "pixels": "raw pixels (784)"}
+FEATURE_LABELS = {"autoencoder": "autoencoder codes", "pca": "PCA codes (same size)", "pixels": "raw pixels"}
 
 
 @dataclass(frozen=True)

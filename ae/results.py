@@ -108,14 +108,14 @@ def codes_csv(codes: np.ndarray, labels: np.ndarray) -> str:
     return buffer.getvalue()
 
 
-def history_csv(train_loss, val_loss, epoch_seconds=()) -> str:
-    """One row per epoch: train and validation loss and wall time."""
+def history_csv(epoch_ends, train_loss, val_loss, epoch_seconds=()) -> str:
+    """One row per epoch: where it ended (fractional after a stop), losses and wall time."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["epoch", "train_loss", "val_loss", "seconds"])
-    for epoch, (train, val) in enumerate(zip(train_loss, val_loss), start=1):
-        seconds = epoch_seconds[epoch - 1] if epoch - 1 < len(epoch_seconds) else ""
-        writer.writerow([epoch, f"{train:.6g}", f"{val:.6g}", f"{seconds:.3f}" if seconds != "" else ""])
+    writer.writerow(["epoch_end", "train_loss", "val_loss", "seconds"])
+    for row, (end, train, val) in enumerate(zip(epoch_ends, train_loss, val_loss)):
+        seconds = f"{epoch_seconds[row]:.3f}" if row < len(epoch_seconds) else ""
+        writer.writerow([f"{end:g}", f"{train:.6g}", f"{val:.6g}", seconds])
     return buffer.getvalue()
 
 

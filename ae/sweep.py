@@ -39,7 +39,7 @@ class SweepRow:
     key: str
     state: str  # a JobState value, or "not started" when the job is unknown (cancelled)
     progress: float
-    epochs_done: int
+    epochs_done: float
     queue_position: int | None
     has_model: bool
 
@@ -72,7 +72,7 @@ class Sweep:
             snapshot = job.snapshot()
             rows.append(SweepRow(
                 config.code_size, config.key, snapshot.state.value, snapshot.progress,
-                snapshot.epoch, snapshot.queue_position, snapshot.has_model,
+                snapshot.epochs_done, snapshot.queue_position, snapshot.has_model,
             ))
         return rows
 
@@ -93,7 +93,7 @@ class RatePoint:
 
     code_size: int
     key: str
-    epochs_done: int
+    epochs_done: float
     stopped_early: bool
     autoencoder_bce: float
     autoencoder_mse: float
@@ -113,7 +113,7 @@ def rate_distortion(manager, base: TrainingConfig) -> list[RatePoint]:
             continue
         pca = evaluate_pca(manager.dataset, snapshot.config.code_size)
         points.append(RatePoint(
-            snapshot.config.code_size, job.key, snapshot.epoch, snapshot.state.value == "stopped",
+            snapshot.config.code_size, job.key, snapshot.epochs_done, snapshot.state.value == "stopped",
             snapshot.test_metrics.bce, snapshot.test_metrics.mse, pca.bce, pca.mse,
         ))
     return sorted(points, key=lambda point: point.code_size)

@@ -72,13 +72,14 @@ class JobSnapshot:
     config: TrainingConfig
     state: JobState
     error: str | None
-    epoch: int  # epochs completed
-    epochs_total: int
+    epochs_done: float  # epochs of training behind the model; fractional after a mid-epoch stop
+    epochs_total: float  # what was asked for: config.epochs, plus any continuation
     step: int  # steps done in the current epoch
     steps_per_epoch: int
     train_loss: tuple[float, ...]
     val_loss: tuple[float, ...]
-    step_losses: tuple[tuple[float, float], ...]  # (fractional epoch, running train loss)
+    step_losses: tuple[tuple[float, float], ...]  # (epoch position, mean train loss of the last few steps)
+    epoch_ends: tuple[float, ...]  # epoch position at which each train_loss/val_loss entry ended
     epoch_seconds: tuple[float, ...]  # wall time of each epoch, validation included
     samples_per_second: float | None
     eta_seconds: float | None
@@ -90,10 +91,20 @@ class JobSnapshot:
     saved_at: float | None
 
     @property
+    def epoch(self) -> int:
+        """Whole epochs trained."""
+        return int(self.epochs_done + 1e-9)
+
+    @property
+    def position(self) -> float:
+        """Epochs trained, counting the current epoch's steps while training."""
+        running = self.state in (JobState.RUNNING, JobState.STOPPING)
+        return self.epochs_done + (self.step / max(1, self.steps_per_epoch) if running else 0.0)
+
+    @property
     def progress(self) -> float:
-        """Fraction of all requested steps done, 0..1."""
-        done = self.epoch * self.steps_per_epoch + (self.step if self.is_active else 0)
-        return min(1.0, done / max(1, self.epochs_total * self.steps_per_epoch))
+        """Fraction of the requested epochs done, 0..1."""
+        return min(1.0, self.position / max(1e-9, self.epochs_total))
 
     @property
     def is_active(self) -> bool:
@@ -117,16 +128,16 @@ class TrainingJob:
     _compiled: bool = False
     _published: AutoencoderModels | None = None  # the pages' copy, loaded from the saved weights
     _published_at: float | None = None
-    _stopped_mid_epoch: bool = False
     state: JobState = JobState.QUEUED
     error: str | None = None
-    epochs_total: int = 0
-    epoch: int = 0
+    epochs_total: float = 0
+    epochs_done: float = 0.0
     step: int = 0
     steps_per_epoch: int = 1
     train_loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     step_losses: list = field(default_factory=list)
+    epoch_ends: list = field(default_factory=list)
     epoch_seconds: list = field(default_factory=list)
     samples_per_second: float | None = None
     eta_seconds: float | None = None
@@ -153,13 +164,14 @@ class TrainingJob:
                 config=self.config,
                 state=self.state,
                 error=self.error,
-                epoch=self.epoch,
+                epochs_done=self.epochs_done,
                 epochs_total=self.epochs_total,
                 step=self.step,
                 steps_per_epoch=self.steps_per_epoch,
                 train_loss=tuple(self.train_loss),
                 val_loss=tuple(self.val_loss),
                 step_losses=tuple(self.step_losses),
+                epoch_ends=tuple(self.epoch_ends),
                 epoch_seconds=tuple(self.epoch_seconds),
                 samples_per_second=self.samples_per_second,
                 eta_seconds=self.eta_seconds,
@@ -197,7 +209,7 @@ class TrainingJob:
                 return
             previous, self._state_before_queue = self._state_before_queue, None
             self.state = previous or JobState.STOPPED
-            self.epochs_total = self.epoch if previous else self.config.epochs
+            self.epochs_total = self.epochs_done if previous else self.config.epochs
         self.manager._dequeue(self)
 
     def extend(self, extra_epochs: int) -> None:
@@ -210,7 +222,7 @@ class TrainingJob:
             if self.saved_at is None:
                 raise ValueError("This model has no trained epochs to continue from; train it first.")
             self._state_before_queue = self.state
-            self.epochs_total = self.epoch + extra_epochs
+            self.epochs_total = self.epochs_done + extra_epochs
             self.state = JobState.QUEUED
             self.error = None
         self.manager._enqueue(self)
@@ -236,11 +248,10 @@ class TrainingJob:
                 return
             self.state = JobState.RUNNING
             self._stop_event.clear()
-            self._stopped_mid_epoch = False
         started = time.perf_counter()
         try:
             self._train(dataset)
-            stopped = self._stopped_mid_epoch or self.epoch < self.epochs_total
+            stopped = self.epochs_done < self.epochs_total - 1e-6
             self._finish(dataset, JobState.STOPPED if stopped else JobState.FINISHED, time.perf_counter() - started)
         except Exception as error:  # the job reports every failure; the worker lives on
             log.exception("Training %s failed", self.key)
@@ -269,19 +280,20 @@ class TrainingJob:
 
     def _train(self, dataset: Dataset) -> None:
         config = self.config
-        keras.utils.set_random_seed(config.seed + self.epoch)  # process-global: worker thread only
+        keras.utils.set_random_seed(config.seed + len(self.epoch_ends))  # process-global: worker thread only
         models = self._prepare_models()
         indices = training_indices(config, len(dataset.x_train))
         x_train = dataset.train_images if indices is None else dataset.train_images[indices]
         x_val = dataset.test_images[:VALIDATION_SIZE]
         panel = dataset.test_images[panel_indices(dataset.y_test)]
         self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0)
+        # Whole epochs from where the model stands (a stopped epoch is redone in full).
+        epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
         models.autoencoder.fit(
             x_train,
             x_train,
             batch_size=config.batch_size,
-            epochs=self.epochs_total,
-            initial_epoch=self.epoch,
+            epochs=epochs_to_run,
             validation_data=(x_val, x_val),
             shuffle=True,
             verbose=0,
@@ -304,18 +316,19 @@ class TrainingJob:
             training_seconds=record["training_seconds"],
             saved_at=saved_at,
             eta_seconds=None,
-            epochs_total=self.epoch if state is JobState.STOPPED else self.epochs_total,
             _state_before_queue=None,
         )
         self.manager._note_finished(self)
 
     def _record(self, metrics: ErrorSummary, training_seconds: float, saved_at: float, state: JobState) -> dict:
         return {
-            "epochs_done": self.epoch,
+            "epochs_done": self.epochs_done,
+            "epochs_total": self.epochs_total,
             "stopped_early": state is JobState.STOPPED,
             "train_loss": list(self.train_loss),
             "val_loss": list(self.val_loss),
             "step_losses": [list(pair) for pair in self.step_losses],
+            "epoch_ends": list(self.epoch_ends),
             "epoch_seconds": list(self.epoch_seconds),
             "test_metrics": metrics.to_dict(),
             "samples_per_second": self.samples_per_second,
@@ -327,16 +340,17 @@ class TrainingJob:
     def from_record(cls, record: dict, manager: "JobManager") -> "TrainingJob":
         """A finished or stopped job read back from disk; its model loads on first use."""
         metrics = record.get("test_metrics")
-        epochs_done = int(record.get("epochs_done", 0))
+        epochs_done = float(record.get("epochs_done", 0))
         return cls(
             config=record["config"],
             manager=manager,
             state=JobState.STOPPED if record.get("stopped_early") else JobState.FINISHED,
-            epochs_total=max(epochs_done, 1),
-            epoch=epochs_done,
+            epochs_total=float(record.get("epochs_total", max(epochs_done, 1))),
+            epochs_done=epochs_done,
             train_loss=[float(v) for v in record.get("train_loss", [])],
             val_loss=[float(v) for v in record.get("val_loss", [])],
             step_losses=[tuple(pair) for pair in record.get("step_losses", [])],
+            epoch_ends=[float(v) for v in record.get("epoch_ends") or range(1, len(record.get("train_loss", [])) + 1)],
             epoch_seconds=[float(v) for v in record.get("epoch_seconds", [])],
             samples_per_second=record.get("samples_per_second"),
             test_metrics=ErrorSummary.from_dict(metrics) if metrics else None,
@@ -353,63 +367,67 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.job = job
         self.panel = panel
         self.batch_size = batch_size
+        self.start_position = job.epochs_done  # fit's epoch 0 starts here
         self.last_panel = 0.0
-        self.rate_start: tuple[float, int] | None = None
-        self.steps_seen = 0
+        self.rate_start: tuple[float, float] | None = None
 
-    def _refresh_panel(self, epoch_position: float) -> None:
+    def _refresh_panel(self, position: float) -> None:
         reconstructions = predict(self.model, self.panel)[..., 0]
-        self.job._set(panel_reconstructions=reconstructions, panel_epoch=epoch_position)
+        self.job._set(panel_reconstructions=reconstructions, panel_epoch=position)
         self.last_panel = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
+        self.epoch_index = epoch
+        self.previous = (0, 0.0)  # (step, running mean) at the last report of this epoch
         self.job._set(step=0)
 
     def on_train_batch_end(self, batch, logs=None):
         job = self.job
-        step = min(int(batch) + 1, job.steps_per_epoch)  # the last execution may be padded
+        steps = max(1, job.steps_per_epoch)
+        step = min(int(batch) + 1, steps)  # the last execution may be padded
         now = time.perf_counter()
-        self.steps_seen += 1
+        position = self.start_position + self.epoch_index + step / steps
         # The first execution includes XLA compilation; measure speed from the end of it.
+        rate = eta = None
         if self.rate_start is None:
-            self.rate_start = (now, self._global_step(step))
-            rate, eta = None, None
-        else:
-            start_time, start_step = self.rate_start
-            steps_done = self._global_step(step) - start_step
-            steps_per_second = steps_done / max(now - start_time, 1e-9)
-            rate = steps_per_second * self.batch_size
-            remaining = job.epochs_total * job.steps_per_epoch - self._global_step(step)
-            eta = max(0.0, remaining / steps_per_second) if steps_per_second > 0 else None
-        epoch_position = job.epoch + step / max(1, job.steps_per_epoch)
-        loss = float((logs or {}).get("loss", float("nan")))
+            self.rate_start = (now, position)
+        elif position > self.rate_start[1]:
+            epochs_per_second = (position - self.rate_start[1]) / max(now - self.rate_start[0], 1e-9)
+            rate = epochs_per_second * steps * self.batch_size
+            eta = max(0.0, (job.epochs_total - position) / epochs_per_second)
+        # Keras reports the epoch's running mean; the mean of just the last few steps
+        # follows the loss without the jump a running mean makes when an epoch starts.
+        running_mean = float((logs or {}).get("loss", float("nan")))
+        previous_step, previous_mean = self.previous
+        recent = (step * running_mean - previous_step * previous_mean) / max(1, step - previous_step)
+        self.previous = (step, running_mean)
         with job._lock:
             job.step = step
             if rate is not None:
-                job.samples_per_second = rate
-                job.eta_seconds = eta
-            job.step_losses.append((round(epoch_position, 4), loss))
+                job.samples_per_second, job.eta_seconds = rate, eta
+            job.step_losses.append((round(position, 4), recent))
             if len(job.step_losses) > MAX_STEP_LOSSES:
                 del job.step_losses[::2]
         if now - self.last_panel >= PANEL_REFRESH_SECONDS:
-            self._refresh_panel(epoch_position)
+            self._refresh_panel(position)
         if job._stop_event.is_set():
             self.model.stop_training = True
-            job._set(_stopped_mid_epoch=step < job.steps_per_epoch)
-
-    def _global_step(self, step: int) -> int:
-        return self.job.epoch * self.job.steps_per_epoch + step
 
     def on_epoch_end(self, epoch, logs=None):
+        """Also called for an epoch cut short by stop(): it then counts as the fraction done."""
         logs = logs or {}
         job = self.job
         with job._lock:
-            job.epoch = epoch + 1
+            fraction = job.step / max(1, job.steps_per_epoch)
+            job.epochs_done = round(self.start_position + epoch + fraction, 4)
+            job.step = 0  # the steps are in epochs_done now
+            job.epoch_ends.append(job.epochs_done)
             job.train_loss.append(float(logs.get("loss", float("nan"))))
             job.val_loss.append(float(logs.get("val_loss", float("nan"))))
             job.epoch_seconds.append(time.perf_counter() - self.epoch_started)
-        self._refresh_panel(float(epoch + 1))
+            position = job.epochs_done
+        self._refresh_panel(position)
 
 
 class JobManager:
@@ -501,7 +519,7 @@ class JobManager:
         with self._lock:
             if job in self._queue:
                 self._queue.remove(job)
-            if job.saved_at is None and job.epoch == 0:
+            if job.saved_at is None and job.epochs_done == 0:
                 self._jobs.pop(job.key, None)
 
     def _note_finished(self, job: TrainingJob) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 from ae.data import DataError, load_dataset
 from ae.models import ARCHITECTURES
 from ae.store import ModelStore
-from pages.shared import credit, quick_train_button
+from pages.shared import credit, format_epochs, quick_train_button
 
 st.title("Autoencoder Explorer")
 st.markdown(
@@ -36,7 +36,7 @@ if "ae.training" in sys.modules:  # loaded by the background warm-up or another 
 if running is not None:
     snapshot = running.snapshot()
     st.info(
-        f"Training now: {snapshot.config.describe()} — epoch {snapshot.epoch + 1} of {snapshot.epochs_total}.",
+        f"Training now: {snapshot.config.describe()} — {snapshot.progress:.0%} done.",
         icon=":material/model_training:",
     )
     st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
@@ -48,7 +48,7 @@ if records:
     left.metric("Architecture", ARCHITECTURES[config.architecture].label)
     middle.metric("Code size", f"{config.code_size} of 784")
     right.metric("Test loss (BCE per pixel)", f"{metrics['bce']:.4f}" if "bce" in metrics else "–")
-    st.caption(f"{config.describe()}; trained {latest.get('epochs_done', '?')} epoch(s).")
+    st.caption(f"{config.describe()}; trained {format_epochs(float(latest.get('epochs_done', 0)))} epoch(s).")
     cols = st.columns(3)
     cols[0].page_link("pages/reconstructions.py", label="See its reconstructions", icon=":material/compare:")
     cols[1].page_link("pages/latent.py", label="Explore its latent space", icon=":material/scatter_plot:")

@@ -44,9 +44,14 @@ if method in SLOW_METHODS:
 with st.spinner(f"Computing the {METHOD_LABELS[method]} map of {max_points or len(results.codes):,} codes..."):
     projection = cached_projection(job.key, snapshot.saved_at, method, max_points, umap_seeded, results.codes)
 labels = dataset.y_test[projection.indices]
-settings = ", ".join(f"{name} {value}" for name, value in projection.settings.items() if name not in ("of",))
-st.caption(f"{METHOD_LABELS[method]} of {len(projection.indices):,} of {len(results.codes):,} test codes "
-           f"in {projection.seconds:.2f} s ({settings}). Click a point to see its digit; click a digit in the legend to hide it.")
+details = [f"{len(projection.indices):,} of {len(results.codes):,} test codes", f"{projection.seconds:.2f} s"]
+if "explained_variance" in projection.settings:
+    details.append(f"the 2 axes keep {projection.settings['explained_variance']:.0%} of the codes' variance")
+if method == "umap":
+    details.append(f"{projection.settings['n_neighbors']} neighbours, " + ("seeded" if umap_seeded else "unseeded (fast)"))
+if method == "tsne":
+    details.append(f"perplexity {projection.settings['perplexity']:g}")
+st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Click a point to see its digit; click a digit in the legend to hide it.")
 
 # Position to decode: sliders, set to a clicked point's position when a point is selected.
 decode_point = None
@@ -101,7 +106,7 @@ st.subheader("Downloads")
 downloads = st.columns(3)
 downloads[0].download_button("Codes and labels (CSV)", codes_csv(results.codes, dataset.y_test),
                              file_name=f"{job.key}-codes.csv", mime="text/csv", icon=":material/download:")
-downloads[1].download_button("Loss history (CSV)", history_csv(snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
+downloads[1].download_button("Loss history (CSV)", history_csv(snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
                              file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
 downloads[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
                              file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")

@@ -48,7 +48,7 @@ class_text = "all classes" if digit is None else f"digit {digit}"
 st.markdown(
     f"**{len(indices)} test digits ({order}, {class_text}).** Each column: the original (top), the "
     f"**autoencoder**'s reconstruction (middle) and **PCA**'s with {code_size} components (bottom); "
-    f"under it the {METRICS[metric]} of each, autoencoder / PCA."
+    f"under it the {METRICS[metric]} of each (lower is better; the better one in bold)."
 )
 if len(indices) == 0:
     st.info("No test digits match this filter.")
@@ -57,10 +57,11 @@ for start in range(0, len(indices), COLUMNS):
     for offset, index in enumerate(indices[start : start + COLUMNS]):
         position = start + offset
         strip = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index], pca_images[position]])
-        columns[offset].image(
-            image_grid(strip, columns=1, scale=3),
-            caption=f"#{index}: AE {ae_errors[position]:.3f} · PCA {pca_errors[position]:.3f}",
-            width="stretch",
+        columns[offset].image(image_grid(strip, columns=1, scale=3), width="stretch")
+        ae_better = ae_errors[position] < pca_errors[position]
+        columns[offset].markdown(
+            f"{'**' if ae_better else ''}AE {ae_errors[position]:.3f}{'**' if ae_better else ''}  \n"
+            f"{'' if ae_better else '**'}PCA {pca_errors[position]:.3f}{'' if ae_better else '**'}"
         )
 
 st.plotly_chart(

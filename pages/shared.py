@@ -46,7 +46,7 @@ def model_label(job) -> str:
     stopped = " (stopped early)" if snapshot.state.value == "stopped" else ""
     config = snapshot.config
     return (
-        f"{config.architecture} · code {config.code_size} · {snapshot.epoch} epoch(s){stopped}"
+        f"{config.architecture} · code {config.code_size} · {format_epochs(snapshot.epochs_done)} epoch(s){stopped}"
         f" · seed {config.seed}{metrics}"
     )
 
@@ -100,6 +100,11 @@ def chosen_model_or_stop(manager, key: str):
 
 def credit() -> None:
     st.caption(CREDIT)
+
+
+def format_epochs(epochs: float) -> str:
+    """2, 2.5 or 2.95: a fraction shows only after a mid-epoch stop."""
+    return f"{epochs:.2f}".rstrip("0").rstrip(".")
 
 
 def format_seconds(seconds: float | None) -> str:

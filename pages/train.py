@@ -12,7 +12,7 @@ from ae.figures import loss_figure
 from ae.images import pairs_grid
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
 from ae.training import panel_indices
-from pages.shared import SELECTED_JOB, format_seconds, manager_or_stop
+from pages.shared import SELECTED_JOB, format_epochs, format_seconds, manager_or_stop
 
 SLIDER_MAX_CODE = 128
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
@@ -105,7 +105,7 @@ with controls:
             "Stop", icon=":material/stop:", disabled=not snapshot.is_active, on_click=job.stop,
             key="stop_button", width="stretch",
         )
-        extra = continue_col.number_input("More epochs", 1, MAX_EPOCHS, 2, key="extra_epochs", label_visibility="collapsed")
+        extra = st.session_state.get("extra_epochs", 2)
 
         def continue_training() -> None:
             try:
@@ -114,14 +114,28 @@ with controls:
                 st.session_state["continue_error"] = str(error)
 
         continue_col.button(
-            f"Continue (+{int(extra)} epochs)", icon=":material/fast_forward:",
+            f"Continue +{int(extra)}", icon=":material/fast_forward:",
             disabled=snapshot.is_active or not snapshot.has_model, on_click=continue_training,
-            key="continue_button", width="stretch",
+            key="continue_button", width="stretch", help="Train the shown model for more epochs",
         )
+        st.number_input("Epochs to add with Continue", 1, MAX_EPOCHS, 2, key="extra_epochs")
         if st.session_state.get("continue_error"):
             st.error(st.session_state.pop("continue_error"))
         if config is not None and config.key != job.key and snapshot.is_active:
             st.caption("Changing settings never interrupts the job shown; press Train to queue the new settings.")
+
+
+def progress_text(snapshot) -> str:
+    state = snapshot.state.value
+    if state == "queued":
+        return "Waiting for its turn"
+    if state in ("running", "stopping"):
+        speed = f" · {snapshot.samples_per_second:,.0f} digits/s" if snapshot.samples_per_second else " · compiling"
+        eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
+        return (f"Epoch {snapshot.epoch + 1} of {format_epochs(snapshot.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
+                f"{speed}{eta}")
+    done = f"{format_epochs(snapshot.epochs_done)} of {format_epochs(snapshot.epochs_total)} epochs"
+    return f"Stopped after {done}" if state == "stopped" else f"{done} · {format_seconds(snapshot.training_seconds)} of training"
 
 
 def render(snapshot) -> None:
@@ -134,20 +148,17 @@ def render(snapshot) -> None:
         st.warning(f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}.", icon=":material/hourglass_top:")
     if snapshot.error:
         st.error(f"Training failed: {snapshot.error}")
-    step_text = f" · step {snapshot.step}/{snapshot.steps_per_epoch}" if snapshot.is_active else ""
-    speed = f" · {snapshot.samples_per_second:,.0f} digits/s" if snapshot.samples_per_second else ""
-    eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.is_active and snapshot.eta_seconds is not None else ""
-    st.progress(snapshot.progress, text=f"Epoch {snapshot.epoch}/{snapshot.epochs_total}{step_text}{speed}{eta}")
+    st.progress(snapshot.progress, text=progress_text(snapshot))
 
     metric_cols = st.columns(4)
-    metric_cols[0].metric("Epochs done", f"{snapshot.epoch} / {snapshot.epochs_total}")
+    metric_cols[0].metric("Epochs done", f"{format_epochs(snapshot.position)} / {format_epochs(snapshot.epochs_total)}")
     metric_cols[1].metric("Train loss", f"{snapshot.train_loss[-1]:.4f}" if snapshot.train_loss else "–")
     metric_cols[2].metric("Validation loss", f"{snapshot.val_loss[-1]:.4f}" if snapshot.val_loss else "–")
     metric_cols[3].metric("Test loss (BCE)", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–")
 
     chart_col, panel_col = st.columns([1.25, 1])
     chart_col.plotly_chart(
-        loss_figure(snapshot.step_losses, snapshot.train_loss, snapshot.val_loss), key="loss_chart", theme=None
+        loss_figure(snapshot.step_losses, snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss), key="loss_chart", theme=None
     )
     originals = dataset.test_images[panel_indices(dataset.y_test)][..., 0]
     with panel_col:

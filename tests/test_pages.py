@@ -184,7 +184,7 @@ def test_latent_page_tsne_on_the_code_size_8_model(trained_env):
     assert "The codes themselves" not in app.radio[0].options
     app.radio[0].set_value("tsne").run()
     assert_clean(app)
-    assert "t-SNE of 500 of 500 test codes" in texts(app)
+    assert "t-SNE: 500 of 500 test codes" in texts(app)
     assert _digit_traces(app) == [str(d) for d in range(10)]
 
 
@@ -241,7 +241,7 @@ def test_few_labels_page_shows_three_feature_kinds(trained_env):
     app = open_page("pages/probe.py")
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     names = [t["name"] for t in spec["data"]]
-    assert names == ["autoencoder codes", "PCA codes (same size)", "raw pixels (784)"]
+    assert names == ["autoencoder codes", "PCA codes (same size)", "raw pixels"]
     assert spec["data"][0]["x"] == [10, 30, 100, 300, 1000, 2000]
     assert len(app.dataframe) == 1
     app.slider(key="probe_draws").set_value(2).run()

@@ -105,8 +105,8 @@ def test_job_trains_lowers_the_loss_and_reports_progress(dataset, cache_dir, man
     states = [snapshot.state for snapshot in seen]
     assert JobState.RUNNING in states
     assert states.index(JobState.RUNNING) < states.index(JobState.FINISHED)
-    epochs = [snapshot.epoch for snapshot in seen]
-    assert epochs == sorted(epochs)
+    positions = [snapshot.position for snapshot in seen]
+    assert positions == sorted(positions)
     progress = [snapshot.progress for snapshot in seen]
     assert all(0.0 <= value <= 1.0 for value in progress)
     assert any(0.0 < value < 1.0 for value in progress)
@@ -122,6 +122,7 @@ def test_job_trains_lowers_the_loss_and_reports_progress(dataset, cache_dir, man
     assert final.eta_seconds is None
     assert final.samples_per_second is not None and final.samples_per_second > 0
     assert len(final.train_loss) == len(final.val_loss) == len(final.epoch_seconds) == 3
+    assert final.epoch_ends == (1.0, 2.0, 3.0)
     assert final.step_losses and final.step_losses[-1][0] <= 3.0
     assert final.panel_reconstructions.shape == (PANEL_SIZE, 28, 28)
     assert 0.0 <= final.panel_reconstructions.min() and final.panel_reconstructions.max() <= 1.0
@@ -162,13 +163,18 @@ def test_stop_ends_a_running_job_quickly_and_keeps_its_model(cache_dir, managers
     assert final.state is JobState.STOPPED, final.error
     # Normally well under a second (one execution step, validation, saving); slack for a busy machine.
     assert took < 8.0, f"stop took {took:.1f} s"
-    assert 1 <= final.epoch < 5  # far from the 50 requested
-    assert final.epochs_total == final.epoch
+    assert 0 < final.epochs_done < 5  # far from the 50 requested
+    assert final.epochs_total == 50  # what was asked for stays visible
+    assert 0 < final.progress < 0.1
+    # The epoch cut short counts as the fraction of its steps done, not as a whole epoch.
+    assert final.epoch_ends[-1] == final.epochs_done
+    assert final.epochs_done != int(final.epochs_done)
+    assert final.step_losses[-1][0] == pytest.approx(final.epochs_done, abs=1e-3)
     assert final.has_model
     assert final.test_metrics is not None
     record = json.loads((manager.store.entry_dir(LARGE.key) / RECORD_FILE).read_text())
     assert record["stopped_early"] is True
-    assert record["epochs_done"] == final.epoch
+    assert record["epochs_done"] == final.epochs_done
     assert job.models().autoencoder.output_shape == (None, 28, 28, 1)
     assert manager.running() is None
     # Stopping again does nothing.
@@ -194,9 +200,11 @@ def test_stopped_job_can_be_extended(cache_dir, managers):
         job.extend(1)
     extended = wait_until_done(job)
     assert extended.state is JobState.FINISHED, extended.error
-    assert extended.epoch == extended.epochs_total == stopped.epoch + 1
-    assert len(extended.train_loss) == stopped.epoch + 1
-    assert extended.train_loss[:stopped.epoch] == stopped.train_loss
+    assert extended.epochs_done == pytest.approx(stopped.epochs_done + 1)
+    assert extended.epochs_total == pytest.approx(extended.epochs_done)
+    assert len(extended.train_loss) == len(stopped.train_loss) + 1
+    assert extended.train_loss[: len(stopped.train_loss)] == stopped.train_loss
+    assert extended.epoch_ends[-1] == pytest.approx(stopped.epochs_done + 1)
     assert extended.saved_at > stopped.saved_at
     assert extended.training_seconds > stopped.training_seconds
     # Saved over the old entry atomically: one clean folder, no temporary or old copies.
@@ -291,7 +299,7 @@ def test_unwritable_cache_fails_the_job_with_the_reason(tmp_path, managers):
     failed = wait_until_done(job)
     assert failed.state is JobState.FAILED
     assert str(blocker) in failed.error
-    assert failed.epoch == 1  # it trained; only saving failed
+    assert failed.epochs_done == 1  # it trained; only saving failed
     assert not failed.has_model
 
     # Asked for again, a failed job is retried (and fails again for the same reason).
@@ -313,7 +321,8 @@ def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
     snapshot = loaded.snapshot()
     assert snapshot.state is JobState.FINISHED
     assert snapshot.has_model
-    assert snapshot.epoch == snapshot.epochs_total == 3
+    assert snapshot.epochs_done == snapshot.epochs_total == 3
+    assert snapshot.epoch_ends == original.epoch_ends
     assert snapshot.test_metrics == original.test_metrics
     assert snapshot.train_loss == original.train_loss
     assert snapshot.val_loss == original.val_loss
@@ -328,7 +337,7 @@ def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
     loaded.extend(1)
     extended = wait_until_done(loaded)
     assert extended.state is JobState.FINISHED, extended.error
-    assert extended.epoch == 4
+    assert extended.epochs_done == 4
 
 
 def test_damaged_entries_are_skipped_with_a_problem_message(dataset, cache_dir, managers):

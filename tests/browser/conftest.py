@@ -1,0 +1,207 @@
+"""Real-browser fixtures: one `streamlit run` server per session, Debian's chromium via Playwright.
+
+Pattern from Streamlit's own e2e_playwright/conftest.py: start the app on a free port with
+`--server.headless true`, poll /_stcore/health, then wait for the app's script state to read
+"notRunning" before looking at the page. Playwright's own browser download needs internet
+access, so the tests drive Debian's chromium (`apt-get install chromium`) through
+`executable_path`. Screenshots and the server log go to <repo>/test-artifacts/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BROWSER_DIR = Path(__file__).resolve().parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # chromium as root
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HEALTH_TIMEOUT_S = 60
+IDLE_SELECTOR = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/browser carries the `browser` mark (deselect with -m 'not browser')."""
+    for item in items:
+        if BROWSER_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The app served by `streamlit run` on a free port, with a fresh model cache and the full MNIST."""
+    port = _free_port()
+    url = f"http://localhost:{port}"
+    cache_dir = tmp_path_factory.mktemp("ae-cache")
+    env = dict(os.environ, AE_CACHE_DIR=str(cache_dir), AE_WARM_UMAP="0")
+    env.pop("AE_DATA_PATH", None)  # the real, full MNIST
+    log_file = tempfile.TemporaryFile(mode="w+b")
+    # No file watcher: when any source file under the app changes (an editor saving, a git
+    # checkout), Streamlit evicts every app module from sys.modules, and the next rerun
+    # re-imports ae.training with an empty job registry, orphaning the running job.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py",
+         "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+
+    def save_log() -> str:
+        log_file.flush()
+        log_file.seek(0)
+        text = log_file.read().decode(errors="replace")
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "server.log").write_text(text)
+        return text
+
+    try:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        while not _healthy(url):
+            if server.poll() is not None:
+                pytest.fail(f"streamlit exited with code {server.returncode} before it was healthy:\n{save_log()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit was not healthy after {HEALTH_TIMEOUT_S} s:\n{save_log()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        save_log()
+        log_file.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, driven by Playwright. Missing chromium fails in CI and skips elsewhere."""
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
+        message = "CI needs Debian's chromium: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(f"{CHROMIUM} not found; browser tests need Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(30_000)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def wait_for_app_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the app's script run is over (fragments polling on a timer may still run)."""
+    page.wait_for_selector(IDLE_SELECTOR, timeout=timeout)
+
+
+def wait_for_no_skeletons(page, timeout: float = 10_000) -> None:
+    """Wait until no element shows a loading placeholder.
+
+    Streamlit loads most element types' code lazily, the first time one is drawn in a
+    session; until then a grey `stSkeleton` box stands in for it.
+    """
+    page.wait_for_function(
+        """() => ![...document.querySelectorAll('[data-testid="stSkeleton"], [data-testid="stSkeletonElement"]')]
+            .some(el => el.getBoundingClientRect().height > 0)""",
+        timeout=timeout,
+    )
+
+
+def screenshot(page, name: str) -> Path:
+    """A full-page PNG at <repo>/test-artifacts/<name>.png.
+
+    Streamlit scrolls inside its main container, not the document, so Playwright's
+    `full_page` alone captures one viewport: the viewport is stretched to the content's
+    height for the shot, then restored.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    wait_for_no_skeletons(page)
+    size = page.viewport_size or {"width": 1600, "height": 1000}
+    content_height = page.evaluate(
+        """() => Math.max(document.documentElement.scrollHeight,
+            ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stSidebarContent"]')]
+                .map(el => el.scrollHeight))"""
+    )
+    tall = min(max(size["height"], int(content_height)), 8000)
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": tall})
+        page.wait_for_timeout(500)  # charts re-lay themselves out on resize
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if tall > size["height"]:
+            page.set_viewport_size(size)
+    return path
+
+
+def plotly_traces(page, index: int = 0) -> list[dict]:
+    """Name, number of points and marker colour of each trace of the index-th shown Plotly chart ([] if absent).
+
+    While a fragment reruns, Streamlit keeps the previous chart in the DOM for a moment,
+    hidden (zero height) inside a stale container: only charts with a height count.
+    """
+    return page.evaluate(
+        """(index) => {
+            const shown = [...document.querySelectorAll('.js-plotly-plot')]
+                .filter(plot => plot.getBoundingClientRect().height > 0);
+            const plot = shown[index];
+            if (!plot || !Array.isArray(plot.data)) return [];
+            // Plotly may keep numpy arrays base64-encoded ({dtype, bdata}) in .data; _fullData holds them decoded.
+            const count = (x) => (x && typeof x.length === 'number') ? x.length : null;
+            return plot.data.map((trace, i) => ({
+                name: trace.name ?? null,
+                points: count(trace.x) ?? count(plot._fullData?.[i]?.x) ?? 0,
+                colour: plot._fullData?.[i]?.marker?.color ?? trace.marker?.color ?? null,
+            }));
+        }""",
+        index,
+    )
+
+
+def loss_chart_points(page) -> int:
+    """Points plotted on the Train page's loss chart (all traces), 0 when there is no chart yet."""
+    return sum(trace["points"] for trace in plotly_traces(page, 0))
