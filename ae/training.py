@@ -287,7 +287,7 @@ class TrainingJob:
         x_val = dataset.test_images[:VALIDATION_SIZE]
         panel = dataset.test_images[panel_indices(dataset.y_test)]
         self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0)
-        # Whole epochs from where the model stands (a stopped epoch is redone in full).
+        # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
         epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
         models.autoencoder.fit(
             x_train,

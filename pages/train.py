@@ -12,7 +12,7 @@ from ae.figures import loss_figure
 from ae.images import pairs_grid
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
 from ae.training import panel_indices
-from pages.shared import SELECTED_JOB, format_epochs, format_seconds, manager_or_stop
+from pages.shared import SELECTED_JOB, format_epochs, format_seconds, manager_or_stop, quick_train_button
 
 SLIDER_MAX_CODE = 128
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
@@ -176,7 +176,9 @@ def render(snapshot) -> None:
 
 if job is None:
     with live_area:
-        st.info("Choose settings and press **Train**. Progress, loss curves and reconstructions appear here live.")
+        st.info("No model is trained yet. Choose settings and press **Train**, or start with the article's model: "
+                "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
+        quick_train_button("train_quick")
 else:
     polling = snapshot.is_active
 

@@ -82,7 +82,7 @@ def texts(app: AppTest) -> str:
 def test_every_page_renders_with_no_model(app_env, page):
     app = open_page(page)
     if page == "pages/train.py":
-        assert "press **Train**" in texts(app)
+        assert "press **Train**" in texts(app) and app.button(key="train_quick")
     elif page == "pages/code_size.py":
         assert "No trained models for these settings yet" in texts(app)
     else:
