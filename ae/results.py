@@ -41,22 +41,43 @@ _cache: OrderedDict[tuple, TestSetResults] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def test_set_results(key: str, saved_at: float, models: AutoencoderModels, dataset: Dataset) -> TestSetResults:
-    """Encode and reconstruct the whole test set once per saved model (key + save time)."""
-    cache_key = (key, saved_at, id(dataset))
+def _cached(cache_key: tuple, compute) -> TestSetResults:
     with _cache_lock:
         if cache_key in _cache:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
-    codes = predict(models.encoder, dataset.test_images)
-    reconstructions = predict(models.decoder, codes)[..., 0]
-    bce, mse = per_image_errors(dataset.test_images, reconstructions)
-    results = TestSetResults(codes, reconstructions, bce, mse, dataset.y_test)
+    results = compute()
     with _cache_lock:
         _cache[cache_key] = results
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return results
+
+
+def _results(dataset: Dataset, codes: np.ndarray, reconstructions: np.ndarray) -> TestSetResults:
+    bce, mse = per_image_errors(dataset.test_images, reconstructions)
+    return TestSetResults(codes, reconstructions, bce, mse, dataset.y_test)
+
+
+def test_set_results(key: str, saved_at: float, models: AutoencoderModels, dataset: Dataset) -> TestSetResults:
+    """Encode and reconstruct the whole test set once per saved model (key + save time)."""
+
+    def compute() -> TestSetResults:
+        codes = predict(models.encoder, dataset.test_images)
+        return _results(dataset, codes, predict(models.decoder, codes)[..., 0])
+
+    return _cached((key, saved_at, id(dataset)), compute)
+
+
+def pca_test_set_results(dataset: Dataset, n_components: int) -> TestSetResults:
+    """The same for PCA with `n_components`, the autoencoder's baseline, once per size."""
+
+    def compute() -> TestSetResults:
+        baseline = fit_pca(dataset, n_components)
+        codes = baseline.encode(dataset.test_images)
+        return _results(dataset, codes, baseline.decode(codes))
+
+    return _cached(("pca", int(n_components), id(dataset)), compute)
 
 
 def select_digits(errors: np.ndarray, labels: np.ndarray, count: int, digit: int | None = None, order: str = "first") -> np.ndarray:
@@ -69,14 +90,6 @@ def select_digits(errors: np.ndarray, labels: np.ndarray, count: int, digit: int
     elif order == "best":
         candidates = candidates[np.argsort(errors[candidates], kind="stable")]
     return candidates[: max(0, int(count))]
-
-
-def pca_reconstructions(dataset: Dataset, n_components: int, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PCA's reconstructions of chosen test digits with `n_components`, and their BCE and MSE."""
-    originals = dataset.test_images[indices]
-    reconstructions = fit_pca(dataset, n_components).reconstruct(originals)
-    bce, mse = per_image_errors(originals, reconstructions)
-    return reconstructions, bce, mse
 
 
 def decode(models: AutoencoderModels, codes: np.ndarray) -> np.ndarray:

@@ -53,7 +53,8 @@ ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.STOPPING)
 def panel_indices(labels: np.ndarray, size: int = PANEL_SIZE) -> np.ndarray:
     """A fixed panel of test digits: the first of each class 0-9, then the next ones in order."""
     firsts = [int(np.flatnonzero(labels == digit)[0]) for digit in range(10) if (labels == digit).any()]
-    rest = [index for index in range(len(labels)) if index not in set(firsts)]
+    taken = set(firsts)
+    rest = [index for index in range(min(len(labels), size + len(firsts))) if index not in taken]
     return np.array((firsts + rest)[:size])
 
 

@@ -104,9 +104,9 @@ if code_size == 2 and method == "codes":
 
 st.subheader("Downloads")
 downloads = st.columns(3)
-downloads[0].download_button("Codes and labels (CSV)", codes_csv(results.codes, dataset.y_test),
+downloads[0].download_button("Codes and labels (CSV)", lambda: codes_csv(results.codes, dataset.y_test),
                              file_name=f"{job.key}-codes.csv", mime="text/csv", icon=":material/download:")
-downloads[1].download_button("Loss history (CSV)", history_csv(snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
+downloads[1].download_button("Loss history (CSV)", lambda: history_csv(snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
                              file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
 downloads[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
                              file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")

@@ -4,8 +4,7 @@ import streamlit as st
 
 from ae.figures import error_histogram
 from ae.images import image_grid
-from ae.metrics import fit_pca, per_image_errors
-from ae.results import pca_reconstructions, select_digits
+from ae.results import pca_test_set_results, select_digits
 from pages.shared import chosen_model_or_stop, manager_or_stop
 
 COLUMNS = 10
@@ -29,14 +28,11 @@ metric = controls[3].radio("Error", list(METRICS), horizontal=True, format_func=
 
 digit = None if digit_choice == "all" else int(digit_choice)
 indices = select_digits(results.errors(metric), dataset.y_test, count, digit, order)
-pca_images, pca_bce, pca_mse = pca_reconstructions(dataset, code_size, indices)
-pca_errors = {"bce": pca_bce, "mse": pca_mse}[metric]
-ae_errors = results.errors(metric)[indices]
-
 with st.spinner(f"Fitting PCA with {code_size} components on the training digits..."):
-    pca_all = fit_pca(dataset, code_size).reconstruct(dataset.test_images)
-pca_bce_all, pca_mse_all = per_image_errors(dataset.test_images, pca_all)
-pca_errors_all = {"bce": pca_bce_all, "mse": pca_mse_all}[metric]
+    pca = pca_test_set_results(dataset, code_size)
+pca_errors_all = pca.errors(metric)
+pca_images, pca_errors = pca.reconstructions[indices], pca_errors_all[indices]
+ae_errors = results.errors(metric)[indices]
 
 summary = st.columns(3)
 summary[0].metric(f"Autoencoder, test {metric.upper()}", f"{results.errors(metric).mean():.4f}")
