@@ -95,7 +95,7 @@ def _pca(points, seed):
         # A single code unit: show it against zero so the map still draws.
         return np.column_stack([points[:, 0], np.zeros(len(points))]), {"note": "1-D code shown on the x axis"}, None
     pca = PCA(n_components=2).fit(points)
-    explained = float(pca.explained_variance_ratio_.sum())
+    explained = float(np.nan_to_num(pca.explained_variance_ratio_).sum())  # all-equal codes have no variance
     return pca.transform(points), {"explained_variance": round(explained, 4)}, pca
 
 
@@ -118,7 +118,8 @@ def _tsne(points, seed, perplexity: float = 30.0):
     from sklearn.manifold import TSNE
 
     perplexity = float(min(perplexity, max(1.0, (len(points) - 1) / 3)))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    init = "pca" if points.shape[1] >= 2 else "random"  # PCA needs two dimensions to start from
+    tsne = TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed)
     return tsne.fit_transform(points), {"perplexity": perplexity}, None
 
 

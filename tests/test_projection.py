@@ -175,3 +175,15 @@ def test_one_unit_codes_are_drawn_on_the_x_axis_and_decode_back():
     assert np.all(result.coordinates[:, 1] == 0)
     assert result.invertible
     np.testing.assert_allclose(result.to_code([[1.5, 0.7]]), [[1.5]])
+
+
+def test_tsne_and_umap_work_on_one_unit_codes():
+    codes = np.random.default_rng(3).random((200, 1), dtype=np.float32)
+    for method in ("tsne", "umap"):
+        assert project(codes, method).coordinates.shape == (200, 2)
+
+
+def test_constant_codes_still_map():
+    result = project(np.ones((50, 3), dtype=np.float32), "pca")
+    assert result.coordinates.shape == (50, 2)
+    assert result.settings["explained_variance"] == 0.0
