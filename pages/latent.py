@@ -57,6 +57,8 @@ st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Click a poin
 decode_point = None
 if projection.invertible:
     low, high = projection.coordinates.min(axis=0), projection.coordinates.max(axis=0)
+    flat = high - low < 1e-6  # a 1-unit code's y axis, or a collapsed code: give the slider room
+    low, high = np.where(flat, low - 1, low), np.where(flat, high + 1, high)
     selection = st.session_state.get("latent_map")
     points = (selection or {}).get("selection", {}).get("points", []) if selection else []
     if points and st.session_state.get("last_clicked") != (points[0].get("x"), points[0].get("y")):

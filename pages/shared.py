@@ -6,6 +6,26 @@ import streamlit as st
 from ae.config import TrainingConfig
 from ae.data import CREDIT, DataError
 
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Route a page that Streamlit ran without `app.py` back through it.
+
+    Streamlit treats a `pages/` folder beside the entry script as a legacy multipage app
+    until `st.navigation` has run once in the process. So if the very first request after
+    a start is a deep link (say /latent), Streamlit runs that page directly: no layout, no
+    error guard, and a sidebar listing every file. Every page imports this module first;
+    this switches the legacy mode off and reruns, so the same URL is served via `app.py`.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_pages_mode()
+
 QUICK_CONFIG = TrainingConfig(architecture="dense", code_size=49, epochs=1, batch_size=256)
 SELECTED_JOB = "selected_job_key"
 

@@ -27,7 +27,7 @@ def app_env(monkeypatch, small_mnist_path, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained_cache(small_mnist_path, tmp_path_factory):
-    """A cache holding two small trained models: code size 2 and code size 8."""
+    """A cache holding three small trained models: code sizes 1, 8 and 2 (the newest)."""
     from ae.config import TrainingConfig
     from ae.data import load_dataset
     from ae.store import ModelStore
@@ -37,10 +37,10 @@ def trained_cache(small_mnist_path, tmp_path_factory):
     manager = get_manager(load_dataset(small_mnist_path), cache)
     jobs = [
         manager.request(TrainingConfig(code_size=size, epochs=2, batch_size=64, train_size=2000))
-        for size in (8, 2)
+        for size in (1, 8, 2)
     ]
     _wait_for(lambda: all(not job.snapshot().is_active for job in jobs), 180)
-    assert [job.snapshot().state.value for job in jobs] == ["finished", "finished"]
+    assert [job.snapshot().state.value for job in jobs] == ["finished"] * 3
     assert ModelStore.for_dataset(load_dataset(small_mnist_path), cache).records()
     return cache
 
@@ -164,7 +164,7 @@ def _digit_traces(app: AppTest) -> list[str]:
 def test_latent_page_has_ten_classes_and_decodes(trained_env):
     app = open_page("pages/latent.py")
     models = [o for o in app.selectbox(key="latent_model").options]
-    assert len(models) == 2
+    assert len(models) == 3
     assert _digit_traces(app) == [str(d) for d in range(10)]
     # Code size 2 (the newest model): the codes themselves, and the learned manifold.
     assert "The codes themselves" in app.radio[0].options
@@ -247,3 +247,18 @@ def test_few_labels_page_shows_three_feature_kinds(trained_env):
     app.slider(key="probe_draws").set_value(2).run()
     assert_clean(app)
     assert "over 2 draw(s)" in texts(app)
+
+
+def test_latent_page_decodes_a_one_unit_code(trained_env):
+    app = open_page("pages/latent.py")
+    options = app.selectbox(key="latent_model").options
+    app.selectbox(key="latent_model").select_index([i for i, o in enumerate(options) if "code 1 " in o][0]).run()
+    assert_clean(app)
+    assert _digit_traces(app) == [str(d) for d in range(10)]
+    y = app.slider(key="decode_y")
+    assert y.min < 0 < y.max  # the flat y axis still gets a usable slider
+    app.slider(key="decode_x").set_value(app.slider(key="decode_x").max).run()
+    assert_clean(app)
+    app.radio[0].set_value("tsne").run()
+    assert_clean(app)
+    assert "t-SNE: 500 of 500 test codes" in texts(app)

@@ -8,6 +8,7 @@ access, so the tests drive Debian's chromium (`apt-get install chromium`) throug
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -57,18 +58,16 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """The app served by `streamlit run` on a free port, with a fresh model cache and the full MNIST."""
+@contextlib.contextmanager
+def serve_app(cache_dir: Path, log_name: str = "server.log"):
+    """`streamlit run app.py` on a free port with its own model cache and the full MNIST; yields the URL."""
     port = _free_port()
     url = f"http://localhost:{port}"
-    cache_dir = tmp_path_factory.mktemp("ae-cache")
     env = dict(os.environ, AE_CACHE_DIR=str(cache_dir), AE_WARM_UMAP="0")
     env.pop("AE_DATA_PATH", None)  # the real, full MNIST
     log_file = tempfile.TemporaryFile(mode="w+b")
-    # No file watcher: when any source file under the app changes (an editor saving, a git
-    # checkout), Streamlit evicts every app module from sys.modules, and the next rerun
-    # re-imports ae.training with an empty job registry, orphaning the running job.
+    # The app's .streamlit/config.toml already turns the file watcher off (a reload would
+    # orphan running jobs); the flag keeps the tests safe from a different config too.
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py",
          "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
@@ -80,7 +79,7 @@ def app_server(tmp_path_factory):
         log_file.seek(0)
         text = log_file.read().decode(errors="replace")
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "server.log").write_text(text)
+        (ARTIFACTS / log_name).write_text(text)
         return text
 
     try:
@@ -101,6 +100,13 @@ def app_server(tmp_path_factory):
             server.wait(timeout=15)
         save_log()
         log_file.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The app served for the whole session, with a fresh model cache."""
+    with serve_app(tmp_path_factory.mktemp("ae-cache")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
