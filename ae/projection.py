@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,8 +95,10 @@ def _pca(points, seed):
     if points.shape[1] == 1 or len(points) < 2:
         # A single code unit: show it against zero so the map still draws.
         return np.column_stack([points[:, 0], np.zeros(len(points))]), {"note": "1-D code shown on the x axis"}, None
-    pca = PCA(n_components=2).fit(points)
-    explained = float(np.nan_to_num(pca.explained_variance_ratio_).sum())  # all-equal codes have no variance
+    with warnings.catch_warnings():  # all-equal codes have no variance: 0/0 in the ratio
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pca = PCA(n_components=2).fit(points)
+    explained = float(np.nan_to_num(pca.explained_variance_ratio_).sum())
     return pca.transform(points), {"explained_variance": round(explained, 4)}, pca
 
 
