@@ -80,11 +80,9 @@ with controls:
         seed=int(seed),
     )
     errors = validation_errors(values)
-    if "code_size" in errors:
-        code_error.error(errors.pop("code_size"), icon=":material/error:")
-    for message in errors.values():
-        st.error(message)
-    config = None if validation_errors(values) else TrainingConfig(**vars(values))
+    config = None if errors else TrainingConfig(**vars(values))
+    for field_name, message in errors.items():
+        (code_error if field_name == "code_size" else st).error(message, icon=":material/error:")
 
     def start_training() -> None:
         job = manager.request(config)

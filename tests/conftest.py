@@ -1,7 +1,6 @@
 """Shared fixtures: a small slice of the real MNIST and an isolated model cache per test."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
