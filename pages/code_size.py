@@ -34,19 +34,18 @@ if not sizes:
     st.warning("Choose at least one code size.")
 
 
-def start_sweep() -> None:
-    Sweep.start(manager, base, sizes)
-    st.session_state["sweep"] = (base, tuple(sizes))
-
-
 def stop_sweep() -> None:
     if "sweep" in st.session_state:
         Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop()
 
 
-sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
 buttons = st.columns([1, 1, 3])
-buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not sizes, on_click=start_sweep, key="start_sweep", width="stretch")
+# Handled in this run, not in an on_click callback: a callback would run with the settings
+# of the run that drew the button, which lag behind a value typed just before the click.
+if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not sizes, key="start_sweep", width="stretch"):
+    Sweep.start(manager, base, sizes)
+    st.session_state["sweep"] = (base, tuple(sizes))
+sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
 buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep, key="stop_sweep", width="stretch")
 buttons[2].caption("Sizes already trained with these settings are reused, not retrained. Each size is an ordinary job: "
                    "its live view is on the Train page.")

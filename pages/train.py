@@ -84,14 +84,13 @@ with controls:
     for field_name, message in errors.items():
         (code_error if field_name == "code_size" else st).error(message, icon=":material/error:")
 
-    def start_training() -> None:
-        job = manager.request(config)
-        st.session_state[SELECTED_JOB] = job.key
-
-    st.button(
+    # Handled in this run, not in an on_click callback: a callback would run with the
+    # settings of the run that drew the button, which lag behind a value typed just before.
+    if st.button(
         "Train", type="primary", icon=":material/play_arrow:", disabled=config is None,
-        on_click=start_training, key="train_button", width="stretch",
-    )
+        key="train_button", width="stretch",
+    ):
+        st.session_state[SELECTED_JOB] = manager.request(config).key
 
 job = shown_job()
 snapshot = job.snapshot() if job else None
@@ -107,7 +106,7 @@ with controls:
 
         def continue_training() -> None:
             try:
-                job.extend(int(extra))
+                job.extend(int(st.session_state.get("extra_epochs", 2)))
             except ValueError as error:
                 st.session_state["continue_error"] = str(error)
 

@@ -29,8 +29,10 @@ def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, pa
     epochs = page.get_by_label("Epochs each", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
+    page.wait_for_timeout(500)  # let the rerun that Enter starts begin before waiting for idle
     wait_for_app_idle(page)
     page.get_by_role("button", name="Start sweep").click()
+    expect(page.get_by_text(re.compile(r"Sweep: \d of 2 code sizes done")).first).to_be_visible(timeout=30_000)
 
     def curves():
         traces = plotly_traces(page)
@@ -39,7 +41,11 @@ def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, pa
             return traces
         return None
 
-    wait_until(curves, 180, lambda: f"the rate-distortion chart never showed two curves of two points: {plotly_traces(page)}")
+    try:
+        wait_until(curves, 180, lambda: f"the rate-distortion chart never showed two curves of two points: {plotly_traces(page)}")
+    except BaseException:
+        screenshot(page, "code_size_failed")  # what the user saw when it went wrong
+        raise
     expect(page.get_by_text("2 of 2 code sizes done").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"(beats PCA|PCA reconstructs better)")).first).to_be_visible()
     wait_for_app_idle(page)
