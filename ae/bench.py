@@ -30,15 +30,18 @@ def _steady(seconds: list[float]) -> float:
 def time_job(epochs: int) -> list[float]:
     from ae.config import TrainingConfig
     from ae.data import load_dataset
+    from ae.manager import JobManager
     from ae.store import ModelStore
-    from ae.training import JobManager
 
     dataset = load_dataset()
     manager = JobManager(dataset, ModelStore(__import__("pathlib").Path(tempfile.mkdtemp(prefix="ae-bench-"))))
-    job = manager.request(TrainingConfig(code_size=CODE_SIZE, epochs=epochs, batch_size=BATCH_SIZE))
-    while job.snapshot().is_active:
-        time.sleep(0.05)
-    snapshot = job.snapshot()
+    try:
+        job = manager.request(TrainingConfig(code_size=CODE_SIZE, epochs=epochs, batch_size=BATCH_SIZE))
+        while job.snapshot().is_active:
+            time.sleep(0.05)
+        snapshot = job.snapshot()
+    finally:
+        manager.close()
     if snapshot.error:
         raise RuntimeError(snapshot.error)
     return list(snapshot.epoch_seconds)
@@ -124,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         for label, seconds in time_projections():
             print(f"{label:<44}{seconds:>10.2f}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak memory (max RSS): {peak:,.0f} MiB")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\npeak memory (max RSS): {peak:,.0f} MiB; training process: {children:,.0f} MiB")
     print(f"ratio job/floor: {job_s / floor:.2f}")
     sys.stdout.flush()
 

@@ -17,6 +17,8 @@ import numpy as np
 
 BUNDLED_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist.npz"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_ARCHIVE_BYTES = 2 * 1024**3  # all four arrays once loaded; the full MNIST needs 55 MB
+MIN_IMAGES = {"train": 100, "test": 16}  # enough for a batch and the 16-digit panel
 IMAGE_SHAPE = (28, 28)
 CREDIT = (
     "MNIST database by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, "
@@ -47,6 +49,12 @@ class Dataset:
     def test_images(self) -> np.ndarray:
         """Test images as float32 in 0..1, shaped (N, 28, 28, 1) for the models."""
         return to_model_input(self.x_test)
+
+    def training_images(self, indices: np.ndarray) -> np.ndarray:
+        """Only the chosen training digits as model input: 2,000 digits never convert all 60,000."""
+        if "train_images" in self.__dict__:
+            return self.train_images[indices]
+        return to_model_input(self.x_train[indices])
 
     @property
     def name(self) -> str:
@@ -91,8 +99,11 @@ def load_dataset(path: str | os.PathLike | None = None) -> Dataset:
 def _read_and_validate(path: Path) -> Dataset:
     if path.is_dir():
         raise DataError(f"Data file {path} is a folder, not a .npz file.")
+    _check_declared_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
+            if isinstance(archive, np.ndarray):
+                raise DataError(f"Data file {path} is a single .npy array, not an .npz archive holding {', '.join(KEYS)}.")
             missing = [key for key in KEYS if key not in archive.files]
             if missing:
                 raise DataError(
@@ -111,6 +122,38 @@ def _read_and_validate(path: Path) -> Dataset:
     return Dataset(path=path, **arrays)
 
 
+def _check_declared_sizes(path: Path) -> None:
+    """Read each array's shape from the archive's headers, before anything is decompressed:
+    a small compressed file can claim gigabytes (3 million blank images zip to 2.4 MB)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        with open(path, "rb") as handle:
+            if handle.read(6) == b"\x93NUMPY":
+                raise DataError(f"Data file {path} is a single .npy array, not an .npz archive holding {', '.join(KEYS)}.") from None
+        raise DataError(f"Data file {path} is not an .npz archive (not a zip file; truncated or another format?).") from None
+    except OSError as error:
+        raise DataError(f"Data file {path} cannot be read: {error.strerror or error}.") from None
+    total = 0
+    with archive:
+        for key in KEYS:
+            try:
+                with archive.open(f"{key}.npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(member, max_header_size=100_000)
+            except KeyError:
+                continue  # reported with the other missing keys
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+                raise DataError(f"Data file {path}: the header of {key} is unreadable ({error}).") from None
+            total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if total > MAX_ARCHIVE_BYTES:
+        raise DataError(
+            f"Data file {path} declares {total / 1024**3:,.1f} GiB of arrays; the limit is "
+            f"{MAX_ARCHIVE_BYTES / 1024**3:.0f} GiB (the full MNIST needs 0.05 GiB)."
+        )
+
+
 def _check_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise DataError(
@@ -118,8 +161,10 @@ def _check_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray)
         )
     if images.dtype != np.uint8:
         raise DataError(f"Data file {path}: x_{split} is {images.dtype}; expected uint8 (0..255).")
-    if images.shape[0] == 0:
-        raise DataError(f"Data file {path}: x_{split} holds no images.")
+    if images.shape[0] < MIN_IMAGES[split]:
+        raise DataError(
+            f"Data file {path}: x_{split} holds {images.shape[0]} image(s); at least {MIN_IMAGES[split]} are needed."
+        )
     if labels.shape != (images.shape[0],):
         raise DataError(
             f"Data file {path}: y_{split} has shape {labels.shape}; expected "

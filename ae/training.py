@@ -1,40 +1,40 @@
-"""Training jobs: one config trained with `model.fit` in a background thread.
+"""Training inside the training process: jobs, the queue, Keras `fit`, checkpoints and saving.
 
-Pages never train: they ask the process-wide `JobManager` for the job of a config and read
-`job.snapshot()`, a consistent, immutable view, as often as they like. Asking twice for
-the same config returns the same job, so a lecture hall of students shares one run. One
-worker thread trains one job at a time; the others wait as `queued`. Seeding and every
-other process-wide TensorFlow setting happen on that worker, inside its one serialized
-section. Finished and stopped models are saved (ae.store) and come back after a restart.
+Only `ae.worker` runs this module, in a process of its own, so training never shares an
+interpreter (and its lock) with the web server's sessions. One `Trainer` owns every job of
+one dataset and one model store: one thread trains one job at a time, the others wait as
+`queued`. Whenever a job changes it is marked dirty, and the worker publishes its snapshot.
+Seeding and every other process-wide TensorFlow setting happen on the training thread.
 """
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
-import keras
-
+from ae.checkpoint import CheckpointWriter, checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
 from ae.config import TrainingConfig
-from ae.data import Dataset, load_dataset
+from ae.data import Dataset
+from ae.jobs import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_indices, training_indices
 from ae.metrics import ErrorSummary, evaluate_reconstructions
 from ae.models import BUILD_LOCK, AutoencoderModels, build_models, predict
 from ae.store import ModelStore, StoreError
 
 log = logging.getLogger(__name__)
 
-PANEL_SIZE = 16
 VALIDATION_SIZE = 1_000  # small, because Keras finishes validation even after a stop
 # Measured on 2 CPU cores (python -m ae.bench): XLA with several steps per execution is
 # the fastest setting; callbacks then fire every STEPS_PER_EXECUTION steps.
 JIT_COMPILE = True
 STEPS_PER_EXECUTION = 16
 PANEL_REFRESH_SECONDS = 1.0
-MAX_STEP_LOSSES = 2_000
+MAX_STEP_LOSSES = 1_000  # halved when full, so the loss chart's point count stays bounded
+TRAINING_MODELS_KEPT = 2  # training copies (with optimizer state) kept for a quick Continue
 
 
 def pixel_binary_crossentropy(y_true, y_pred):
@@ -48,83 +48,8 @@ def pixel_binary_crossentropy(y_true, y_pred):
     return keras.losses.binary_crossentropy(keras.ops.reshape(y_true, (-1, pixels)), keras.ops.reshape(y_pred, (-1, pixels)))
 
 
-class JobState(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.STOPPING)
-
-
-def panel_indices(labels: np.ndarray, size: int = PANEL_SIZE) -> np.ndarray:
-    """A fixed panel of test digits: the first of each class 0-9, then the next ones in order."""
-    firsts = [int(np.flatnonzero(labels == digit)[0]) for digit in range(10) if (labels == digit).any()]
-    taken = set(firsts)
-    rest = [index for index in range(min(len(labels), size + len(firsts))) if index not in taken]
-    return np.array((firsts + rest)[:size])
-
-
-def training_indices(config: TrainingConfig, available: int) -> np.ndarray | None:
-    """Which training digits a config uses: all of them, or a seeded random subset."""
-    if config.train_size >= available:
-        return None
-    return np.sort(np.random.default_rng(config.seed).permutation(available)[: config.train_size])
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    """What a page shows about a job at one moment. Immutable: safe to read anywhere."""
-
-    key: str
-    config: TrainingConfig
-    state: JobState
-    error: str | None
-    epochs_done: float  # epochs of training behind the model; fractional after a mid-epoch stop
-    epochs_total: float  # what was asked for: config.epochs, plus any continuation
-    step: int  # steps done in the current epoch
-    steps_per_epoch: int
-    train_loss: tuple[float, ...]
-    val_loss: tuple[float, ...]
-    step_losses: tuple[tuple[float, float], ...]  # (epoch position, mean train loss of the last few steps)
-    epoch_ends: tuple[float, ...]  # epoch position at which each train_loss/val_loss entry ended
-    epoch_seconds: tuple[float, ...]  # wall time of each epoch, validation included
-    samples_per_second: float | None
-    eta_seconds: float | None
-    panel_reconstructions: np.ndarray | None
-    panel_epoch: float | None
-    queue_position: int | None
-    test_metrics: ErrorSummary | None
-    training_seconds: float
-    saved_at: float | None
-
-    @property
-    def epoch(self) -> int:
-        """Whole epochs trained."""
-        return int(self.epochs_done + 1e-9)
-
-    @property
-    def position(self) -> float:
-        """Epochs trained, counting the current epoch's steps while training."""
-        running = self.state in (JobState.RUNNING, JobState.STOPPING)
-        return self.epochs_done + (self.step / max(1, self.steps_per_epoch) if running else 0.0)
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the requested epochs done, 0..1."""
-        return min(1.0, self.position / max(1e-9, self.epochs_total))
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def has_model(self) -> bool:
-        """A trained model is saved and can be used by the pages."""
-        return self.saved_at is not None
+HISTORY_FIELDS = ("epochs_done", "epochs_total", "train_loss", "val_loss", "step_losses", "epoch_ends",
+                  "epoch_seconds", "samples_per_second", "training_seconds")
 
 
 @dataclass(eq=False)
@@ -132,15 +57,15 @@ class TrainingJob:
     """One config's model and its training. Mutable state lives behind `_lock`."""
 
     config: TrainingConfig
-    manager: "JobManager"
+    trainer: "Trainer"
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop_event: threading.Event = field(default_factory=threading.Event)
-    _models: AutoencoderModels | None = None  # the training copy, used by the worker only
-    _compiled: bool = False
-    _published: AutoencoderModels | None = None  # the pages' copy, loaded from the saved weights
-    _published_at: float | None = None
     state: JobState = JobState.QUEUED
     error: str | None = None
+    phase: Phase = Phase.WAITING
+    warning: str | None = None
+    saved_to_disk: bool = True
+    resume_from: float | None = None
     epochs_total: float = 0
     epochs_done: float = 0.0
     step: int = 0
@@ -154,6 +79,7 @@ class TrainingJob:
     eta_seconds: float | None = None
     panel_reconstructions: np.ndarray | None = None
     panel_epoch: float | None = None
+    panel_version: int = 0
     test_metrics: ErrorSummary | None = None
     training_seconds: float = 0.0
     saved_at: float | None = None
@@ -166,212 +92,193 @@ class TrainingJob:
     def key(self) -> str:
         return self.config.key
 
-    # ---- reading -------------------------------------------------------------------
-    def snapshot(self) -> JobSnapshot:
-        position = self.manager.queue_position(self)
+    def snapshot(self, version: int, queue_position: int | None) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(
-                key=self.key,
-                config=self.config,
-                state=self.state,
-                error=self.error,
-                epochs_done=self.epochs_done,
-                epochs_total=self.epochs_total,
-                step=self.step,
-                steps_per_epoch=self.steps_per_epoch,
-                train_loss=tuple(self.train_loss),
-                val_loss=tuple(self.val_loss),
-                step_losses=tuple(self.step_losses),
-                epoch_ends=tuple(self.epoch_ends),
-                epoch_seconds=tuple(self.epoch_seconds),
-                samples_per_second=self.samples_per_second,
-                eta_seconds=self.eta_seconds,
-                panel_reconstructions=self.panel_reconstructions,
-                panel_epoch=self.panel_epoch,
-                queue_position=position,
-                test_metrics=self.test_metrics,
-                training_seconds=self.training_seconds,
-                saved_at=self.saved_at,
+                key=self.key, config=self.config, state=self.state, error=self.error,
+                epochs_done=self.epochs_done, epochs_total=self.epochs_total, step=self.step,
+                steps_per_epoch=self.steps_per_epoch, train_loss=tuple(self.train_loss),
+                val_loss=tuple(self.val_loss), step_losses=tuple(self.step_losses),
+                epoch_ends=tuple(self.epoch_ends), epoch_seconds=tuple(self.epoch_seconds),
+                samples_per_second=self.samples_per_second, eta_seconds=self.eta_seconds,
+                panel_reconstructions=self.panel_reconstructions, panel_epoch=self.panel_epoch,
+                queue_position=queue_position, test_metrics=self.test_metrics,
+                training_seconds=self.training_seconds, saved_at=self.saved_at, version=version,
+                panel_version=self.panel_version, phase=self.phase, warning=self.warning,
+                saved_to_disk=self.saved_to_disk, resume_from=self.resume_from,
             )
 
-    def models(self) -> AutoencoderModels:
-        """The last saved model, for pages: loaded from disk once per save.
-
-        Pages never touch the worker's training copy, so they can predict while it
-        continues training. Raises StoreError if nothing is saved yet or the file is bad.
-        """
+    def _set(self, **values) -> None:
         with self._lock:
-            if self.saved_at is None:
-                raise StoreError(f"Model {self.key} has no trained weights yet.")
-            if self._published is None or self._published_at != self.saved_at:
-                self._published = self.manager.store.load_models(self.config)
-                self._published_at = self.saved_at
-            return self._published
+            for name, value in values.items():
+                setattr(self, name, value)
+        self.trainer.mark_dirty(self)
 
-    # ---- control -------------------------------------------------------------------
+    def history(self) -> dict:
+        with self._lock:
+            values = {name: getattr(self, name) for name in HISTORY_FIELDS}
+        values["step_losses"] = [list(pair) for pair in values["step_losses"]]
+        return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
+
+    def restore_history(self, history: dict) -> None:
+        """Load the fields of a checkpoint's or record's history (already validated)."""
+        with self._lock:
+            for name in HISTORY_FIELDS:
+                if name in history and history[name] is not None:
+                    value = history[name]
+                    setattr(self, name, [tuple(v) if isinstance(v, list) else v for v in value] if isinstance(value, list) else value)
+
+    # ---- control (called on the worker's command thread) ---------------------------------
     def stop(self) -> None:
         """Stop within one execution step; the model trained so far is kept and saved."""
         with self._lock:
             if self.state is JobState.RUNNING:
                 self.state = JobState.STOPPING
                 self._stop_event.set()
+            elif self.state is JobState.QUEUED:
+                previous, self._state_before_queue = self._state_before_queue, None
+                self.state = previous or JobState.STOPPED
+                self.phase = Phase.DONE
+                self.epochs_total = self.epochs_done if previous else self.config.epochs
+            else:
                 return
-            if self.state is not JobState.QUEUED:
-                return
-            previous, self._state_before_queue = self._state_before_queue, None
-            self.state = previous or JobState.STOPPED
-            self.epochs_total = self.epochs_done if previous else self.config.epochs
-        self.manager._dequeue(self)
+            dequeue = self.state is not JobState.STOPPING
+        self.trainer.mark_dirty(self)
+        if dequeue:
+            self.trainer._dequeue(self)
 
     def extend(self, extra_epochs: int) -> None:
         """Queue `extra_epochs` more epochs on the model trained so far."""
-        if not isinstance(extra_epochs, int) or extra_epochs < 1:
+        if not isinstance(extra_epochs, int) or isinstance(extra_epochs, bool) or extra_epochs < 1:
             raise ValueError(f"Extra epochs must be a whole number of at least 1; got {extra_epochs!r}.")
         with self._lock:
             if self.state in ACTIVE_STATES:
                 raise ValueError("This model is still training; stop it or wait before continuing.")
-            if self.saved_at is None:
+            if self.saved_at is None and self.resume_from is None:
                 raise ValueError("This model has no trained epochs to continue from; train it first.")
             self._state_before_queue = self.state
             self.epochs_total = self.epochs_done + extra_epochs
-            self.state = JobState.QUEUED
-            self.error = None
-        self.manager._enqueue(self)
+            self.state, self.phase, self.error = JobState.QUEUED, Phase.WAITING, None
+        self.trainer._enqueue(self)
 
-    def _requeue_after_failure(self) -> bool:
-        """A failed job asked for again is tried again (from its last saved state)."""
+    def requeue_after_failure(self) -> bool:
+        """A failed job asked for again is tried again: from its checkpoint if it has one."""
         with self._lock:
             if self.state is not JobState.FAILED:
                 return False
-            self.state, self.error = JobState.QUEUED, None
+            self.state, self.error, self.phase = JobState.QUEUED, None, Phase.WAITING
             self.epochs_total = max(self.epochs_total, self.config.epochs)
             return True
 
-    # ---- training (worker thread only) --------------------------------------------------
-    def _set(self, **values) -> None:
-        with self._lock:
-            for name, value in values.items():
-                setattr(self, name, value)
-
-    def _run(self, dataset: Dataset) -> None:
+    # ---- training (training thread only) --------------------------------------------------
+    def run(self, dataset: Dataset) -> None:
         with self._lock:
             if self.state is not JobState.QUEUED:
                 return
-            self.state = JobState.RUNNING
+            self.state, self.phase = JobState.RUNNING, Phase.STARTING
             self._stop_event.clear()
+        self.trainer.mark_dirty(self)
         started = time.perf_counter()
         try:
-            self._train(dataset)
+            models = self._train(dataset)
             stopped = self.epochs_done < self.epochs_total - 1e-6
-            self._finish(dataset, JobState.STOPPED if stopped else JobState.FINISHED, time.perf_counter() - started)
-        except Exception as error:  # the job reports every failure; the worker lives on
+            self._finish(dataset, models, JobState.STOPPED if stopped else JobState.FINISHED, time.perf_counter() - started)
+        except Exception as error:  # the job reports every failure; the process lives on
             log.exception("Training %s failed", self.key)
-            self._set(
-                state=JobState.FAILED,
-                error=f"{type(error).__name__}: {error}",
-                eta_seconds=None,
-                _state_before_queue=None,
-            )
+            self._set(state=JobState.FAILED, error=str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}",
+                      eta_seconds=None, phase=Phase.DONE, _state_before_queue=None)
 
-    def _prepare_models(self) -> AutoencoderModels:
-        if self._models is None and self.saved_at is not None:
-            self._models = self.manager.store.load_models(self.config)
-        if self._models is None:
-            self._models = build_models(self.config.architecture, self.config.code_size)
-        if not self._compiled:
+    def _models_to_train(self) -> AutoencoderModels:
+        """The kept training copy, else the checkpoint, else the saved model, else a fresh one."""
+        trainer = self.trainer
+        models = trainer.training_models(self.key)
+        checkpoint = None
+        if models is None and self.resume_from is not None:
+            checkpoint = load_checkpoint(trainer.store, self.key)
+        if models is None and checkpoint is None and self.saved_at is not None and self.saved_to_disk:
+            models = trainer.store.load_models(self.config)
+        if models is None:
+            models = build_models(self.config.architecture, self.config.code_size)
+        compiled = getattr(models.autoencoder, "_ae_compiled", False)
+        if not compiled:
             with BUILD_LOCK:
-                self._models.autoencoder.compile(
+                models.autoencoder.compile(
                     optimizer=keras.optimizers.Adam(learning_rate=self.config.learning_rate),
-                    loss=pixel_binary_crossentropy,
-                    jit_compile=JIT_COMPILE,
-                    steps_per_execution=STEPS_PER_EXECUTION,
+                    loss=pixel_binary_crossentropy, jit_compile=JIT_COMPILE, steps_per_execution=STEPS_PER_EXECUTION,
                 )
-            self._compiled = True
-        return self._models
+            models.autoencoder._ae_compiled = True
+        if checkpoint is not None:
+            models.autoencoder.set_weights(checkpoint.weights)
+            optimizer = models.autoencoder.optimizer
+            optimizer.build(models.autoencoder.trainable_variables)
+            for variable, value in zip(optimizer.variables, checkpoint.optimizer):
+                variable.assign(value)
+            self.restore_history(checkpoint.history)
+        trainer.keep_training_models(self.key, models)
+        return models
 
-    def _train(self, dataset: Dataset) -> None:
+    def _train(self, dataset: Dataset) -> AutoencoderModels:
         config = self.config
-        keras.utils.set_random_seed(config.seed + len(self.epoch_ends))  # process-global: worker thread only
-        models = self._prepare_models()
+        keras.utils.set_random_seed(config.seed + len(self.epoch_ends))  # process-global: training thread only
+        models = self._models_to_train()
         indices = training_indices(config, len(dataset.x_train))
-        x_train = dataset.train_images if indices is None else dataset.train_images[indices]
+        x_train = dataset.train_images if indices is None else dataset.training_images(indices)
         x_val = dataset.test_images[:VALIDATION_SIZE]
         panel = dataset.test_images[panel_indices(dataset.y_test)]
-        self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0)
+        self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0, phase=Phase.COMPILING)
         # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
         epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
-        models.autoencoder.fit(
-            x_train,
-            x_train,
-            batch_size=config.batch_size,
-            epochs=epochs_to_run,
-            validation_data=(x_val, x_val),
-            shuffle=True,
-            verbose=0,
-            callbacks=[_ProgressCallback(self, panel, config.batch_size)],
-        )
+        if not self._stop_event.is_set():
+            models.autoencoder.fit(
+                x_train, x_train, batch_size=config.batch_size, epochs=epochs_to_run,
+                validation_data=(x_val, x_val), shuffle=True, verbose=0,
+                callbacks=[_ProgressCallback(self, panel, config.batch_size)],
+            )
+        return models
 
-    def _finish(self, dataset: Dataset, state: JobState, seconds: float) -> None:
-        """Measure the test error and save the model, then publish the new state."""
-        models = self._models
-        reconstructions = predict(models.autoencoder, dataset.test_images)
-        metrics = evaluate_reconstructions(dataset, reconstructions)
+    def _finish(self, dataset: Dataset, models: AutoencoderModels, state: JobState, seconds: float) -> None:
+        """Measure the test error and save the model; only then publish the final state,
+        so a page that shows "Stopped" or "Finished" always finds the model on disk."""
+        store = self.trainer.store
+        self._set(phase=Phase.EVALUATING, step=0, eta_seconds=None)
+        metrics = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images))
+        self._set(phase=Phase.SAVING)
         saved_at = time.time()
-        with self._lock:
-            record = self._record(metrics, self.training_seconds + seconds, saved_at, state)
-        self.manager.store.save(self.config, models, record)
-        self._set(
-            state=state,
-            step=0,
-            test_metrics=metrics,
-            training_seconds=record["training_seconds"],
-            saved_at=saved_at,
-            eta_seconds=None,
-            _state_before_queue=None,
-        )
-        self.manager._note_finished(self)
+        history = self.history()
+        record = {**history, "training_seconds": history["training_seconds"] + seconds,
+                  "stopped_early": state is JobState.STOPPED, "test_metrics": metrics.to_dict(), "saved_at": saved_at}
+        warning, on_disk = None, True
+        try:
+            store.save(self.config, models, record)
+            self.trainer.checkpoints.flush()
+            delete_checkpoint(store, self.key)
+        except StoreError as error:
+            on_disk = False
+            warning = f"{error} This model is kept in memory and works until the server restarts."
+            self.trainer.send_weights(self.key, saved_at, models.autoencoder.get_weights())
+        self._set(state=state, test_metrics=metrics, training_seconds=record["training_seconds"], saved_at=saved_at,
+                  phase=Phase.DONE, warning=warning, saved_to_disk=on_disk, resume_from=None, _state_before_queue=None)
 
-    def _record(self, metrics: ErrorSummary, training_seconds: float, saved_at: float, state: JobState) -> dict:
-        return {
-            "epochs_done": self.epochs_done,
-            "epochs_total": self.epochs_total,
-            "stopped_early": state is JobState.STOPPED,
-            "train_loss": list(self.train_loss),
-            "val_loss": list(self.val_loss),
-            "step_losses": [list(pair) for pair in self.step_losses],
-            "epoch_ends": list(self.epoch_ends),
-            "epoch_seconds": list(self.epoch_seconds),
-            "test_metrics": metrics.to_dict(),
-            "samples_per_second": self.samples_per_second,
-            "training_seconds": training_seconds,
-            "saved_at": saved_at,
-        }
+    def checkpoint(self, models: AutoencoderModels) -> None:
+        """Weights, optimizer state and history at an epoch's end; a refusing disk only warns."""
+        if not self.trainer.checkpoints_enabled:
+            return
+        optimizer = [variable.numpy() for variable in models.autoencoder.optimizer.variables]
+        history = {**self.history(), "config": self.config.to_dict()}
+        self.trainer.checkpoints.submit(self.key, models.autoencoder.get_weights(), optimizer, history)
 
     @classmethod
-    def from_record(cls, record: dict, manager: "JobManager") -> "TrainingJob":
-        """A finished or stopped job read back from disk; its model loads on first use."""
-        metrics = record.get("test_metrics")
-        epochs_done = float(record.get("epochs_done", 0))
-        return cls(
-            config=record["config"],
-            manager=manager,
-            state=JobState.STOPPED if record.get("stopped_early") else JobState.FINISHED,
-            epochs_total=float(record.get("epochs_total", max(epochs_done, 1))),
-            epochs_done=epochs_done,
-            train_loss=[float(v) for v in record.get("train_loss", [])],
-            val_loss=[float(v) for v in record.get("val_loss", [])],
-            step_losses=[tuple(pair) for pair in record.get("step_losses", [])],
-            epoch_ends=[float(v) for v in record.get("epoch_ends") or range(1, len(record.get("train_loss", [])) + 1)],
-            epoch_seconds=[float(v) for v in record.get("epoch_seconds", [])],
-            samples_per_second=record.get("samples_per_second"),
-            test_metrics=ErrorSummary.from_dict(metrics) if metrics else None,
-            training_seconds=float(record.get("training_seconds", 0.0)),
-            saved_at=float(record.get("saved_at", 0.0)),
-        )
+    def from_record(cls, record: dict, trainer: "Trainer") -> "TrainingJob":
+        """A finished or stopped job read back from disk (record validated by the store)."""
+        job = cls(config=record["config"], trainer=trainer,
+                  state=JobState.STOPPED if record["stopped_early"] else JobState.FINISHED, phase=Phase.DONE,
+                  test_metrics=record["test_metrics"], saved_at=record["saved_at"])
+        job.restore_history(record)
+        return job
 
 
 class _ProgressCallback(keras.callbacks.Callback):
-    """Copies Keras's progress into the job, refreshes the panel, and honours stop()."""
+    """Copies Keras's progress into the job, refreshes the panel, checkpoints, honours stop()."""
 
     def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int):
         super().__init__()
@@ -384,14 +291,18 @@ class _ProgressCallback(keras.callbacks.Callback):
 
     def _refresh_panel(self, position: float) -> None:
         reconstructions = predict(self.model, self.panel)[..., 0]
-        self.job._set(panel_reconstructions=reconstructions, panel_epoch=position)
+        with self.job._lock:
+            self.job.panel_reconstructions, self.job.panel_epoch = reconstructions, position
+            self.job.panel_version += 1
+        self.job.trainer.mark_dirty(self.job, urgent=False)
         self.last_panel = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
         self.epoch_index = epoch
         self.previous = (0, 0.0)  # (step, running mean) at the last report of this epoch
-        self.job._set(step=0)
+        with self.job._lock:
+            self.job.step = 0
 
     def on_train_batch_end(self, batch, logs=None):
         job = self.job
@@ -415,11 +326,13 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.previous = (step, running_mean)
         with job._lock:
             job.step = step
+            job.phase = Phase.TRAINING
             if rate is not None:
                 job.samples_per_second, job.eta_seconds = rate, eta
             job.step_losses.append((round(position, 4), recent))
             if len(job.step_losses) > MAX_STEP_LOSSES:
                 del job.step_losses[::2]
+        job.trainer.mark_dirty(job, urgent=False)
         if now - self.last_panel >= PANEL_REFRESH_SECONDS:
             self._refresh_panel(position)
         if job._stop_event.is_set():
@@ -438,43 +351,75 @@ class _ProgressCallback(keras.callbacks.Callback):
             job.val_loss.append(float(logs.get("val_loss", float("nan"))))
             job.epoch_seconds.append(time.perf_counter() - self.epoch_started)
             position = job.epochs_done
+            stopping = job._stop_event.is_set()
         self._refresh_panel(position)
+        job.trainer.mark_dirty(job)  # an epoch's end goes out at once
+        if not stopping and position < job.epochs_total - 1e-6:  # the final save follows at once otherwise
+            job.checkpoint(self.job.trainer.training_models(job.key))
 
 
-class JobManager:
-    """All jobs of one dataset in this process, and the single worker that trains them."""
+class Trainer:
+    """All jobs of one dataset and store in the training process, and the thread that trains them."""
 
-    def __init__(self, dataset: Dataset, store: ModelStore):
+    def __init__(self, dataset: Dataset, store: ModelStore, on_change=None, crash_notes: dict | None = None,
+                 send_weights=None):
         self.dataset = dataset
         self.store = store
+        self._on_change = on_change or (lambda urgent: None)
+        self._send_weights = send_weights
         self._jobs: dict[str, TrainingJob] = {}
         self._queue: list[TrainingJob] = []
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._current: TrainingJob | None = None
-        self._latest_key: str | None = None
+        self._dirty: set[str] = set()
+        self._forgotten: dict[str, TrainingJob] = {}  # removed jobs, whose last snapshot still goes out
+        self._kept: OrderedDict[str, AutoencoderModels] = OrderedDict()
+        for line in store.clean_leftovers():
+            log.info("Model store: %s", line)
+        clean_checkpoints(store)
+        self.checkpoints_enabled = store.writable_problem() is None
+        self.checkpoints = CheckpointWriter(store)
         for record in store.records():
-            try:
-                job = TrainingJob.from_record(record, self)
-            except (KeyError, TypeError, ValueError) as error:  # a damaged record must not stop the app
-                problem = f"Skipped saved model {record['config'].key}: its record is damaged ({type(error).__name__}: {error})."
-                store.problems.append(problem)
-                log.warning("%s", problem)
-                continue
+            job = TrainingJob.from_record(record, self)
             self._jobs[job.key] = job
-            self._latest_key = job.key
-        self._worker = threading.Thread(target=self._work, name="ae-training-worker", daemon=True)
-        self._worker.start()
+        self._restore_interrupted(crash_notes or {})
+        self._dirty.update(self._jobs)
+        self._thread = threading.Thread(target=self._work, name="ae-training", daemon=True)
+        self._thread.start()
 
-    # ---- public ------------------------------------------------------------------
+    def _restore_interrupted(self, crash_notes: dict) -> None:
+        """Runs cut short by a crash come back as failed, resumable from their last checkpoint."""
+        root = self.store.root / ".checkpoints"
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            epochs = checkpoint_epochs(self.store, folder.name)
+            checkpoint = load_checkpoint(self.store, folder.name) if epochs is not None else None
+            job = self._jobs.get(folder.name)
+            config = job.config if job else None
+            if checkpoint is not None and config is None:
+                try:
+                    config = TrainingConfig.from_dict(checkpoint.history.get("config", {}))
+                except (TypeError, ValueError):
+                    config = None
+            if checkpoint is None or config is None or config.key != folder.name or (job and epochs <= job.epochs_done):
+                delete_checkpoint(self.store, folder.name)  # stale, or not ours
+                continue
+            job = job or TrainingJob(config=config, trainer=self)
+            job.restore_history(checkpoint.history)
+            note = crash_notes.get(job.key) or "The training process stopped unexpectedly."
+            job.state, job.phase, job.resume_from = JobState.FAILED, Phase.DONE, float(epochs)
+            job.error = f"{note} Train it again to resume from epoch {epochs:g}."
+            self._jobs[job.key] = job
+
+    # ---- what the worker asks -----------------------------------------------------------------
     def request(self, config: TrainingConfig) -> TrainingJob:
         """The job for this config: the running or saved one if any, else a new queued one."""
         with self._lock:
             job = self._jobs.get(config.key)
             if job is None:
-                job = self._jobs[config.key] = TrainingJob(config=config, manager=self)
+                job = self._jobs[config.key] = TrainingJob(config=config, trainer=self)
                 self._append_to_queue(job)
-            elif job._requeue_after_failure():
+            elif job.requeue_after_failure():
                 self._append_to_queue(job)
             return job
 
@@ -482,50 +427,84 @@ class JobManager:
         with self._lock:
             return self._jobs.get(key)
 
-    def jobs(self) -> list[TrainingJob]:
+    def delete(self, key: str) -> None:
+        """Forget a model: its saved entry and checkpoint. A running job is stopped first."""
+        job = self.get(key)
+        if job is not None and job.state in ACTIVE_STATES:
+            raise ValueError("This model is training; stop it before deleting it.")
+        self.store.delete(key)
+        delete_checkpoint(self.store, key)
         with self._lock:
-            return list(self._jobs.values())
-
-    def trained_jobs(self) -> list[TrainingJob]:
-        """Jobs with a saved model, newest first."""
-        found = [job for job in self.jobs() if job.saved_at is not None]
-        return sorted(found, key=lambda job: job.saved_at or 0, reverse=True)
-
-    def latest(self) -> TrainingJob | None:
-        """The model that most recently finished training: the app's current model."""
-        with self._lock:
-            return self._jobs.get(self._latest_key) if self._latest_key else None
-
-    def running(self) -> TrainingJob | None:
-        with self._lock:
-            return self._current
+            if key in self._jobs:
+                self._forgotten[key] = self._jobs.pop(key)
+            self._kept.pop(key, None)
+        self._on_change(True)
 
     def queue_position(self, job: TrainingJob) -> int | None:
-        """1 for the next job to run; None if not waiting."""
         with self._lock:
             return self._queue.index(job) + 1 if job in self._queue else None
 
-    # ---- internals ---------------------------------------------------------------
+    def snapshots_to_publish(self, next_version) -> tuple[list[JobSnapshot], list[JobSnapshot]]:
+        """Snapshots of the jobs that changed since the last call, and the last snapshots of
+        jobs removed since then (a queued job stopped before it began, a deleted model)."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            forgotten, self._forgotten = self._forgotten, {}
+            jobs = [self._jobs[key] for key in dirty if key in self._jobs]
+            positions = {job.key: index + 1 for index, job in enumerate(self._queue)}
+        return ([job.snapshot(next_version(), positions.get(job.key)) for job in jobs],
+                [job.snapshot(next_version(), None) for job in forgotten.values()])
+
+    def all_dirty(self) -> None:
+        with self._lock:
+            self._dirty.update(self._jobs)
+        self._on_change(True)
+
+    def mark_dirty(self, job: TrainingJob, urgent: bool = True) -> None:
+        """Progress (urgent=False) is published with the next batch; anything else at once."""
+        with self._lock:
+            self._dirty.add(job.key)
+        self._on_change(urgent)
+
+    def send_weights(self, key: str, saved_at: float, weights: list) -> None:
+        if self._send_weights is not None:
+            self._send_weights(key, saved_at, weights)
+
+    # ---- training copies kept in memory ----------------------------------------------------
+    def training_models(self, key: str) -> AutoencoderModels | None:
+        with self._lock:
+            return self._kept.get(key)
+
+    def keep_training_models(self, key: str, models: AutoencoderModels) -> None:
+        """At most TRAINING_MODELS_KEPT copies: memory stays flat however many configs a room tries."""
+        with self._lock:
+            self._kept[key] = models
+            self._kept.move_to_end(key)
+            while len(self._kept) > TRAINING_MODELS_KEPT:
+                self._kept.popitem(last=False)
+
+    # ---- the queue -----------------------------------------------------------------------------
     def _append_to_queue(self, job: TrainingJob) -> None:
-        """Caller holds `_lock`."""
+        """Caller holds `_lock`. Every queued job's place changes, so all of them are republished."""
         if job not in self._queue:
             self._queue.append(job)
+            self._dirty.update(queued.key for queued in self._queue)
             self._wakeup.notify_all()
+        self._dirty.add(job.key)
 
     def _enqueue(self, job: TrainingJob) -> None:
         with self._lock:
             self._append_to_queue(job)
+        self._on_change(True)
 
     def _dequeue(self, job: TrainingJob) -> None:
         with self._lock:
             if job in self._queue:
                 self._queue.remove(job)
-            if job.saved_at is None and job.epochs_done == 0:
-                self._jobs.pop(job.key, None)
-
-    def _note_finished(self, job: TrainingJob) -> None:
-        with self._lock:
-            self._latest_key = job.key
+            self._dirty.update(queued.key for queued in self._queue)
+            if job.saved_at is None and job.epochs_done == 0 and job.resume_from is None:
+                self._forgotten[job.key] = self._jobs.pop(job.key, job)
+        self._on_change(True)
 
     def _work(self) -> None:
         while True:
@@ -534,23 +513,10 @@ class JobManager:
                     self._wakeup.wait()
                 job = self._queue.pop(0)
                 self._current = job
+                self._dirty.update(queued.key for queued in self._queue)
             try:
-                job._run(self.dataset)
+                job.run(self.dataset)
             finally:
                 with self._lock:
                     self._current = None
-
-
-_managers: dict[str, JobManager] = {}
-_managers_lock = threading.Lock()
-
-
-def get_manager(dataset: Dataset | None = None, cache_dir=None) -> JobManager:
-    """The process-wide manager for a dataset (default: the configured data file)."""
-    dataset = dataset or load_dataset()
-    store = ModelStore.for_dataset(dataset, cache_dir)
-    key = str(store.root)
-    with _managers_lock:
-        if key not in _managers:
-            _managers[key] = JobManager(dataset, store)
-        return _managers[key]
+                self._on_change(True)

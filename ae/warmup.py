@@ -1,4 +1,4 @@
-"""Load TensorFlow, the data and UMAP in the background once per server process.
+"""Load the data, start the training process and warm UMAP in the background, once per server.
 
 The first paint of the app never waits for them; by the time a user clicks Train or asks
 for a UMAP map, the imports (and numba's compilation) are usually done. Set
@@ -26,9 +26,12 @@ def start_background_warmup() -> None:
 
 def _warm() -> None:
     try:
-        from ae.training import get_manager
+        from ae.manager import get_manager
 
-        get_manager()
+        get_manager()  # starts the training process
+        from ae.models import build_models
+
+        build_models("dense", 2)  # TensorFlow for the pages' inference, in this process
     except Exception:  # the page that needs it shows the real error in words
         log.warning("Background load of TensorFlow and the data failed", exc_info=True)
     if os.environ.get("AE_WARM_UMAP", "1") != "0":

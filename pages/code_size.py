@@ -9,7 +9,7 @@ from ae.images import image_grid
 from ae.models import ARCHITECTURES
 from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
                       reconstruction_strip, sweep_configs)
-from ae.training import panel_indices
+from ae.jobs import panel_indices
 from pages.shared import manager_or_stop
 
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})

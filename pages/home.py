@@ -1,14 +1,11 @@
 """Home: what an autoencoder is, the current model, and one click to a first model.
 
-Reads saved records only (no TensorFlow), so it paints at once after `streamlit run`.
+Reads the job list only (no TensorFlow in the web process), so it paints at once.
 """
-import sys
-
 import streamlit as st
 
-from ae.data import DataError, load_dataset
+from ae.data import DataError
 from ae.models import ARCHITECTURES
-from ae.store import ModelStore
 from pages.shared import credit, format_epochs, quick_train_button
 
 st.title("Autoencoder Explorer")
@@ -22,17 +19,15 @@ st.markdown(
 )
 
 try:
-    records = ModelStore.for_dataset(load_dataset()).records()
+    from ae.manager import get_manager
+
+    manager = get_manager()  # reads saved records only: no TensorFlow in this process
 except DataError as error:
     st.error(f"The digits could not be loaded. {error}")
     st.stop()
 
 st.subheader("Current model")
-running = None
-if "ae.training" in sys.modules:  # loaded by the background warm-up or another page
-    from ae.training import get_manager
-
-    running = get_manager().running()
+running = manager.running()
 if running is not None:
     snapshot = running.snapshot()
     st.info(
@@ -40,15 +35,16 @@ if running is not None:
         icon=":material/model_training:",
     )
     st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
-if records:
-    latest = records[-1]
-    config = latest["config"]
-    metrics = latest.get("test_metrics") or {}
+latest = manager.latest()
+if latest is not None:
+    latest = latest.snapshot()
+    config = latest.config
+    metrics = latest.test_metrics
     left, middle, right = st.columns(3)
     left.metric("Architecture", ARCHITECTURES[config.architecture].label)
     middle.metric("Code size", f"{config.code_size} of 784")
-    right.metric("Test loss (BCE per pixel)", f"{metrics['bce']:.4f}" if "bce" in metrics else "–")
-    st.caption(f"{config.describe()}; trained {format_epochs(float(latest.get('epochs_done', 0)))} epoch(s).")
+    right.metric("Test loss (BCE per pixel)", f"{metrics.bce:.4f}" if metrics else "–")
+    st.caption(f"{config.describe()}; trained {format_epochs(latest.epochs_done)} epoch(s).")
     cols = st.columns(3)
     cols[0].page_link("pages/reconstructions.py", label="See its reconstructions", icon=":material/compare:")
     cols[1].page_link("pages/latent.py", label="Explore its latent space", icon=":material/scatter_plot:")

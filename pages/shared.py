@@ -33,9 +33,9 @@ SELECTED_JOB = "selected_job_key"
 def manager_or_stop():
     """The process-wide JobManager; a bad data file becomes one message and the page stops."""
     try:
-        from ae.training import get_manager
+        from ae.manager import get_manager
 
-        with st.spinner("Loading TensorFlow and the digits (first visit only)..."):
+        with st.spinner("Loading the digits (first visit only)..."):
             return get_manager()
     except DataError as error:
         st.error(f"The digits could not be loaded. {error} Set AE_DATA_PATH to a valid file, or unset it to use the bundled MNIST.")
@@ -71,13 +71,46 @@ def model_label(job) -> str:
     )
 
 
+def damaged_models(manager, key: str) -> None:
+    """Saved models that cannot be used, each with Delete and (if its settings are known) Retrain."""
+    problems = manager.problems
+    if not problems:
+        return
+    with st.expander(f":material/warning: {len(problems)} saved model(s) are damaged and were left out"):
+        for index, problem in enumerate(problems):
+            st.write(problem.message)
+            delete_col, retrain_col = st.columns(2)
+            if delete_col.button("Delete", key=f"{key}_delete_{index}", icon=":material/delete:"):
+                manager.delete(problem.key)
+                st.rerun()
+            if problem.config is not None and retrain_col.button(
+                "Retrain", key=f"{key}_retrain_{index}", icon=":material/refresh:"
+            ):
+                st.session_state[SELECTED_JOB] = manager.request(problem.config).key
+                st.switch_page("pages/train.py")
+
+
+def guarded(body):
+    """Run a fragment's body so that an unexpected error is a message, not Streamlit's red box:
+    app.py's guard does not reach fragment reruns."""
+
+    def run(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except Exception as error:  # a fragment must never show a traceback
+            import logging
+
+            logging.getLogger("autoencoder_explorer").exception("Live view failed")
+            st.error(f"This view hit a problem it did not expect ({type(error).__name__}: {error}). "
+                     "Training and saved models are untouched.")
+
+    return run
+
+
 def choose_model(manager, key: str):
     """Pick a trained model (newest first, the current one preselected); None if there is none."""
     jobs = manager.trained_jobs()
-    if manager.store.problems:
-        with st.expander(f"{len(manager.store.problems)} saved model(s) could not be read and were skipped"):
-            for problem in manager.store.problems:
-                st.write(problem)
+    damaged_models(manager, key)
     if not jobs:
         no_model_yet(f"{key}_quick")
         return None
@@ -101,7 +134,7 @@ def load_models_or_stop(job):
     try:
         return job.models()
     except StoreError as error:
-        st.error(str(error))
+        st.error(f"{error} It is now listed with the damaged models, where you can delete or retrain it.")
         st.stop()
 
 

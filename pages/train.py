@@ -1,18 +1,19 @@
 """Train: choose a config, start, stop or continue a job, and watch it learn.
 
-The worker thread never touches Streamlit. A fragment polls the job's snapshot about once
+Training runs in its own process (ae.worker). A fragment polls the job's snapshot about once
 a second while it is active and stops polling when it ends; the main script stays short.
 """
 from types import SimpleNamespace
 
+import numpy as np
 import streamlit as st
 
 from ae.config import MAX_EPOCHS, TrainingConfig, validation_errors
 from ae.figures import loss_figure
-from ae.images import pairs_grid
+from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
-from ae.training import panel_indices
-from pages.shared import SELECTED_JOB, format_epochs, format_seconds, manager_or_stop, quick_train_button
+from ae.jobs import panel_indices
+from pages.shared import SELECTED_JOB, format_epochs, format_seconds, guarded, manager_or_stop, quick_train_button
 
 SLIDER_MAX_CODE = 128
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
@@ -84,6 +85,9 @@ with controls:
     for field_name, message in errors.items():
         (code_error if field_name == "code_size" else st).error(message, icon=":material/error:")
 
+    if manager.cache_problem:
+        st.warning(f"Models will not be kept after a restart: {manager.cache_problem}. "
+                   "Trained models still work until then.", icon=":material/warning:")
     # Handled in this run, not in an on_click callback: a callback would run with the
     # settings of the run that drew the button, which lag behind a value typed just before.
     if st.button(
@@ -122,20 +126,36 @@ with controls:
             st.caption("Changing settings never interrupts the job shown; press Train to queue the new settings.")
 
 
+PHASE_TEXT = {
+    "starting": "Starting: loading the model",
+    "compiling": "Compiling the training step (first steps only)",
+    "evaluating": "Evaluating on {test:,} test digits",
+    "saving": "Saving the model",
+}
+
+
 def progress_text(snapshot) -> str:
-    state = snapshot.state.value
+    state, phase = snapshot.state.value, snapshot.phase.value
     if state == "queued":
         return "Waiting for its turn"
     if state in ("running", "stopping"):
-        speed = f" · {snapshot.samples_per_second:,.0f} digits/s" if snapshot.samples_per_second else " · compiling"
+        if phase in PHASE_TEXT:
+            return f"{PHASE_TEXT[phase].format(test=len(dataset.x_test))}..."
+        speed = f" · {snapshot.samples_per_second:,.0f} digits/s" if snapshot.samples_per_second else ""
         eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
-        return (f"Epoch {snapshot.epoch + 1} of {format_epochs(snapshot.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
+        epoch = min(snapshot.epoch + 1, int(np.ceil(snapshot.epochs_total - 1e-9)))
+        return (f"Epoch {epoch} of {format_epochs(snapshot.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
                 f"{speed}{eta}")
     done = f"{format_epochs(snapshot.epochs_done)} of {format_epochs(snapshot.epochs_total)} epochs"
     return f"Stopped after {done}" if state == "stopped" else f"{done} · {format_seconds(snapshot.training_seconds)} of training"
 
 
+PANEL_ORIGINALS = dataset.test_images[panel_indices(dataset.y_test)][..., 0]
+
+
 def render(snapshot) -> None:
+    """Everything here is cheap per session: the figure and the panel picture are built once
+    per snapshot version (ae.live) and shared by every session watching."""
     config = snapshot.config
     st.subheader(f"{STATE_TEXT[snapshot.state.value]}: {ARCHITECTURES[config.architecture].label}, code size {config.code_size}")
     st.caption(config.describe())
@@ -145,6 +165,8 @@ def render(snapshot) -> None:
         st.warning(f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}.", icon=":material/hourglass_top:")
     if snapshot.error:
         st.error(f"Training failed: {snapshot.error}")
+    if snapshot.warning:
+        st.warning(snapshot.warning, icon=":material/warning:")
     st.progress(snapshot.progress, text=progress_text(snapshot))
 
     metric_cols = st.columns(4)
@@ -154,17 +176,10 @@ def render(snapshot) -> None:
     metric_cols[3].metric("Test loss (BCE)", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–")
 
     chart_col, panel_col = st.columns([1.25, 1])
-    chart_col.plotly_chart(
-        loss_figure(snapshot.step_losses, snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss), key="loss_chart", theme=None
-    )
-    originals = dataset.test_images[panel_indices(dataset.y_test)][..., 0]
+    chart_col.plotly_chart(live_loss_figure(snapshot), key="loss_chart", theme=None)
     with panel_col:
-        st.markdown("**16 test digits** (top) and their **reconstructions** (bottom)")
-        halves = [(originals[:8], None), (originals[8:], None)]
-        if snapshot.panel_reconstructions is not None:
-            halves = [(originals[:8], snapshot.panel_reconstructions[:8]), (originals[8:], snapshot.panel_reconstructions[8:])]
-        for first, second in halves:
-            st.image(pairs_grid(first, second if second is not None else first * 0), width="stretch")
+        st.markdown("**16 test digits** and their **reconstructions** (below each)")
+        st.image(panel_png(snapshot, PANEL_ORIGINALS), width="stretch")
         if snapshot.panel_epoch is not None:
             st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs.")
         else:
@@ -180,6 +195,7 @@ else:
     polling = snapshot.is_active
 
     @st.fragment(run_every=1.0 if polling else None)
+    @guarded
     def live_view() -> None:
         current = job.snapshot()
         render(current)

@@ -1,8 +1,9 @@
-"""ae.training and ae.store: real Keras training jobs on a real MNIST slice.
+"""ae.manager, ae.training and ae.store: real Keras training jobs, in the real training
+process, on a real MNIST slice.
 
-Each test makes its own JobManager (one daemon worker thread each) on its own cache folder;
-the `managers` fixture stops whatever is still running when a test ends, so a failing test
-never leaves a job training in the background of the next one.
+Each test makes its own JobManager (one training process each) on its own cache folder; the
+`managers` fixture stops what still runs and closes the process when a test ends, so a
+failing test never leaves a job training in the background of the next one.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from ae.config import TrainingConfig
 from ae.data import load_dataset
 from ae.metrics import evaluate_reconstructions, per_image_errors
 from ae.models import build_models, predict
-from ae.store import RECORD_FILE, WEIGHTS_FILE, ModelStore, StoreError
-from ae.training import PANEL_SIZE, JobManager, JobSnapshot, JobState, TrainingJob
+from ae.jobs import PANEL_SIZE, JobSnapshot, JobState
+from ae.manager import JobHandle as TrainingJob
+from ae.manager import JobManager
+from ae.store import RECORD_FILE, WEIGHTS_SUFFIX, ModelStore, StoreError
 
 DEADLINE = 120.0
 SMALL = TrainingConfig(code_size=32, epochs=3, batch_size=32, train_size=1000, seed=1)
@@ -43,11 +46,7 @@ def managers(dataset):
 
     yield make
     for manager in made:
-        for job in manager.jobs():
-            job.stop()
-    for manager in made:
-        for job in manager.jobs():
-            wait_until_done(job, timeout=60)
+        manager.close()
 
 
 def wait_until_done(job: TrainingJob, timeout: float = DEADLINE) -> JobSnapshot:
@@ -75,7 +74,13 @@ def wait_for(job: TrainingJob, condition, what: str, timeout: float = DEADLINE) 
 
 
 def entry_names(root: Path) -> list[str]:
-    return sorted(path.name for path in root.iterdir()) if root.exists() else []
+    """Saved entries (and anything a save left behind); the checkpoints folder is not an entry."""
+    return sorted(path.name for path in root.iterdir() if path.name != ".checkpoints") if root.exists() else []
+
+
+def entry_files(entry: Path) -> list[str]:
+    """An entry's files, with the weights file's unique id replaced by '*'."""
+    return sorted("*" + WEIGHTS_SUFFIX if path.name.endswith(WEIGHTS_SUFFIX) else path.name for path in entry.iterdir())
 
 
 def untrained_bce(config: TrainingConfig, images: np.ndarray) -> float:
@@ -153,7 +158,7 @@ def test_job_trains_lowers_the_loss_and_reports_progress(dataset, cache_dir, man
 def test_stop_ends_a_running_job_quickly_and_keeps_its_model(cache_dir, managers):
     manager = managers(cache_dir)
     job = manager.request(LARGE)
-    wait_for(job, lambda s: s.state is JobState.RUNNING and s.step > 0, "its first progress")
+    wait_for(job, lambda s: s.state is JobState.RUNNING and s.position > 0, "its first progress")
     stop_requested = time.monotonic()
     job.stop()
     assert job.snapshot().state in (JobState.STOPPING, JobState.STOPPED)
@@ -185,7 +190,7 @@ def test_stop_ends_a_running_job_quickly_and_keeps_its_model(cache_dir, managers
 def test_stopped_job_can_be_extended(cache_dir, managers):
     manager = managers(cache_dir)
     job = manager.request(LARGE)
-    wait_for(job, lambda s: s.state is JobState.RUNNING and s.step > 0, "its first progress")
+    wait_for(job, lambda s: s.state is JobState.RUNNING and s.position > 0, "its first progress")
     job.stop()
     stopped = wait_until_done(job, timeout=30)
     assert stopped.state is JobState.STOPPED, stopped.error
@@ -209,7 +214,7 @@ def test_stopped_job_can_be_extended(cache_dir, managers):
     assert extended.training_seconds > stopped.training_seconds
     # Saved over the old entry atomically: one clean folder, no temporary or old copies.
     assert entry_names(manager.store.root) == [LARGE.key]
-    assert entry_names(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, WEIGHTS_FILE])
+    assert entry_files(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX])
 
 
 def test_extend_needs_a_trained_model(cache_dir, managers):
@@ -264,47 +269,77 @@ def test_second_config_waits_in_the_queue(cache_dir, managers):
     assert manager.latest() is second
 
 
-def test_unloadable_saved_weights_fail_the_job_with_the_reason(cache_dir, managers):
+def test_damaged_weights_are_never_the_default_and_can_be_retrained(cache_dir, managers):
     first = managers(cache_dir)
     job = first.request(SMALL)
     assert wait_until_done(job).state is JobState.FINISHED
+    other = first.request(SMALL.with_changes(epochs=1))
+    assert wait_until_done(other).state is JobState.FINISHED
+    first.close()
 
-    weights = first.store.entry_dir(SMALL.key) / WEIGHTS_FILE
-    weights.write_bytes(b"this is not an HDF5 file" * 100)
-
-    # A restart finds the entry; continuing it must load the damaged weights and fail.
+    # Truncated weights (as after a full disk or a copy cut short).
+    weights = first.store.weights_path(SMALL.key)
+    weights.write_bytes(weights.read_bytes()[:1000])
     restarted = managers(cache_dir)
-    again = restarted.request(SMALL)
-    assert again.snapshot().state is JobState.FINISHED
-    again.extend(1)
-    failed = wait_until_done(again)
-    assert failed.state is JobState.FAILED
-    assert SMALL.key in failed.error
-    assert "cannot be loaded" in failed.error
-    assert "StoreError" in failed.error
-    assert not failed.is_active
-    with pytest.raises(StoreError, match=SMALL.key):
-        again.models()
+    assert [problem.key for problem in restarted.problems] == [SMALL.key]
+    assert "truncated" in restarted.problems[0].message
+    assert restarted.problems[0].config == SMALL
+    assert restarted.trained_jobs() == [restarted.get(other.key)]  # the damaged one is never offered
+    assert restarted.latest().key == other.key
 
-    # The worker lives on: the next job trains.
+    # Asking for its settings again trains it afresh instead of failing again.
+    again = restarted.request(SMALL)
+    retrained = wait_until_done(again)
+    assert retrained.state is JobState.FINISHED, retrained.error
+    assert retrained.epochs_done == 3
+    assert restarted.problems == []
+    assert again.models().autoencoder.output_shape == (None, 28, 28, 1)
+
+
+def test_weights_that_fail_to_load_mark_the_model_damaged_and_delete_removes_it(cache_dir, managers):
+    manager = managers(cache_dir)
+    job = manager.request(SMALL)
+    assert wait_until_done(job).state is JobState.FINISHED
+    weights = manager.store.weights_path(SMALL.key)
+    weights.write_bytes(bytes(len(weights.read_bytes())))  # same size, but zeros: only loading finds out
+
+    restarted = managers(cache_dir)
+    again = restarted.get(SMALL.key)
+    with pytest.raises(StoreError, match="cannot be loaded"):
+        again.models()
+    assert [problem.key for problem in restarted.problems] == [SMALL.key]
+    assert restarted.trained_jobs() == []
+    restarted.delete(SMALL.key)
+    assert restarted.problems == [] and restarted.get(SMALL.key) is None
+    assert entry_names(restarted.store.root) == []
+
+    # The training process lives on: the next job trains.
     other = restarted.request(SMALL.with_changes(epochs=1))
     assert wait_until_done(other).state is JobState.FINISHED
 
 
-def test_unwritable_cache_fails_the_job_with_the_reason(tmp_path, managers):
+def test_unwritable_cache_keeps_the_model_in_memory_and_says_so(tmp_path, managers, dataset):
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_text("a regular file where the cache folder should be")
     manager = managers(blocker / "runs")
+    assert "cannot be written" in manager.cache_problem  # said before training starts
     job = manager.request(TrainingConfig(code_size=4, epochs=1, batch_size=64, train_size=200))
-    failed = wait_until_done(job)
-    assert failed.state is JobState.FAILED
-    assert str(blocker) in failed.error
-    assert failed.epochs_done == 1  # it trained; only saving failed
-    assert not failed.has_model
+    done = wait_until_done(job)
+    assert done.state is JobState.FINISHED, done.error
+    assert done.epochs_done == 1
+    assert not done.saved_to_disk and done.has_model
+    assert str(blocker) in done.warning and "\n" not in done.warning
+    assert "kept in memory" in done.warning
+    # Usable for the session: inference works from the in-memory weights.
+    reconstructions = predict(job.models().autoencoder, dataset.test_images[:10])
+    assert reconstructions.shape == (10, 28, 28, 1)
 
-    # Asked for again, a failed job is retried (and fails again for the same reason).
-    assert manager.request(job.config) is job
-    assert wait_until_done(job).state is JobState.FAILED
+    # Continue works too, and the epochs reported are the model's.
+    job.extend(1)
+    extended = wait_until_done(job)
+    assert extended.state is JobState.FINISHED and extended.epochs_done == 2
+    assert not extended.saved_to_disk
+    assert job.models() is not None
 
 
 def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
@@ -315,7 +350,7 @@ def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
     original_predictions = predict(job.models().autoencoder, dataset.test_images[:50])
 
     restarted = managers(cache_dir)
-    assert restarted.store.problems == []
+    assert restarted.problems == []
     loaded = restarted.get(SMALL.key)
     assert loaded is not None and loaded is not job
     snapshot = loaded.snapshot()
@@ -349,7 +384,7 @@ def test_damaged_entries_are_skipped_with_a_problem_message(dataset, cache_dir, 
         store.save(config, build_models(config.architecture, config.code_size),
                    {"epochs_done": 1, "saved_at": time.time()})
     (store.entry_dir(garbage.key) / RECORD_FILE).write_text("{not json")
-    (store.entry_dir(no_weights.key) / WEIGHTS_FILE).unlink()
+    store.weights_path(no_weights.key).unlink()
     record = json.loads((store.entry_dir(bad_metrics.key) / RECORD_FILE).read_text())
     record["test_metrics"] = {"bce": 0.1}  # valid JSON, damaged content
     (store.entry_dir(bad_metrics.key) / RECORD_FILE).write_text(json.dumps(record))
@@ -362,7 +397,7 @@ def test_damaged_entries_are_skipped_with_a_problem_message(dataset, cache_dir, 
 
     manager = managers(cache_dir)
     assert [job.key for job in manager.jobs()] == [good.key]
-    problems = manager.store.problems
+    problems = [problem.message for problem in manager.problems]
     assert len(problems) == 5, problems
     for config, phrase in (
         (garbage, "record is unreadable"),
@@ -388,7 +423,7 @@ def test_store_writes_atomically(cache_dir):
     second = build_models("dense", 3)
     store.save(config, second, {"saved_at": 2.0})  # replaces the entry
     assert entry_names(cache_dir) == [config.key]
-    assert entry_names(store.entry_dir(config.key)) == sorted([RECORD_FILE, WEIGHTS_FILE])
+    assert entry_files(store.entry_dir(config.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX])
     [record] = store.records()
     assert record["saved_at"] == 2.0 and record["config"] == config
     loaded = store.load_models(config)
@@ -416,6 +451,6 @@ def test_loading_weights_into_the_wrong_architecture_fails_cleanly(cache_dir):
     other = ModelStore(cache_dir / "other")
     store_config = config.with_changes(code_size=4)
     other.save(store_config, build_models("dense", 4), {"saved_at": 1.0})
-    (other.entry_dir(store_config.key) / WEIGHTS_FILE).replace(store.entry_dir(config.key) / WEIGHTS_FILE)
+    other.weights_path(store_config.key).replace(store.weights_path(config.key))
     with pytest.raises(StoreError, match="cannot be loaded"):
         store.load_models(config)
