@@ -18,7 +18,7 @@ import numpy as np
 BUNDLED_PATH = Path(__file__).resolve().parent.parent / "assets" / "mnist.npz"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_ARCHIVE_BYTES = 2 * 1024**3  # all four arrays once loaded; the full MNIST needs 55 MB
-MIN_IMAGES = {"train": 100, "test": 16}  # enough for a batch and the 16-digit panel
+MIN_IMAGES = {"train": 10, "test": 10}  # the smallest training set a config accepts; a panel's worth
 IMAGE_SHAPE = (28, 28)
 CREDIT = (
     "MNIST database by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, "
@@ -131,7 +131,7 @@ def _check_declared_sizes(path: Path) -> None:
         with open(path, "rb") as handle:
             if handle.read(6) == b"\x93NUMPY":
                 raise DataError(f"Data file {path} is a single .npy array, not an .npz archive holding {', '.join(KEYS)}.") from None
-        raise DataError(f"Data file {path} is not an .npz archive (not a zip file; truncated or another format?).") from None
+        raise DataError(f"Data file {path} is not a readable .npz archive (truncated or corrupt, or another format).") from None
     except OSError as error:
         raise DataError(f"Data file {path} cannot be read: {error.strerror or error}.") from None
     total = 0
@@ -161,14 +161,16 @@ def _check_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray)
         )
     if images.dtype != np.uint8:
         raise DataError(f"Data file {path}: x_{split} is {images.dtype}; expected uint8 (0..255).")
-    if images.shape[0] < MIN_IMAGES[split]:
-        raise DataError(
-            f"Data file {path}: x_{split} holds {images.shape[0]} image(s); at least {MIN_IMAGES[split]} are needed."
-        )
     if labels.shape != (images.shape[0],):
         raise DataError(
             f"Data file {path}: y_{split} has shape {labels.shape}; expected "
             f"({images.shape[0]},), one label per image in x_{split}."
         )
+    if images.shape[0] == 0:
+        raise DataError(f"Data file {path}: x_{split} holds no images.")
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
         raise DataError(f"Data file {path}: y_{split} must hold integer labels 0..9.")
+    if images.shape[0] < MIN_IMAGES[split]:
+        raise DataError(
+            f"Data file {path}: x_{split} holds {images.shape[0]} image(s); at least {MIN_IMAGES[split]} are needed."
+        )

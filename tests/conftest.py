@@ -35,3 +35,19 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("AE_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def close_new_managers():
+    """Each JobManager runs a training process; close those a test created, so processes
+    never pile up across tests (a later test gets a fresh manager for the same cache)."""
+    from ae import manager as manager_module
+
+    before = dict(manager_module._managers)
+    yield
+    with manager_module._managers_lock:
+        created = {key: m for key, m in manager_module._managers.items() if before.get(key) is not m}
+        for key in created:
+            del manager_module._managers[key]
+    for made in created.values():
+        made.close()

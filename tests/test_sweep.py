@@ -12,7 +12,7 @@ from ae.data import load_dataset
 from ae.store import ModelStore
 from ae.sweep import (RatePoint, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
                       reconstruction_strip, sweep_configs)
-from ae.training import JobManager
+from ae.manager import JobManager
 
 BASE = TrainingConfig(code_size=2, epochs=1, batch_size=64, train_size=600, seed=3)
 
