@@ -57,6 +57,11 @@ class TrainingConfig:
         )
 
 
+def usable_training_digits(dataset) -> int:
+    """How many training digits a config may ask for with this data file (a file may hold more)."""
+    return min(len(dataset.x_train), MAX_TRAIN_SIZE)
+
+
 def _is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -156,6 +156,8 @@ class JobManager:
                 return handle
             if snapshot is None or damaged:
                 self._put(JobSnapshot(key=config.key, config=config, state=JobState.QUEUED, epochs_total=config.epochs))
+            else:  # failed: shown as queued again at once, the training process confirms
+                self._put(replace(snapshot, state=JobState.QUEUED, error=None, phase=Phase.WAITING))
         if damaged:
             self.delete(config.key)
         worker = self._ensure_worker()
@@ -263,13 +265,14 @@ class JobManager:
                 self._worker.ready = ready
 
     def _on_hello(self, snapshots: list[JobSnapshot]) -> None:
-        """A (new) training process lists its jobs; failures it cannot know about stay shown."""
+        """A (new) training process lists its jobs. Failures it cannot know about stay shown, and
+        so do requests made while it started (queued here, not yet read by it)."""
         with self._lock:
             kept = {key: s for key, s in self._snapshots.items() if s.state in (JobState.FAILED, JobState.QUEUED)}
             self._snapshots = {}
             for snapshot in snapshots:
-                kept.pop(snapshot.key, None)
-                self._put(snapshot)
+                mine = kept.pop(snapshot.key, None)
+                self._put(mine if mine is not None and mine.state is JobState.QUEUED else snapshot)
             self._snapshots.update(kept)
 
     def _put(self, snapshot: JobSnapshot) -> None:

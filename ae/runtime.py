@@ -26,7 +26,9 @@ def configure_environment() -> None:
         # (umap #665); 'omp' is thread-safe and ships with the numba wheel.
         "NUMBA_THREADING_LAYER": "omp",
         "NUMBA_NUM_THREADS": _default_threads(),
-        "NUMBA_CACHE_DIR": str(default_cache_dir() / "numba"),
+        # Numba's cache holds pickles it loads and runs: never inside the model cache, which
+        # people copy and share. Its own folder, writable by the app alone.
+        "NUMBA_CACHE_DIR": str(default_code_cache_dir()),
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
@@ -39,3 +41,21 @@ def default_cache_dir() -> Path:
         return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "autoencoder-explorer"
+
+
+def default_code_cache_dir() -> Path:
+    """Compiled code (numba's cache): `AE_CODE_CACHE_DIR`, else a folder beside, not inside, the
+    model cache. Falls back to a private temporary folder if that one cannot be written."""
+    configured = os.environ.get("AE_CODE_CACHE_DIR")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(configured).expanduser() if configured else Path(base) / "autoencoder-explorer-code" / "numba"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="ae-numba-"))
+    return folder

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ae.config import MAX_EPOCHS, TrainingConfig
+from ae.config import MAX_EPOCHS, TrainingConfig, usable_training_digits
 from ae.figures import rate_distortion_figure
 from ae.images import image_grid
 from ae.models import ARCHITECTURES
@@ -27,7 +27,7 @@ controls = st.columns([3, 1.3, 1, 1.2])
 sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
 architecture = controls[1].selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architecture")
 epochs = controls[2].number_input("Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
-train_size = controls[3].number_input("Training digits", 10, len(dataset.x_train), len(dataset.x_train), step=1000, key="sweep_train_size")
+train_size = controls[3].number_input("Training digits", 10, usable_training_digits(dataset), usable_training_digits(dataset), step=1000, key="sweep_train_size")
 base = TrainingConfig(architecture=architecture, code_size=sizes[0] if sizes else 2, epochs=int(epochs), train_size=int(train_size))
 
 if not sizes:

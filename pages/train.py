@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import streamlit as st
 
-from ae.config import MAX_EPOCHS, TrainingConfig, validation_errors
+from ae.config import MAX_EPOCHS, TrainingConfig, usable_training_digits, validation_errors
 from ae.figures import loss_figure
 from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
@@ -67,7 +67,7 @@ with controls:
         "Learning rate (Adam)", LEARNING_RATES, 0.001, format_func=lambda v: f"{v:g}", key="learning_rate"
     )
     train_size = st.number_input(
-        "Training digits", 10, len(dataset.x_train), len(dataset.x_train), step=1000, key="train_size"
+        "Training digits", 10, usable_training_digits(dataset), usable_training_digits(dataset), step=1000, key="train_size"
     )
     seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
 
