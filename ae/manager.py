@@ -221,7 +221,7 @@ class JobManager:
     # ---- the training process ----------------------------------------------------------------
     def _ensure_worker(self) -> LocalWorker:
         with self._lock:
-            if self._worker is None or not self._worker.process.is_alive():
+            if self._worker is None or not self._worker.is_alive():
                 worker = LocalWorker(self.dataset.path, self.store.root, self._on_message,
                                      lambda reason: self._on_worker_exit(worker, reason))
                 worker.start(self._crash_notes)

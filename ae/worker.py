@@ -21,12 +21,17 @@ Commands: ("request", config_dict), ("stop", key), ("extend", key, epochs), ("de
 from __future__ import annotations
 
 import itertools
+import json
 import logging
-import multiprocessing
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
-import time
+from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 # the same version and a figure is built once for all of them; state changes go out at once.
 PUBLISH_INTERVAL = 1.0
 CALL_TIMEOUT = 60.0  # a command waits this long for its answer (covers the process's start)
+CONNECT_TIMEOUT = 30.0  # the new process connects back before it loads anything heavy
 
 
 class WorkerGone(RuntimeError):
@@ -86,15 +92,37 @@ class LocalWorker:
         return self.process.pid if self.process is not None else None
 
     def start(self, crash_notes: dict[str, str]) -> None:
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        self.process = context.Process(
-            target=worker_main, args=(child_end, str(self.data_path), str(self.store_root), dict(crash_notes)),
-            name="ae-training-process", daemon=True,
-        )
-        self.process.start()
-        child_end.close()
-        self._connection = parent_end
+        """Start `python -m ae.worker` and wait (30 s at most) for it to connect back.
+
+        Not multiprocessing's "spawn": under Streamlit, `__main__` is the app script, and
+        spawn would run the whole app again in the child. The child connects over a Unix
+        socket in a private folder and both sides prove they hold a random key.
+        """
+        folder = Path(tempfile.mkdtemp(prefix="ae-worker-"))
+        address = str(folder / "socket")
+        authkey = os.urandom(32)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(address)
+        server.listen(1)
+        server.settimeout(CONNECT_TIMEOUT)
+        environment = dict(os.environ, AE_WORKER_KEY=authkey.hex())
+        arguments = json.dumps({"address": address, "data_path": str(self.data_path), "store_root": str(self.store_root),
+                                "crash_notes": dict(crash_notes)})
+        self.process = subprocess.Popen([sys.executable, "-m", "ae.worker", arguments], env=environment,
+                                        cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.DEVNULL)
+        try:
+            accepted, _ = server.accept()
+        except OSError as error:
+            self.process.kill()
+            raise WorkerGone(f"The training process did not start ({error}).") from None
+        finally:
+            server.close()
+            shutil.rmtree(folder, ignore_errors=True)
+        accepted.settimeout(None)
+        connection = Connection(accepted.detach())
+        deliver_challenge(connection, authkey)
+        answer_challenge(connection, authkey)
+        self._connection = connection
         threading.Thread(target=self._receive, name="ae-worker-receiver", daemon=True).start()
 
     def call(self, *command) -> tuple[str | None, list, list]:
@@ -139,26 +167,38 @@ class LocalWorker:
                     slot["event"].set()
             else:
                 self.on_message(message)
-        self.process.join(timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
         if not self._closing:
-            self.on_exit(describe_exit(self.process.exitcode))
+            self.on_exit(describe_exit(self.process.returncode))
         for slot in list(self._calls.values()):
             slot["event"].set()  # answer None: the caller raises WorkerGone
 
     def close(self) -> None:
         """Stop the training process (jobs in flight are lost; their checkpoints stay)."""
         self._closing = True
-        if self.process is not None and self.process.is_alive():
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.join(timeout=10)
-            if self.process.is_alive():
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.join(timeout=5)
+                self.process.wait(timeout=5)
         if self._connection is not None:
             self._connection.close()
 
+    def is_alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
 
 # ---- inside the training process ------------------------------------------------------------
+def connect_back(address: str) -> Connection:
+    """The training process's first act: connect to the web process, before loading TensorFlow."""
+    return Client(address, family="AF_UNIX", authkey=bytes.fromhex(os.environ.pop("AE_WORKER_KEY")))
+
+
 def worker_main(connection, data_path: str, store_root: str, crash_notes: dict) -> None:
     """Entry point of the training process: train, publish snapshots, answer commands."""
     import ae  # noqa: F401  (thread settings before TensorFlow loads)
@@ -248,3 +288,8 @@ def worker_main(connection, data_path: str, store_root: str, crash_notes: dict) 
         with publish_lock:
             snapshots, forgotten = pending()
             send(("reply", call_id, error, snapshots, forgotten))
+
+
+if __name__ == "__main__":
+    settings = json.loads(sys.argv[1])
+    worker_main(connect_back(settings["address"]), settings["data_path"], settings["store_root"], settings["crash_notes"])

@@ -1,0 +1,326 @@
+"""The lecture-hall load benchmark: `python -m ae.loadbench [--sessions 0 5 10 20]`.
+
+Starts the real app (`streamlit run app.py`) on loopback with a fresh model cache, trains a
+small model for the result pages, then for each N: a lecturer's browser starts a training
+run on the Train page and leaves it; N real Chromium sessions (Playwright, one context each,
+in one browser) open the app while it trains: 2 in 5 watch Train, the others open Latent
+space (and switch its projection), Reconstructions and Home. After a fixed window the
+lecturer comes back and presses Stop. Printed, one row per N, side by side with N = 0:
+median epoch seconds during the window, p50/p95 time until a page is ready, Stop to
+"Stopped", errors, and that every Train watcher saw the same job; then server and training
+process peak memory.
+
+Loopback only; every wait is bounded and the whole run stops itself (`--limit`, default
+15 minutes). Chromium runs at the lowest CPU priority: in a real room the browsers run on
+the students' machines, not on the server, so their rendering is not the app's cost.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+ROLES = ("train", "latent", "train", "reconstructions", "home")  # 2 in 5 watch Train
+MAP_SWITCHES = ("t-SNE", "PCA")  # t-SNE is computed once before the runs: maps leave the web process in issue 10
+WINDOW_SECONDS = 25.0  # training time with all sessions open, per N
+PAGE_TIMEOUT_MS = 120_000
+SERVER: list = [None]  # for the time limit's clean-up
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MemoryWatch:
+    """Peak RSS of the server process and of its children (the training process), sampled."""
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.server_peak = self.worker_peak = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.5):
+            try:
+                self.server_peak = max(self.server_peak, self.process.memory_info().rss)
+                children = self.process.children(recursive=True)
+                self.worker_peak = max([self.worker_peak] + [c.memory_info().rss for c in children])
+            except psutil.Error:
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def start_server(cache: Path, port: int, log_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, AE_CACHE_DIR=str(cache), AE_WARM_UMAP="0")
+    env.pop("AE_DATA_PATH", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise SystemExit(f"The server did not start; see {log_path}")
+
+
+def niced_chromium(folder: Path) -> str:
+    """A launcher that runs Debian's chromium at the lowest CPU priority."""
+    script = folder / "chromium-niced"
+    script.write_text(f'#!/bin/sh\nexec nice -n 19 {CHROMIUM} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def record_of(cache: Path, seed: int) -> dict | None:
+    for path in cache.glob("runs/*/*/record.json"):
+        record = json.loads(path.read_text())
+        if record["config"]["seed"] == seed and record["config"]["code_size"] == 32:
+            return record
+    return None
+
+
+class Run:
+    """One N: counts and timings gathered by the sessions."""
+
+    def __init__(self, sessions: int):
+        self.sessions = sessions
+        self.ready_seconds: list[float] = []
+        self.errors: list[str] = []
+        self.jobs_seen: set[str] = set()
+        self.progress_seen = 0
+
+
+async def open_page(context, url: str, run: Run, role: str):
+    page = await context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.on("pageerror", lambda error: run.errors.append(f"{role}: page error {error}"))
+    started = time.perf_counter()
+    await page.goto(url)
+    await page.wait_for_selector(IDLE, timeout=PAGE_TIMEOUT_MS)
+    ready = {"train": '[data-testid="stProgress"]', "latent": ".js-plotly-plot",
+             "reconstructions": '[data-testid="stImage"]', "home": "h1"}[role]
+    await page.wait_for_selector(ready, timeout=PAGE_TIMEOUT_MS)
+    run.ready_seconds.append(time.perf_counter() - started)
+    return page
+
+
+async def check_page(page, run: Run, role: str) -> None:
+    text = await page.inner_text("body")
+    if "did not expect" in text or await page.locator('[data-testid="stException"]').count():
+        run.errors.append(f"{role}: the page shows an error")
+
+
+async def session(browser, base: str, role: str, run: Run, until: float) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        path = {"train": "/train", "latent": "/latent", "reconstructions": "/reconstructions", "home": "/"}[role]
+        page = await open_page(context, base + path, run, role)
+        if role == "latent":  # switch the projection back and forth while the job trains
+            while time.monotonic() < until - 3:
+                for method in MAP_SWITCHES:
+                    option = page.get_by_text(method, exact=True)
+                    if await option.count():
+                        await option.first.click()
+                        await page.wait_for_selector(IDLE, timeout=PAGE_TIMEOUT_MS)
+                    await asyncio.sleep(2)
+                    if time.monotonic() >= until - 3:
+                        break
+        else:
+            while time.monotonic() < until - 2:
+                await asyncio.sleep(1)
+        if role == "train":
+            caption = await page.locator('[data-testid="stCaptionContainer"]').first.inner_text()
+            run.jobs_seen.add(caption)
+            if re.search(r"Epoch \d+ of", await page.inner_text("body")):
+                run.progress_seen += 1
+        await check_page(page, run, role)
+    except Exception as error:  # a session that cannot do its part counts as an error
+        run.errors.append(f"{role}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+    finally:
+        await context.close()
+
+
+async def lecturer_starts(browser, base: str, seed: int, epochs: int):
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    page = await context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    await page.goto(base + "/train")
+    await page.wait_for_selector(IDLE)
+    await page.get_by_label("type any code size", exact=False).fill("32")
+    await page.get_by_label("type any code size", exact=False).press("Enter")
+    for label, value in (("Epochs", epochs), ("Seed", seed)):
+        box = page.get_by_label(label, exact=True)
+        await box.fill(str(value))
+        await box.press("Enter")
+        await page.wait_for_selector(IDLE)
+    await page.get_by_role("button", name="Train", exact=True).click()
+    await page.get_by_text(re.compile(r"Epoch \d+ of")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    await page.goto("about:blank")  # the lecturer leaves: N = 0 means nobody watches
+    return context, page
+
+
+async def lecturer_stops(page, base: str) -> float:
+    await page.goto(base + "/train")
+    await page.wait_for_selector(IDLE)
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    await stop.wait_for()
+    pressed = time.perf_counter()
+    await stop.click()
+    await page.get_by_text(re.compile(r"Stopped after")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    return time.perf_counter() - pressed
+
+
+async def one_run(browser, base: str, cache: Path, sessions: int, seed: int) -> dict:
+    run = Run(sessions)
+    context, lecturer = await lecturer_starts(browser, base, seed, epochs=200)
+    opened = time.monotonic()
+    until = opened + WINDOW_SECONDS
+    await asyncio.gather(*(session(browser, base, ROLES[i % len(ROLES)], run, until) for i in range(sessions)))
+    stop_seconds = await lecturer_stops(lecturer, base)
+    await context.close()
+    record = None
+    for _ in range(50):
+        record = record_of(cache, seed)
+        if record:
+            break
+        await asyncio.sleep(0.2)
+    epoch_seconds = record["epoch_seconds"][1:-1] if record else []  # not the compiling first, nor the cut-short last
+    return {
+        "sessions": sessions,
+        "epoch_s": statistics.median(epoch_seconds) if epoch_seconds else float("nan"),
+        "epochs": len(epoch_seconds),
+        "p50": statistics.median(run.ready_seconds) if run.ready_seconds else float("nan"),
+        "p95": _percentile(run.ready_seconds, 95),
+        "pages": f"{len(run.ready_seconds)}/{sessions}",
+        "stop_s": stop_seconds,
+        "errors": run.errors,
+        "jobs_seen": len(run.jobs_seen),
+        "train_watchers": sum(1 for i in range(sessions) if ROLES[i % len(ROLES)] == "train"),
+        "progress_seen": run.progress_seen,
+    }
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(percent / 100 * (len(ordered) - 1))))]
+
+
+async def main_async(counts: list[int], keep_log: Path) -> int:
+    from playwright.async_api import async_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="ae-loadbench-"))
+    cache = work / "cache"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = SERVER[0] = start_server(cache, port, keep_log)
+    memory = MemoryWatch(server.pid)
+    rows = []
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=niced_chromium(work), args=CHROMIUM_ARGS)
+            # A trained model for Latent space and Reconstructions: the Home page's quick model.
+            page = await browser.new_page()
+            await page.goto(base)
+            await page.wait_for_selector(IDLE, timeout=PAGE_TIMEOUT_MS)
+            await page.get_by_role("button", name=re.compile(r"^Train a quick model")).click()
+            await page.get_by_text("Finished:").first.wait_for(timeout=PAGE_TIMEOUT_MS * 2)
+            await page.goto(base + "/latent")  # the shared t-SNE map, computed once before any run
+            await page.wait_for_selector(IDLE, timeout=PAGE_TIMEOUT_MS)
+            await page.get_by_text(MAP_SWITCHES[0], exact=True).first.click()
+            await page.wait_for_selector(IDLE, timeout=PAGE_TIMEOUT_MS * 2)
+            await page.close()
+            for index, count in enumerate(counts):
+                row = await one_run(browser, base, cache, count, seed=100 + index)
+                rows.append(row)
+                print(f"  N={count}: epoch {row['epoch_s']:.3f} s over {row['epochs']} epochs, pages {row['pages']}, "
+                      f"stop {row['stop_s']:.2f} s, errors {len(row['errors'])}", flush=True)
+            await browser.close()
+    finally:
+        memory.stop()
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(rows, memory, keep_log)
+    return 0 if all(not row["errors"] for row in rows) else 1
+
+
+def print_table(rows: list[dict], memory: MemoryWatch, log_path: Path) -> None:
+    baseline = rows[0]["epoch_s"] if rows else float("nan")
+    print("\nsessions  epoch s  vs N=0   page ready p50 / p95 s  pages   Stop->Stopped s  errors  one shared job")
+    for row in rows:
+        shared = ("yes" if row["jobs_seen"] == 1 and row["progress_seen"] == row["train_watchers"] else
+                  f"no ({row['jobs_seen']} jobs, {row['progress_seen']}/{row['train_watchers']} saw progress)") \
+            if row["train_watchers"] else "-"
+        print(f"{row['sessions']:>8}  {row['epoch_s']:7.3f}  {row['epoch_s'] / baseline - 1:+6.1%}   "
+              f"{row['p50']:9.2f} / {row['p95']:6.2f}        {row['pages']:>6}  {row['stop_s']:15.2f}  "
+              f"{len(row['errors']):>6}  {shared}")
+        for error in row["errors"][:5]:
+            print(f"          error: {error}")
+    log = log_path.read_text(errors="replace")
+    tracebacks = log.count("Traceback")
+    print(f"\npeak memory: server {memory.server_peak / 2**20:,.0f} MiB, training process {memory.worker_peak / 2**20:,.0f} MiB")
+    print(f"server log: {tracebacks} traceback(s), {log.count('WebSocketClosedError') + log.count('WebSocketDisconnect')} "
+          f"websocket-closed message(s) ({log_path})")
+    if rows:
+        print(f"slowdown at N={rows[-1]['sessions']}: {rows[-1]['epoch_s'] / baseline - 1:+.1%}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[0, 5, 10, 20])
+    parser.add_argument("--limit", type=float, default=900, help="seconds before the whole run stops itself")
+    parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "ae-loadbench-server.log")
+    args = parser.parse_args()
+    if any(count < 0 or count > 40 for count in args.sessions):
+        parser.error("sessions must be between 0 and 40")
+    def give_up() -> None:
+        print(f"loadbench: stopped after its {args.limit:.0f} s limit", flush=True)
+        if SERVER[0] is not None:
+            SERVER[0].kill()
+        os._exit(3)
+
+    timer = threading.Timer(args.limit, give_up)  # bounded in time, whatever happens
+    timer.daemon = True
+    timer.start()
+    return asyncio.run(main_async(args.sessions, args.log))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
