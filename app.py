@@ -10,7 +10,23 @@ from pathlib import Path
 import streamlit as st
 
 from ae.warmup import start_background_warmup
+from pages.shared import yield_cpu_to_training
 
+
+
+def keep_keras_state_between_runs() -> None:
+    """Streamlit clears Keras's global state after every script and fragment run
+    (`script_runner._clean_problem_modules` calls `keras.backend.clear_session()`). That is a
+    full garbage collection per run, about a quarter of the server's CPU with five sessions
+    polling (py-spy), and it resets the state of the models that every session shares. The app
+    never builds models per run, so it turns that clean-up off. Internal API: re-check after a
+    Streamlit upgrade (tests/test_app_runtime.py does)."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    script_runner._clean_problem_modules = lambda: None
+
+
+keep_keras_state_between_runs()
 FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # shipped: a material icon would be fetched online
 st.set_page_config(page_title="Autoencoder Explorer", page_icon=str(FAVICON), layout="wide")
 
@@ -23,6 +39,7 @@ PAGES = [
     st.Page("pages/probe.py", title="Few labels", icon=":material/label:"),
 ]
 
+yield_cpu_to_training()
 page = st.navigation(PAGES)
 try:
     page.run()

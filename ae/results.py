@@ -41,16 +41,26 @@ _cache: OrderedDict[tuple, TestSetResults] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+_computing: dict[tuple, threading.Lock] = {}
+
+
 def _cached(cache_key: tuple, compute) -> TestSetResults:
+    """Computed once per key even when several sessions ask at the same moment."""
     with _cache_lock:
         if cache_key in _cache:
             _cache.move_to_end(cache_key)
             return _cache[cache_key]
-    results = compute()
-    with _cache_lock:
-        _cache[cache_key] = results
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+        lock = _computing.setdefault(cache_key, threading.Lock())
+    with lock:
+        with _cache_lock:
+            if cache_key in _cache:
+                return _cache[cache_key]
+        results = compute()
+        with _cache_lock:
+            _cache[cache_key] = results
+            _computing.pop(cache_key, None)
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
     return results
 
 

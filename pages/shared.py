@@ -1,6 +1,9 @@
 """Helpers every page uses: the job manager, the model picker, the quick-train button."""
 from __future__ import annotations
 
+import os
+import threading
+
 import streamlit as st
 
 from ae.config import TrainingConfig
@@ -90,11 +93,26 @@ def damaged_models(manager, key: str) -> None:
                 st.switch_page("pages/train.py")
 
 
+SESSION_THREAD_NICENESS = 5
+
+
+def yield_cpu_to_training() -> None:
+    """Lower the priority of the thread running this session's script (Linux: niceness is per
+    thread). When CPUs are free it runs at full speed; when a room's page views and a training
+    run compete, training wins and the views wait a little. Raising niceness needs no rights."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < SESSION_THREAD_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SESSION_THREAD_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run as is
+        pass
+
+
 def guarded(body):
     """Run a fragment's body so that an unexpected error is a message, not Streamlit's red box:
     app.py's guard does not reach fragment reruns."""
 
     def run(*args, **kwargs):
+        yield_cpu_to_training()
         try:
             return body(*args, **kwargs)
         except Exception as error:  # a fragment must never show a traceback

@@ -1,0 +1,49 @@
+"""ae.live: the live Train view's pieces are built once per snapshot version, for every session."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from ae import live
+from ae.config import TrainingConfig
+from ae.jobs import JobSnapshot, JobState
+
+
+def snapshot(version: int, panel_version: int = 1, steps: int = 5000) -> JobSnapshot:
+    config = TrainingConfig(code_size=7, epochs=3)
+    return JobSnapshot(
+        key=config.key, config=config, state=JobState.RUNNING, version=version, panel_version=panel_version,
+        step_losses=tuple((i / 1000, 0.3 - i / 1e5) for i in range(steps)), epoch_ends=(1.0, 2.0),
+        train_loss=(0.2, 0.15), val_loss=(0.21, 0.16),
+        panel_reconstructions=np.full((16, 28, 28), 0.5, dtype=np.float32),
+    )
+
+
+def test_twenty_sessions_reading_one_version_build_the_figure_once():
+    before = live.build_counts["loss"]
+    first = snapshot(version=101)
+    figures = [live.live_loss_figure(first) for _ in range(20)]
+    assert live.build_counts["loss"] == before + 1
+    assert all(figure is figures[0] for figure in figures)
+    live.live_loss_figure(snapshot(version=102))
+    assert live.build_counts["loss"] == before + 2
+
+
+def test_the_loss_chart_point_count_is_bounded_and_keeps_the_newest_point():
+    figure = live.live_loss_figure(snapshot(version=103, steps=5000))
+    recent = figure.data[0]
+    assert len(recent.x) == live.MAX_LOSS_POINTS
+    assert recent.x[-1] == 4.999  # the newest step is always drawn
+    assert live.thin([1, 2, 3]) == [1, 2, 3]
+
+
+def test_the_panel_picture_is_encoded_once_per_panel_and_shows_both_rows():
+    originals = np.zeros((16, 28, 28), dtype=np.float32)
+    before = live.build_counts["panel"]
+    pictures = {live.panel_png(snapshot(version=v, panel_version=7), originals) for v in range(200, 220)}
+    assert live.build_counts["panel"] == before + 1 and len(pictures) == 1
+    image = np.asarray(Image.open(io.BytesIO(pictures.pop())))
+    assert image.shape[1] == (8 * 30 + 2) * 4  # 8 digits a row, 4x
+    assert image.max() >= 127  # the reconstructions (0.5 grey) are drawn, not black
