@@ -2,10 +2,11 @@
 
 Starts the real app (`streamlit run app.py`) on loopback with a fresh model cache, trains a
 small model for the result pages, then for each N: a lecturer's browser starts a training
-run on the Train page and leaves it; N real Chromium sessions (Playwright, one context each,
-in one browser) open the app while it trains: 2 in 5 watch Train, the others open Latent
-space (and switch its projection), Reconstructions and Home. After a fixed window the
-lecturer comes back and presses Stop. Printed, one row per N, side by side with N = 0:
+run on the Train page and stays (for N = 0 leaves, so nobody watches, and comes back to stop);
+N real Chromium sessions (Playwright, one context each, in one browser) open the app while it
+trains: 2 in 5 watch Train, the others open Latent space (and switch its projection),
+Reconstructions and Home. After a fixed window the lecturer presses Stop. Printed, one row
+per N, side by side with N = 0:
 median epoch seconds during the window, p50/p95 time until a page is ready, Stop to
 "Stopped", errors, and that every Train watcher saw the same job; then server and training
 process peak memory.
@@ -225,7 +226,7 @@ async def session(browser, base: str, role: str, run: Run, until: float) -> None
         await context.close()
 
 
-async def lecturer_starts(browser, base: str, seed: int, epochs: int):
+async def lecturer_starts(browser, base: str, seed: int, epochs: int, leave: bool):
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     page = await context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -240,15 +241,19 @@ async def lecturer_starts(browser, base: str, seed: int, epochs: int):
         await page.wait_for_selector(IDLE)
     await page.get_by_role("button", name="Train", exact=True).click()
     await page.get_by_text(re.compile(r"Epoch \d+ of")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    await page.goto("about:blank")  # the lecturer leaves: N = 0 means nobody watches
+    if leave:
+        await page.goto("about:blank")  # N = 0 means nobody watches
     return context, page
 
 
-async def lecturer_stops(page, base: str) -> float:
+async def lecturer_returns(page, base: str) -> None:
     await page.goto(base + "/train")
     await page.wait_for_selector(IDLE)
+    await page.get_by_role("button", name="Stop", exact=True).wait_for()
+
+
+async def lecturer_stops(page) -> float:
     stop = page.get_by_role("button", name="Stop", exact=True)
-    await stop.wait_for()
     pressed = time.perf_counter()
     await stop.click()
     await page.get_by_text(re.compile(r"Stopped after")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
@@ -257,15 +262,21 @@ async def lecturer_stops(page, base: str) -> float:
 
 async def one_run(browser, base: str, cache: Path, sessions: int, seed: int, memory: "MemoryWatch") -> dict:
     run = Run(sessions)
-    context, lecturer = await lecturer_starts(browser, base, seed, epochs=200)
+    context, lecturer = await lecturer_starts(browser, base, seed, epochs=200, leave=sessions == 0)
     cpu_before = memory.cpu_seconds()
     opened = time.monotonic()
     until = opened + WINDOW_SECONDS
     visits = asyncio.gather(*(session(browser, base, ROLES[i % len(ROLES)], run, until) for i in range(sessions)))
-    await asyncio.sleep(WINDOW_SECONDS)  # the same window for every N; N = 0 trains it unwatched
+    await asyncio.sleep(WINDOW_SECONDS)
     window = time.monotonic() - opened
     cpu = {name: (seconds - cpu_before[name]) / window for name, seconds in memory.cpu_seconds().items()}
-    stop_seconds = await lecturer_stops(lecturer, base)  # while the sessions are still open
+    if not sessions:
+        await lecturer_returns(lecturer, base)
+    try:
+        stop_seconds = await lecturer_stops(lecturer)  # while the sessions are still open
+    except Exception as error:  # Playwright's timeout: reported, and the run goes on
+        stop_seconds = float("nan")
+        run.errors.append(f"lecturer: Stopped not shown ({type(error).__name__})")
     await visits
     await context.close()
     record = None
