@@ -440,10 +440,6 @@ class Trainer:
             self._kept.pop(key, None)
         self._on_change(True)
 
-    def queue_position(self, job: TrainingJob) -> int | None:
-        with self._lock:
-            return self._queue.index(job) + 1 if job in self._queue else None
-
     def snapshots_to_publish(self, next_version) -> tuple[list[JobSnapshot], list[JobSnapshot]]:
         """Snapshots of the jobs that changed since the last call, and the last snapshots of
         jobs removed since then (a queued job stopped before it began, a deleted model)."""
@@ -454,11 +450,6 @@ class Trainer:
             positions = {job.key: index + 1 for index, job in enumerate(self._queue)}
         return ([job.snapshot(next_version(), positions.get(job.key)) for job in jobs],
                 [job.snapshot(next_version(), None) for job in forgotten.values()])
-
-    def all_dirty(self) -> None:
-        with self._lock:
-            self._dirty.update(self._jobs)
-        self._on_change(True)
 
     def mark_dirty(self, job: TrainingJob, urgent: bool = True) -> None:
         """Progress (urgent=False) is published with the next batch; anything else at once."""
