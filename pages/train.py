@@ -9,7 +9,6 @@ import numpy as np
 import streamlit as st
 
 from ae.config import MAX_EPOCHS, TrainingConfig, usable_training_digits, validation_errors
-from ae.figures import loss_figure
 from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
 from ae.jobs import panel_indices

@@ -30,6 +30,14 @@ def small_mnist_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def dataset(small_mnist_path):
+    """The small slice, loaded (once per process: load_dataset caches by path)."""
+    from ae.data import load_dataset
+
+    return load_dataset(small_mnist_path)
+
+
+@pytest.fixture
 def cache_dir(tmp_path, monkeypatch) -> Path:
     """A fresh, empty model cache for this test."""
     path = tmp_path / "cache"

@@ -30,11 +30,6 @@ LONG = TrainingConfig(code_size=8, epochs=100, batch_size=32, train_size=2000, s
 
 
 @pytest.fixture
-def dataset(small_mnist_path):
-    return load_dataset(small_mnist_path)
-
-
-@pytest.fixture
 def manager(dataset, cache_dir):
     made = JobManager(dataset, ModelStore(cache_dir))
     yield made

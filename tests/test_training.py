@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ae.config import TrainingConfig
-from ae.data import load_dataset
+
 from ae.metrics import evaluate_reconstructions, per_image_errors
 from ae.models import build_models, predict
 from ae.jobs import PANEL_SIZE, JobSnapshot, JobState
@@ -28,11 +28,6 @@ DEADLINE = 120.0
 SMALL = TrainingConfig(code_size=32, epochs=3, batch_size=32, train_size=1000, seed=1)
 # Thousands of steps: far longer than any test waits, so it is always stopped early.
 LARGE = TrainingConfig(code_size=32, epochs=50, batch_size=8, train_size=2000, seed=2)
-
-
-@pytest.fixture
-def dataset(small_mnist_path):
-    return load_dataset(small_mnist_path)
 
 
 @pytest.fixture
