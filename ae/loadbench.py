@@ -12,8 +12,11 @@ median epoch seconds during the window, p50/p95 time until a page is ready, Stop
 process peak memory.
 
 Loopback only; every wait is bounded and the whole run stops itself (`--limit`, default
-15 minutes). Chromium runs at the lowest CPU priority: in a real room the browsers run on
-the students' machines, not on the server, so their rendering is not the app's cost.
+15 minutes). The students' Chromium runs at the lowest CPU priority: in a real room the
+browsers run on the students' machines, not on the server, so their rendering is not the
+app's cost. The lecturer's browser is a second Chromium at normal priority (their own laptop),
+so Stop measures the server, not a starved tab; the time until the stopped model is on disk
+is printed beside the time until the page shows "Stopped".
 """
 from __future__ import annotations
 
@@ -79,15 +82,17 @@ class MemoryWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def browser_processes(self) -> list:
-        """Chromium's processes (its renderers are re-parented away from us) and Playwright's driver."""
+    def browser_processes(self, lecturers: bool = False) -> list:
+        """The students' Chromium processes (its renderers are re-parented away from us) and
+        Playwright's driver; or, with `lecturers`, the lecturer's browser."""
         import psutil
 
         app = {self.process.pid, *(c.pid for c in self.process.children(recursive=True))}
         found = []
         for process in psutil.process_iter(["name", "cmdline"]):
             name, command = process.info["name"] or "", " ".join(process.info["cmdline"] or [])
-            if process.pid not in app and ("chrom" in name or "playwright" in command):
+            if process.pid not in app and ("chrom" in name or "playwright" in command) \
+                    and is_lecturers(process) == lecturers:
                 found.append(process)
         return found
 
@@ -105,7 +110,22 @@ class MemoryWatch:
         children = self.process.children(recursive=True)
         browsers = [psutil.Process(), *self.browser_processes()]
         return {"server": used(self.process), "training": sum(used(c) for c in children),
-                "browsers": sum(used(b) for b in browsers)}
+                "browsers": sum(used(b) for b in browsers),
+                "lecturer": sum(used(b) for b in self.browser_processes(lecturers=True))}
+
+
+LECTURER_MARK = ("AE_LOADBENCH_BROWSER", "lecturer")
+
+
+def is_lecturers(process) -> bool:
+    """The lecturer's browser (and its renderers, which inherit its environment) keeps normal
+    priority: in a room it runs on the lecturer's own laptop, not behind 20 students' tabs."""
+    import psutil
+
+    try:
+        return process.environ().get(LECTURER_MARK[0]) == LECTURER_MARK[1]
+    except (psutil.Error, OSError):
+        return False
 
 
 def autogroup(pid: int) -> str | None:
@@ -252,17 +272,35 @@ async def lecturer_returns(page, base: str) -> None:
     await page.get_by_role("button", name="Stop", exact=True).wait_for()
 
 
-async def lecturer_stops(page) -> float:
+async def lecturer_stops(page, cache: Path, seed: int) -> tuple[float, float]:
+    """Seconds from pressing Stop until the stopped model is on disk (the server's part: the
+    record is written before "Stopped" is published) and until the page shows "Stopped"."""
     stop = page.get_by_role("button", name="Stop", exact=True)
+    await stop.wait_for(timeout=PAGE_TIMEOUT_MS)
     pressed = time.perf_counter()
-    await stop.click()
-    await page.get_by_text(re.compile(r"Stopped after")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
-    return time.perf_counter() - pressed
+    saved = [float("nan")]
+
+    async def watch_disk() -> None:
+        while record_of(cache, seed) is None:
+            await asyncio.sleep(0.1)
+        saved[0] = time.perf_counter() - pressed
+
+    watcher = asyncio.create_task(watch_disk())
+    try:
+        await stop.click()
+        await page.get_by_text(re.compile(r"Stopped after")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        return saved[0], time.perf_counter() - pressed
+    finally:
+        try:
+            await asyncio.wait_for(watcher, timeout=30)
+        except asyncio.TimeoutError:
+            pass
 
 
-async def one_run(browser, base: str, cache: Path, sessions: int, seed: int, memory: "MemoryWatch") -> dict:
+async def one_run(browser, lecturers_browser, base: str, cache: Path, sessions: int, seed: int,
+                  memory: "MemoryWatch") -> dict:
     run = Run(sessions)
-    context, lecturer = await lecturer_starts(browser, base, seed, epochs=200, leave=sessions == 0)
+    context, lecturer = await lecturer_starts(lecturers_browser, base, seed, epochs=200, leave=sessions == 0)
     cpu_before = memory.cpu_seconds()
     opened = time.monotonic()
     until = opened + WINDOW_SECONDS
@@ -272,11 +310,15 @@ async def one_run(browser, base: str, cache: Path, sessions: int, seed: int, mem
     cpu = {name: (seconds - cpu_before[name]) / window for name, seconds in memory.cpu_seconds().items()}
     if not sessions:
         await lecturer_returns(lecturer, base)
-    try:
-        stop_seconds = await lecturer_stops(lecturer)  # while the sessions are still open
+    saved_seconds = float("nan")
+    try:  # while the sessions are still open
+        saved_seconds, stop_seconds = await lecturer_stops(lecturer, cache, seed)
     except Exception as error:  # Playwright's timeout: reported, and the run goes on
         stop_seconds = float("nan")
         run.errors.append(f"lecturer: Stopped not shown ({type(error).__name__})")
+        record = record_of(cache, seed)
+        if record is not None:
+            run.errors.append("lecturer: (the stopped model was saved; the page did not show it in time)")
     await visits
     await context.close()
     record = None
@@ -295,6 +337,7 @@ async def one_run(browser, base: str, cache: Path, sessions: int, seed: int, mem
         "p95": _percentile(run.ready_seconds, 95),
         "pages": f"{len(run.ready_seconds)}/{sessions}",
         "stop_s": stop_seconds,
+        "saved_s": saved_seconds,
         "errors": run.errors,
         "jobs_seen": len(run.jobs_seen),
         "train_watchers": sum(1 for i in range(sessions) if ROLES[i % len(ROLES)] == "train"),
@@ -324,6 +367,8 @@ async def main_async(counts: list[int], keep_log: Path) -> int:
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=niced_chromium(work), args=CHROMIUM_ARGS)
+            lecturers_browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=dict(os.environ, **dict([LECTURER_MARK])))
             # A trained model for Latent space and Reconstructions: the Home page's quick model.
             page = await browser.new_page()
             await page.goto(base)
@@ -336,12 +381,13 @@ async def main_async(counts: list[int], keep_log: Path) -> int:
             await page.wait_for_selector(IDLE, timeout=PAGE_TIMEOUT_MS * 2)
             await page.close()
             for index, count in enumerate(counts):
-                row = await one_run(browser, base, cache, count, seed=100 + index, memory=memory)
+                row = await one_run(browser, lecturers_browser, base, cache, count, seed=100 + index, memory=memory)
                 rows.append(row)
                 print(f"  N={count}: epoch {row['epoch_s']:.3f} s over {row['epochs']} epochs, pages {row['pages']}, "
-                      f"stop {row['stop_s']:.2f} s, errors {len(row['errors'])}; cores used: "
+                      f"stop: saved {row['saved_s']:.2f} s, shown {row['stop_s']:.2f} s, errors {len(row['errors'])}; cores used: "
                       + ", ".join(f"{name} {value:.2f}" for name, value in row["cpu"].items()), flush=True)
             await browser.close()
+            await lecturers_browser.close()
     finally:
         memory.stop()
         server.terminate()
@@ -356,13 +402,13 @@ async def main_async(counts: list[int], keep_log: Path) -> int:
 
 def print_table(rows: list[dict], memory: MemoryWatch, log_path: Path) -> None:
     baseline = rows[0]["epoch_s"] if rows else float("nan")
-    print("\nsessions  epoch s  vs N=0   server cores  page ready p50 / p95 s  pages   Stop->Stopped s  errors  one shared job")
+    print("\nsessions  epoch s  vs N=0   server cores  page ready p50 / p95 s  pages   Stop->saved / shown s  errors  one shared job")
     for row in rows:
         shared = ("yes" if row["jobs_seen"] == 1 and row["progress_seen"] == row["train_watchers"] else
                   f"no ({row['jobs_seen']} jobs, {row['progress_seen']}/{row['train_watchers']} saw progress)") \
             if row["train_watchers"] else "-"
         print(f"{row['sessions']:>8}  {row['epoch_s']:7.3f}  {row['epoch_s'] / baseline - 1:+6.1%}   {row['cpu']['server']:12.2f}  "
-              f"{row['p50']:9.2f} / {row['p95']:6.2f}        {row['pages']:>6}  {row['stop_s']:15.2f}  "
+              f"{row['p50']:9.2f} / {row['p95']:6.2f}        {row['pages']:>6}  {row['saved_s']:9.2f} / {row['stop_s']:6.2f}   "
               f"{len(row['errors']):>6}  {shared}")
         for error in row["errors"][:5]:
             print(f"          error: {error}")
