@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ae.checkpoint import checkpoint_epochs
 from ae.config import TrainingConfig
@@ -53,21 +53,47 @@ class JobHandle:
     def saved_at(self) -> float | None:
         return self.snapshot().saved_at
 
-    def stop(self) -> None:
-        """Stop within one execution step (16 steps); the model trained so far is saved."""
-        if self.snapshot().is_active:
-            self.manager._call("stop", self.key)
+    def stop(self, session: str | None = None) -> "StopAnswer":
+        """Stop within one execution step (16 steps); the model trained so far is saved.
 
-    def extend(self, extra_epochs: int) -> None:
+        A job shared by a room stops only when every session that asked for it has pressed
+        Stop or left: `session` names who presses (None: the engine itself, which always may).
+        """
+        answer = self.manager._may_stop(self.key, session, pressing=True)
+        if answer.stops and self.snapshot().is_active:
+            self.manager._call("stop", self.key)
+        return answer
+
+    def stop_permission(self, session: str | None) -> "StopAnswer":
+        """What pressing Stop would do for this session, without pressing it (for the button)."""
+        return self.manager._may_stop(self.key, session, pressing=False)
+
+    def asked_by(self, session: str | None) -> bool:
+        """Whether this session asked for this job (trained, continued or resumed it)."""
+        return self.manager._asked_by(self.key, session)
+
+    def extend(self, extra_epochs: int, session: str | None = None) -> None:
         """Queue `extra_epochs` more epochs on the model trained so far; ValueError says why not."""
         if not isinstance(extra_epochs, int) or isinstance(extra_epochs, bool) or extra_epochs < 1:
             raise ValueError(f"Extra epochs must be a whole number of at least 1; got {extra_epochs!r}.")
+        self._check_can_continue()
+        self.manager._note_request(self.key, session)
+        self.manager._call("extend", self.key, extra_epochs)
+
+    def resume_to(self, total_epochs: float, session: str | None = None) -> None:
+        """Train on until the model has `total_epochs` in all, e.g. the planned run after a stop."""
+        self._check_can_continue()
+        if not total_epochs > self.snapshot().epochs_done + 1e-6:
+            raise ValueError(f"This model already has {self.snapshot().epochs_done:g} epochs; use Continue to train more.")
+        self.manager._note_request(self.key, session)
+        self.manager._call("resume", self.key, float(total_epochs))
+
+    def _check_can_continue(self) -> None:
         snapshot = self.snapshot()
         if snapshot.is_active:
             raise ValueError("This model is still training; stop it or wait before continuing.")
         if not snapshot.has_model and snapshot.resume_from is None:
             raise ValueError("This model has no trained epochs to continue from; train it first.")
-        self.manager._call("extend", self.key, extra_epochs)
 
     def models(self):
         """The saved model, for pages' inference. Raises StoreError if none or the file is bad."""
@@ -75,6 +101,16 @@ class JobHandle:
 
     def __repr__(self) -> str:
         return f"JobHandle({self.key})"
+
+
+@dataclass(frozen=True)
+class StopAnswer:
+    """What a session's Stop does to a shared job: stop it, or only withdraw this session's
+    request while others still want it; `reason` says which, in words, for the page."""
+
+    stops: bool
+    allowed: bool = True
+    reason: str | None = None
 
 
 class JobManager:
@@ -95,6 +131,9 @@ class JobManager:
         self._worker: LocalWorker | None = None
         self._cache_check: tuple[float, str | None] = (-1e9, None)
         self.worker_exits: list[str] = []  # each unexpected end of the training process, in words
+        self._asked: dict[str, set[str]] = {}  # job key -> sessions that asked for its current run
+        self._withdrawn: dict[str, set[str]] = {}  # job key -> those of them that pressed Stop
+        self.session_present = lambda session: True  # pages set this: is a browser session still open?
         self._read_store()
         if start_worker:
             self._ensure_worker()
@@ -118,6 +157,38 @@ class JobManager:
         """The most recently saved usable model."""
         trained = self.trained_jobs()
         return trained[0] if trained else None
+
+    def estimate_seconds(self, config: TrainingConfig) -> float | None:
+        """Training time for `config` measured from this server's earlier runs of the same
+        architecture and batch size (scaled by digits and epochs, the first epoch's compilation
+        included); None when nothing comparable ran yet: better no promise than a wrong one."""
+        per_digit, first_extra = [], []
+        with self._lock:
+            snapshots = list(self._snapshots.values())
+        for snapshot in snapshots:
+            seconds = snapshot.epoch_seconds
+            same_kind = (snapshot.config.architecture, snapshot.config.batch_size) == (config.architecture, config.batch_size)
+            if not same_kind or not seconds:
+                continue
+            steady = sorted(seconds[1:])[len(seconds[1:]) // 2] if len(seconds) > 1 else seconds[0]
+            per_digit.append(steady / snapshot.config.train_size)
+            first_extra.append(max(0.0, seconds[0] - steady))
+        if not per_digit:
+            return None
+        per_digit.sort(), first_extra.sort()
+        return per_digit[len(per_digit) // 2] * config.train_size * config.epochs + first_extra[len(first_extra) // 2]
+
+    def most_trained(self) -> JobHandle | None:
+        """The default model for a session that has not chosen one: the finished model with the
+        most epochs (then the lowest test loss), not whichever was saved last, which may be
+        someone's run stopped after a fifth of an epoch. Stopped models only if nothing finished."""
+        def rank(handle: JobHandle):
+            snapshot = handle.snapshot()
+            loss = snapshot.test_metrics.bce if snapshot.test_metrics else float("inf")
+            return (snapshot.state is JobState.FINISHED, snapshot.epochs_done, -loss)
+
+        trained = self.trained_jobs()
+        return max(trained, key=rank) if trained else None
 
     def running(self) -> JobHandle | None:
         with self._lock:
@@ -145,15 +216,71 @@ class JobManager:
     def worker_pid(self) -> int | None:
         return self._worker.pid if self._worker is not None else None
 
+    # ---- who asked for a job, and so who may stop it ---------------------------------------
+    def _note_request(self, key: str, session: str | None) -> None:
+        """`session` asks for the job's current or next run. A job that is not active starts a
+        new run, so earlier askers and their Stops are forgotten."""
+        with self._lock:
+            snapshot = self._snapshots.get(key)
+            if snapshot is None or not snapshot.is_active:
+                self._asked[key], self._withdrawn[key] = set(), set()
+            if session is not None:
+                self._asked.setdefault(key, set()).add(session)
+                self._withdrawn.setdefault(key, set()).discard(session)
+
+    def _asked_by(self, key: str, session: str | None) -> bool:
+        with self._lock:
+            return session is not None and session in self._asked.get(key, ())
+
+    def _may_stop(self, key: str, session: str | None, pressing: bool) -> StopAnswer:
+        """The room's rule: a job stops when every session that asked for it pressed Stop or left."""
+        with self._lock:
+            if session is None:
+                return StopAnswer(stops=True)
+            asked, withdrawn = self._asked.get(key, set()), self._withdrawn.setdefault(key, set())
+            waiting = [other for other in asked - withdrawn - {session} if self.session_present(other)]
+            if session not in asked and waiting:
+                return StopAnswer(stops=False, allowed=False, reason=(
+                    f"Started by {_sessions(len(waiting))}, who can stop it; press Train with the same "
+                    "settings to share this run, and your Stop will count too."))
+            if waiting:
+                if pressing:
+                    withdrawn.add(session)
+                return StopAnswer(stops=False, reason=(
+                    f"{_sessions(len(waiting), 'other ')} asked for this run too, so it keeps training until "
+                    f"{'they press' if len(waiting) > 1 else 'it presses'} Stop or leave{'' if len(waiting) > 1 else 's'}. "
+                    + ("Your Stop is counted." if pressing or session in withdrawn else "")).strip())
+            return StopAnswer(stops=True)
+
+    def stop_abandoned(self) -> list[str]:
+        """Stop runs whose every asker pressed Stop or left, after at least one pressed Stop
+        (the last asker leaving after the others' Stops); pages call this as they poll."""
+        to_stop = []
+        with self._lock:
+            for key, withdrawn in self._withdrawn.items():
+                snapshot = self._snapshots.get(key)
+                if withdrawn and snapshot is not None and snapshot.is_active and not any(
+                        self.session_present(other) for other in self._asked.get(key, set()) - withdrawn):
+                    to_stop.append(key)
+        for key in to_stop:
+            self._call("stop", key)
+            with self._lock:  # done: later polls need not stop it again
+                self._withdrawn[key] = set()
+        return to_stop
+
     # ---- commands ---------------------------------------------------------------------------
-    def request(self, config: TrainingConfig) -> JobHandle:
-        """The job for this config: the running or saved one if any, else a new queued one."""
+    def request(self, config: TrainingConfig, session: str | None = None) -> JobHandle:
+        """The job for this config: the running or saved one if any, else a new queued one.
+        `session` (a browser session's id) is remembered as one of those who asked for it."""
         with self._lock:
             snapshot = self._snapshots.get(config.key)
             handle = self._handles.setdefault(config.key, JobHandle(self, config))
             damaged = config.key in self._damaged
             if snapshot is not None and snapshot.state is not JobState.FAILED and not damaged:
+                if snapshot.is_active:
+                    self._note_request(config.key, session)
                 return handle
+            self._note_request(config.key, session)
             if snapshot is None or damaged:
                 self._put(JobSnapshot(key=config.key, config=config, state=JobState.QUEUED, epochs_total=config.epochs))
             else:  # failed: shown as queued again at once, the training process confirms
@@ -325,6 +452,10 @@ class JobManager:
     def _snapshot(self, key: str) -> JobSnapshot | None:
         with self._lock:
             return self._snapshots.get(key)
+
+
+def _sessions(count: int, other: str = "") -> str:
+    return f"1 {other}session" if count == 1 else f"{count} {other}sessions"
 
 
 _managers: dict[str, JobManager] = {}

@@ -52,11 +52,12 @@ class Sweep:
         self.configs = configs
 
     @classmethod
-    def start(cls, manager, base: TrainingConfig, code_sizes) -> "Sweep":
-        """Request every code size's job (reusing trained ones); they queue smallest first."""
+    def start(cls, manager, base: TrainingConfig, code_sizes, session: str | None = None) -> "Sweep":
+        """Request every code size's job (reusing trained ones); they queue smallest first.
+        `session` asked for them: other sessions cannot stop them (see JobManager)."""
         configs = sweep_configs(base, code_sizes)
         for config in configs:
-            manager.request(config)
+            manager.request(config, session=session)
         return cls(manager, configs)
 
     def jobs(self) -> list:
@@ -80,11 +81,12 @@ class Sweep:
     def active(self) -> bool:
         return any(job is not None and job.snapshot().is_active for job in self.jobs())
 
-    def stop(self) -> None:
-        """Stop the running job and cancel the queued ones; trained sizes keep their models."""
+    def stop(self, session: str | None = None) -> None:
+        """Stop the running job and cancel the queued ones; trained sizes keep their models.
+        A size another session asked for as well goes on for them."""
         for job in reversed(self.jobs()):  # cancel the queue first so nothing new starts
             if job is not None:
-                job.stop()
+                job.stop(session)
 
 
 @dataclass(frozen=True)

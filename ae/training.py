@@ -151,13 +151,30 @@ class TrainingJob:
         """Queue `extra_epochs` more epochs on the model trained so far."""
         if not isinstance(extra_epochs, int) or isinstance(extra_epochs, bool) or extra_epochs < 1:
             raise ValueError(f"Extra epochs must be a whole number of at least 1; got {extra_epochs!r}.")
+        self._continue(lambda done: done + extra_epochs)
+
+    def resume_to(self, target_epochs: float) -> None:
+        """Queue training until the model has `target_epochs` in all (the planned run after a
+        stop); the last epoch may end part-way, as a stop's does."""
+        if isinstance(target_epochs, bool) or not isinstance(target_epochs, (int, float)) or not target_epochs > 0:
+            raise ValueError(f"Resume needs a positive number of epochs; got {target_epochs!r}.")
+
+        def target(done: float) -> float:
+            if target_epochs <= done + 1e-6:
+                raise ValueError(f"This model already has {done:g} epochs; choose Continue to train more.")
+            return float(target_epochs)
+
+        self._continue(target)
+
+    def _continue(self, new_total) -> None:
         with self._lock:
             if self.state in ACTIVE_STATES:
                 raise ValueError("This model is still training; stop it or wait before continuing.")
             if self.saved_at is None and self.resume_from is None:
                 raise ValueError("This model has no trained epochs to continue from; train it first.")
+            total = new_total(self.epochs_done)
             self._state_before_queue = self.state
-            self.epochs_total = self.epochs_done + extra_epochs
+            self.epochs_total = total
             self.state, self.phase, self.error = JobState.QUEUED, Phase.WAITING, None
         self.trainer._enqueue(self)
 
@@ -335,7 +352,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         job.trainer.mark_dirty(job, urgent=False)
         if now - self.last_panel >= PANEL_REFRESH_SECONDS:
             self._refresh_panel(position)
-        if job._stop_event.is_set():
+        if job._stop_event.is_set() or position >= job.epochs_total - 1e-6:  # a resume may end mid-epoch
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):

@@ -16,7 +16,8 @@ Messages from the training process:
                                         last snapshots of jobs removed
 - ("reply", call_id, error, [snapshots], [forgotten])  the answer to one command (call_id 0: posted)
 - ("weights", key, saved_at, [arrays])  a model the disk refused, kept in memory instead
-Commands: ("request", config_dict), ("stop", key), ("extend", key, epochs), ("delete", key).
+Commands: ("request", config_dict), ("stop", key), ("extend", key, epochs), ("resume", key, total epochs),
+("delete", key).
 """
 from __future__ import annotations
 
@@ -268,6 +269,8 @@ def worker_main(connection, data_path: str, store_root: str, crash_notes: dict) 
             job.stop()
         elif command == "extend":
             job.extend(arguments[1])
+        elif command == "resume":
+            job.resume_to(arguments[1])
         else:
             raise ValueError(f"Unknown command {command!r}.")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,3 +60,69 @@ def close_new_managers():
             del manager_module._managers[key]
     for made in created.values():
         made.close()
+
+
+@pytest.fixture
+def managers(dataset):
+    """Makes JobManagers (one training process each) on given folders; closes them after the test."""
+    from ae.manager import JobManager
+    from ae.store import ModelStore
+
+    made = []
+
+    def make(root: Path):
+        manager = JobManager(dataset, ModelStore(root))
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.close()
+
+
+def wait_for_condition(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+# ---- pages (AppTest) ---------------------------------------------------------------------
+@pytest.fixture
+def app_env(monkeypatch, small_mnist_path, tmp_path):
+    """Small real MNIST, an empty model cache, no UMAP warm-up."""
+    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
+    monkeypatch.setenv("AE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def trained_cache(small_mnist_path, tmp_path_factory):
+    """A cache holding three small trained models: code sizes 1, 8 (2 epochs each) and 2 (3 epochs:
+    the most trained, so every page's default)."""
+    from ae.config import TrainingConfig
+    from ae.data import load_dataset
+    from ae.store import ModelStore
+    from ae.manager import get_manager
+
+    cache = tmp_path_factory.mktemp("trained-cache")
+    manager = get_manager(load_dataset(small_mnist_path), cache)
+    jobs = [
+        manager.request(TrainingConfig(code_size=size, epochs=epochs, batch_size=64, train_size=2000))
+        for size, epochs in ((1, 2), (8, 2), (2, 3))
+    ]
+    wait_for_condition(lambda: all(not job.snapshot().is_active for job in jobs), 180)
+    assert [job.snapshot().state.value for job in jobs] == ["finished"] * 3
+    assert ModelStore.for_dataset(load_dataset(small_mnist_path), cache).records()
+    return cache
+
+
+@pytest.fixture
+def trained_env(monkeypatch, small_mnist_path, trained_cache):
+    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
+    monkeypatch.setenv("AE_CACHE_DIR", str(trained_cache))
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    return trained_cache
+
+

@@ -21,27 +21,12 @@ from ae.metrics import evaluate_reconstructions, per_image_errors
 from ae.models import build_models, predict
 from ae.jobs import PANEL_SIZE, JobSnapshot, JobState
 from ae.manager import JobHandle as TrainingJob
-from ae.manager import JobManager
 from ae.store import RECORD_FILE, WEIGHTS_SUFFIX, ModelStore, StoreError
 
 DEADLINE = 120.0
 SMALL = TrainingConfig(code_size=32, epochs=3, batch_size=32, train_size=1000, seed=1)
 # Thousands of steps: far longer than any test waits, so it is always stopped early.
 LARGE = TrainingConfig(code_size=32, epochs=50, batch_size=8, train_size=2000, seed=2)
-
-
-@pytest.fixture
-def managers(dataset):
-    made: list[JobManager] = []
-
-    def make(root: Path) -> JobManager:
-        manager = JobManager(dataset, ModelStore(root))
-        made.append(manager)
-        return manager
-
-    yield make
-    for manager in made:
-        manager.close()
 
 
 def wait_until_done(job: TrainingJob, timeout: float = DEADLINE) -> JobSnapshot:
