@@ -66,6 +66,17 @@ def _is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _got(value) -> str:
+    return "the box is empty" if value is None or value == "" else f"got {value!r}"
+
+
+def number_problem(name: str, value, low: int, high: int) -> str | None:
+    """One sentence if `value` is not a whole number from low to high, else None."""
+    if _is_whole(value) and low <= value <= high:
+        return None
+    return f"{name} must be a whole number from {low:,} to {high:,}; {_got(value)}."
+
+
 def validation_errors(config) -> dict[str, str]:
     """Field name -> a sentence a user can act on. Works on any object with the fields,
     so a UI can show each message next to its control before building the config."""
@@ -74,24 +85,17 @@ def validation_errors(config) -> dict[str, str]:
         errors["architecture"] = (
             f"Unknown architecture '{config.architecture}'; choose one of: {', '.join(ARCHITECTURES)}."
         )
-    if not _is_whole(config.code_size) or not 1 <= config.code_size <= MAX_CODE_SIZE:
-        errors["code_size"] = (
-            f"Code size must be a whole number from 1 to {MAX_CODE_SIZE} (the image has 784 pixels); "
-            f"got {config.code_size!r}."
-        )
-    if not _is_whole(config.epochs) or not 1 <= config.epochs <= MAX_EPOCHS:
-        errors["epochs"] = f"Epochs must be a whole number from 1 to {MAX_EPOCHS}; got {config.epochs!r}."
-    if not _is_whole(config.batch_size) or not 1 <= config.batch_size <= MAX_BATCH_SIZE:
-        errors["batch_size"] = (
-            f"Batch size must be a whole number from 1 to {MAX_BATCH_SIZE}; got {config.batch_size!r}."
-        )
+    for field, name, low, high, why in (
+        ("code_size", "Code size", 1, MAX_CODE_SIZE, " (the image has 784 pixels)"),
+        ("epochs", "Epochs", 1, MAX_EPOCHS, ""),
+        ("batch_size", "Batch size", 1, MAX_BATCH_SIZE, ""),
+        ("train_size", "Training digits", 10, MAX_TRAIN_SIZE, ""),
+        ("seed", "Seed", 0, 2**31 - 1, ""),
+    ):
+        problem = number_problem(name, getattr(config, field), low, high)
+        if problem:
+            errors[field] = problem[:-1] + why + "."
     rate = config.learning_rate
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 < rate <= 1:
-        errors["learning_rate"] = f"Learning rate must be a number above 0 and at most 1 (try 0.001); got {rate!r}."
-    if not _is_whole(config.train_size) or not 10 <= config.train_size <= MAX_TRAIN_SIZE:
-        errors["train_size"] = (
-            f"Training-set size must be a whole number from 10 to {MAX_TRAIN_SIZE:,}; got {config.train_size!r}."
-        )
-    if not _is_whole(config.seed) or not 0 <= config.seed < 2**31:
-        errors["seed"] = f"Seed must be a whole number from 0 to {2**31 - 1}; got {config.seed!r}."
+        errors["learning_rate"] = f"Learning rate must be a number above 0 and at most 1 (try 0.001); {_got(rate)}."
     return errors

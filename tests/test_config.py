@@ -38,8 +38,8 @@ INVALID = [
     ("epochs", 0, ["Epochs", "from 1 to 200"]),
     ("epochs", 201, ["Epochs", "from 1 to 200"]),
     ("epochs", 5.0, ["Epochs", "whole number"]),
-    ("batch_size", 0, ["Batch size", "from 1 to 8192"]),
-    ("batch_size", 8193, ["Batch size", "from 1 to 8192"]),
+    ("batch_size", 0, ["Batch size", "from 1 to 8,192"]),
+    ("batch_size", 8193, ["Batch size", "from 1 to 8,192"]),
     ("learning_rate", 0.0, ["Learning rate", "above 0 and at most 1"]),
     ("learning_rate", -0.01, ["Learning rate", "above 0 and at most 1"]),
     ("learning_rate", 1.5, ["Learning rate", "above 0 and at most 1"]),
@@ -47,10 +47,10 @@ INVALID = [
     ("learning_rate", math.inf, ["Learning rate", "above 0 and at most 1"]),
     ("learning_rate", True, ["Learning rate", "got True"]),
     ("learning_rate", "0.01", ["Learning rate", "got '0.01'"]),
-    ("train_size", 9, ["Training-set size", "from 10 to 60,000"]),
-    ("train_size", 60_001, ["Training-set size", "from 10 to 60,000"]),
-    ("seed", -1, ["Seed", "from 0 to 2147483647"]),
-    ("seed", 2**31, ["Seed", "from 0 to 2147483647"]),
+    ("train_size", 9, ["Training digits", "from 10 to 60,000"]),
+    ("train_size", 60_001, ["Training digits", "from 10 to 60,000"]),
+    ("seed", -1, ["Seed", "from 0 to 2,147,483,647"]),
+    ("seed", 2**31, ["Seed", "from 0 to 2,147,483,647"]),
 ]
 
 
@@ -81,6 +81,7 @@ def test_validation_errors_on_a_namespace_maps_each_bad_field_to_its_message():
     assert "from 1 to 784" in errors["code_size"]
     assert "from 1 to 200" in errors["epochs"] and "got 500" in errors["epochs"]
     assert "got -5" in errors["seed"]
+    assert "empty" in validation_errors(SimpleNamespace(**dict(DEFAULTS, epochs=None)))["epochs"]
     assert validation_errors(SimpleNamespace(**DEFAULTS)) == {}
 
 
