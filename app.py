@@ -10,7 +10,6 @@ from pathlib import Path
 import streamlit as st
 
 from ae.warmup import start_background_warmup
-from pages.shared import yield_cpu_to_training
 
 
 
@@ -39,8 +38,15 @@ PAGES = [
     st.Page("pages/probe.py", title="Few labels", icon=":material/label:"),
 ]
 
-yield_cpu_to_training()
-page = st.navigation(PAGES)
+# A projector is 1280x720: pages go in a bar across the top (a sidebar would take a fifth of
+# the width) and the page starts just below it, so a running job fits on one screen.
+COMPACT = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 3.2rem; padding-bottom: 2rem; }
+h1 { padding-top: 0.2rem !important; padding-bottom: 0.3rem !important; }
+</style>"""
+
+page = st.navigation(PAGES, position="top")
+st.html(COMPACT)
 try:
     page.run()
 except Exception as error:  # never a traceback page

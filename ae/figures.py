@@ -12,6 +12,12 @@ DIGIT_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )
+# Colour-blind-safe (Paul Tol's palette as Plotly's "Safe"): no red beside green.
+SAFE_COLOURS = (
+    "#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288",
+    "#AA4499", "#44AA99", "#999933", "#882255", "#661100",
+)
+PALETTES = {"Colour-blind safe": SAFE_COLOURS, "Classic (Plotly)": DIGIT_COLOURS}
 FONT = dict(size=16)
 WEBGL_THRESHOLD = 1_000
 
@@ -30,7 +36,7 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: i
     return figure
 
 
-def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Loss (binary cross-entropy per pixel)") -> go.Figure:
+def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Loss (BCE per pixel)") -> go.Figure:
     """Train loss every few steps, plus per-epoch train and validation loss at each epoch's end."""
     figure = go.Figure()
     if step_losses:
@@ -43,35 +49,63 @@ def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Los
     if val_loss:
         figure.add_trace(go.Scatter(x=epochs, y=list(val_loss), mode="lines+markers", name="validation (epoch)",
                                     line=dict(color="#ff7f0e", width=3), marker=dict(size=9)))
-    figure = _layout(figure, title, "epoch", "loss")
-    figure.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0), margin=dict(b=110))
+    figure = _layout(figure, title, "epoch", "loss", height=270)
+    # The legend sits inside the plot's top right, where falling loss curves leave room.
+    figure.update_layout(legend=dict(yanchor="top", y=1, xanchor="right", x=1, font=dict(size=13),
+                                     bgcolor="rgba(255,255,255,0.8)"),
+                         margin=dict(l=55, r=10, t=40, b=45), title=dict(y=0.97, font=dict(size=17)))
     return figure
 
 
 def latent_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarray, title: str,
                   axis_titles: tuple[str, str] = ("dimension 1", "dimension 2"), marker_size: int = 5,
-                  highlight: tuple[float, float] | None = None) -> go.Figure:
-    """One trace per digit 0-9 (the legend toggles classes); WebGL when there are many points.
+                  highlight: tuple[float, float] | None = None, colours=SAFE_COLOURS, seed: int = 0,
+                  height: int = 440) -> go.Figure:
+    """All digits in one trace, drawn in a shuffled order, so no class hides another where
+    they overlap (one trace per class would paint 9 over 4 and 7); each digit's label sits at
+    its cluster's centre, so a room reads the map without a legend.
 
     Each point carries its test-set index as customdata, so a selection can find the digit.
     """
+    order = np.random.default_rng(seed).permutation(len(coordinates))
+    xy, digits, ids = coordinates[order], labels[order], indices[order]
     trace_type = go.Scattergl if len(coordinates) > WEBGL_THRESHOLD else go.Scatter
     figure = go.Figure()
-    for digit in range(10):
-        mask = labels == digit
-        figure.add_trace(trace_type(
-            x=coordinates[mask, 0], y=coordinates[mask, 1], mode="markers", name=str(digit),
-            customdata=indices[mask], marker=dict(size=marker_size, color=DIGIT_COLOURS[digit], opacity=0.75),
-            hovertemplate=f"digit {digit}<br>test #%{{customdata}}<extra></extra>",
-        ))
+    figure.add_trace(trace_type(
+        x=xy[:, 0], y=xy[:, 1], mode="markers", name="test digits", showlegend=False,
+        customdata=ids,  # one number per point: a selection reports it as is
+        marker=dict(size=marker_size, color=digits, colorscale=discrete_colourscale(colours), cmin=-0.5, cmax=9.5,
+                    opacity=0.75),
+        hovertemplate="digit %{marker.color}<br>test #%{customdata}<extra></extra>",
+    ))
+    for digit, centre in cluster_centres(coordinates, labels).items():
+        figure.add_annotation(
+            x=centre[0], y=centre[1], text=f"<b>{digit}</b>", showarrow=False, font=dict(size=22, color="black"),
+            bgcolor="rgba(255,255,255,0.85)", bordercolor=colours[digit], borderwidth=3, borderpad=3,
+        )
     if highlight is not None:
         figure.add_trace(trace_type(  # same renderer as the digits, or WebGL would draw over it
-            x=[highlight[0]], y=[highlight[1]], mode="markers", name="decoded point", showlegend=True,
+            x=[highlight[0]], y=[highlight[1]], mode="markers", name="decoded point", showlegend=False,
             marker=dict(symbol="star", size=26, color="#ffd400", line=dict(width=2.5, color="black")), hoverinfo="skip",
         ))
-    figure = _layout(figure, title, *axis_titles, height=620)
-    figure.update_layout(legend=dict(title="digit", itemsizing="constant", font=dict(size=17)), dragmode="pan")
+    figure = _layout(figure, title, *axis_titles, height=height)
+    figure.update_layout(dragmode="pan", margin=dict(l=60, r=20, t=50, b=50))
     return figure
+
+
+def discrete_colourscale(colours) -> list:
+    """A colour scale with one flat band per digit, so numeric colours (sent as a compact
+    binary array, not 10,000 strings) land on exactly the digit's colour."""
+    bands = []
+    for digit, colour in enumerate(colours):
+        bands += [[digit / len(colours), colour], [(digit + 1) / len(colours), colour]]
+    return bands
+
+
+def cluster_centres(coordinates: np.ndarray, labels: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Each digit's median position: where its label goes on the map (robust to stray points)."""
+    return {int(digit): tuple(np.median(coordinates[labels == digit], axis=0))
+            for digit in range(10) if (labels == digit).any()}
 
 
 def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:

@@ -10,7 +10,7 @@ from ae.models import ARCHITECTURES
 from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
                       reconstruction_strip, sweep_configs)
 from ae.jobs import panel_indices
-from pages.shared import manager_or_stop
+from pages.shared import manager_or_stop, number_box, this_session
 
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})
 STRIP_DIGITS = 8
@@ -26,9 +26,11 @@ st.markdown(
 controls = st.columns([3, 1.3, 1, 1.2])
 sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
 architecture = controls[1].selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architecture")
-epochs = controls[2].number_input("Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
-train_size = controls[3].number_input("Training digits", 10, usable_training_digits(dataset), usable_training_digits(dataset), step=1000, key="sweep_train_size")
-base = TrainingConfig(architecture=architecture, code_size=sizes[0] if sizes else 2, epochs=int(epochs), train_size=int(train_size))
+epochs = number_box(controls[2], "Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
+usable = usable_training_digits(dataset)
+train_size = number_box(controls[3], "Training digits", 10, usable, usable, key="sweep_train_size", step=1000)
+ready = bool(sizes) and epochs is not None and train_size is not None
+base = TrainingConfig(architecture=architecture, code_size=sizes[0], epochs=epochs, train_size=train_size) if ready else None
 
 if not sizes:
     st.warning("Choose at least one code size.")
@@ -36,14 +38,14 @@ if not sizes:
 
 def stop_sweep() -> None:
     if "sweep" in st.session_state:
-        Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop()
+        Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop(this_session())
 
 
 buttons = st.columns([1, 1, 3])
 # Handled in this run, not in an on_click callback: a callback would run with the settings
 # of the run that drew the button, which lag behind a value typed just before the click.
-if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not sizes, key="start_sweep", width="stretch"):
-    Sweep.start(manager, base, sizes)
+if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not ready, key="start_sweep", width="stretch"):
+    Sweep.start(manager, base, sizes, session=this_session())
     st.session_state["sweep"] = (base, tuple(sizes))
 sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
 buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep, key="stop_sweep", width="stretch")
@@ -65,6 +67,9 @@ def sweep_status(sweep: Sweep) -> None:
 
 
 def results() -> None:
+    if base is None:
+        st.info("Fix the settings above to see the results for them.")
+        return
     points = rate_distortion(manager, base)
     if not points:
         st.info("No trained models for these settings yet: press **Start sweep**.")

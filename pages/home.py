@@ -6,7 +6,7 @@ import streamlit as st
 
 from ae.data import DataError
 from ae.models import ARCHITECTURES
-from pages.shared import credit, format_epochs, quick_train_button
+from pages.shared import QUICK_CONFIG, credit, default_model, quick_train_button, trained_epochs_text
 
 st.title("Autoencoder Explorer")
 st.markdown(
@@ -35,23 +35,32 @@ if running is not None:
         icon=":material/model_training:",
     )
     st.page_link("pages/train.py", label="Watch it train", icon=":material/monitoring:")
-latest = manager.latest()
-if latest is not None:
-    latest = latest.snapshot()
+shown, whose = default_model(manager)
+if shown is not None:
+    latest = shown.snapshot()
     config = latest.config
     metrics = latest.test_metrics
+    st.caption(f"Showing {whose}.")
     left, middle, right = st.columns(3)
     left.metric("Architecture", ARCHITECTURES[config.architecture].label)
     middle.metric("Code size", f"{config.code_size} of 784")
     right.metric("Test loss (BCE per pixel)", f"{metrics.bce:.4f}" if metrics else "–")
-    st.caption(f"{config.describe()}; trained {format_epochs(latest.epochs_done)} epoch(s).")
+    st.caption(f"{config.describe()}; trained {trained_epochs_text(latest)}.")
     cols = st.columns(3)
     cols[0].page_link("pages/reconstructions.py", label="See its reconstructions", icon=":material/compare:")
     cols[1].page_link("pages/latent.py", label="Explore its latent space", icon=":material/scatter_plot:")
     cols[2].page_link("pages/train.py", label="Train another", icon=":material/model_training:")
 elif running is None:
-    st.write("No model is trained yet. One click trains the article's model (code size 49) for one epoch, about ten seconds:")
+    st.write("No model is trained yet. One click trains the article's model (code size 49) for one epoch; "
+             "the Train page shows its progress as it goes:")
 quick_train_button("home_quick_train")
+quick = manager.get(QUICK_CONFIG.key)
+estimate = manager.estimate_seconds(QUICK_CONFIG)
+if quick is not None and quick.snapshot().has_model:
+    st.caption("The quick model is trained already: the button opens it at once.")
+elif estimate is not None:
+    st.caption(f"About {estimate:.0f} s of training on this server, going by its earlier runs"
+               + (", after the run in progress." if running is not None else "."))
 
 st.divider()
 credit()

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ae.figures import latent_figure
+from ae.figures import PALETTES, latent_figure
 from ae.images import image_grid, upscale
 from ae.projection import METHOD_LABELS, SLOW_METHODS, available_methods, project, umap_is_warm
 from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions
@@ -12,7 +12,9 @@ manager = manager_or_stop()
 dataset = manager.dataset
 st.title("Latent space")
 
-job, snapshot, models, results = chosen_model_or_stop(manager, "latent_model")
+top = st.columns([3.1, 2.1, 1.2])  # one row of controls, so the map fits a 1280x720 projector
+with top[0]:
+    job, snapshot, models, results = chosen_model_or_stop(manager, "latent_model")
 code_size = snapshot.config.code_size
 
 
@@ -24,22 +26,25 @@ def cached_projection(key: str, saved_at: float, method: str, max_points: int | 
 
 
 methods = available_methods(code_size)
-controls = st.columns([2, 1.4, 1.2])
-method = controls[0].radio(
+method = top[1].radio(
     "Map", methods, horizontal=True, format_func=METHOD_LABELS.get, key=f"method_{code_size == 2}",
     help="PCA is instant and can be decoded back into codes. UMAP and t-SNE show clusters better but are slow.",
 )
+palette = top[2].selectbox("Colours", list(PALETTES), key="palette", persist_state="session",
+                                help="The colour-blind-safe palette never puts red beside green.")
 max_points = None
 umap_seeded = False
+map_col, side_col = st.columns([2.3, 1], gap="medium")
+side_top = side_col.container()  # the slow maps' settings, above the decoder
 if method in SLOW_METHODS:
-    max_points = controls[1].select_slider("Points", [1000, 2000, 3000, 5000, 10000], 2000, key="points")
+    max_points = side_top.select_slider("Points", [1000, 2000, 3000, 5000, 10000], 2000, key="points")
     if method == "umap":
-        umap_seeded = controls[2].checkbox(
+        umap_seeded = side_top.checkbox(
             "Reproducible layout", key="umap_seeded",
             help="A seeded UMAP gives the same map every time but runs on one thread: about 10x slower.",
         )
         if not umap_is_warm():
-            controls[2].caption("First UMAP of the session compiles numba code: allow ~30 s extra.")
+            side_top.caption("First UMAP of the session compiles numba code: allow ~30 s extra.")
 
 with st.spinner(f"Computing the {METHOD_LABELS[method]} map of {max_points or len(results.codes):,} codes..."):
     projection = cached_projection(job.key, snapshot.saved_at, method, max_points, umap_seeded, results.codes)
@@ -51,7 +56,21 @@ if method == "umap":
     details.append(f"{projection.settings['n_neighbors']} neighbours, " + ("seeded" if umap_seeded else "unseeded (fast)"))
 if method == "tsne":
     details.append(f"perplexity {projection.settings['perplexity']:g}")
-st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Click a point to see its digit; click a digit in the legend to hide it.")
+
+# A click arrives as the chart's selection in session state, before the chart is drawn again.
+# It is read here, once: the star, the decode sliders and the digit panel all follow the same
+# click at once (the chart's own return value is empty in the run where its figure changed).
+map_identity = (job.key, method, max_points, umap_seeded)
+if st.session_state.get("clicked_for") != map_identity:
+    st.session_state["clicked_for"], st.session_state["clicked_point"] = map_identity, None
+selection = st.session_state.get("latent_map")
+points = (selection or {}).get("selection", {}).get("points", []) if selection else []
+new_click = points and st.session_state.get("last_clicked") != (points[0].get("x"), points[0].get("y"))
+if new_click:
+    st.session_state["last_clicked"] = (points[0].get("x"), points[0].get("y"))
+    customdata = points[0].get("customdata")
+    if isinstance(customdata, (int, float)):
+        st.session_state["clicked_point"] = int(customdata)
 
 # Position to decode: sliders, set to a clicked point's position when a point is selected.
 decode_point = None
@@ -59,43 +78,42 @@ if projection.invertible:
     low, high = projection.coordinates.min(axis=0), projection.coordinates.max(axis=0)
     flat = high - low < 1e-6  # a 1-unit code's y axis, or a collapsed code: give the slider room
     low, high = np.where(flat, low - 1, low), np.where(flat, high + 1, high)
-    selection = st.session_state.get("latent_map")
-    points = (selection or {}).get("selection", {}).get("points", []) if selection else []
-    if points and st.session_state.get("last_clicked") != (points[0].get("x"), points[0].get("y")):
-        st.session_state["last_clicked"] = (points[0].get("x"), points[0].get("y"))
-        st.session_state["decode_x"] = float(np.clip(points[0]["x"], low[0], high[0]))
-        st.session_state["decode_y"] = float(np.clip(points[0]["y"], low[1], high[1]))
+    center = (low + high) / 2
+    for axis, name in enumerate(("decode_x", "decode_y")):
+        # The sliders' values live in session state only (no default passed as well, which
+        # Streamlit warns about); a click moves them, and they are kept inside this map's range.
+        wanted = points[0][name[-1]] if new_click else st.session_state.get(name, center[axis])
+        st.session_state[name] = float(np.clip(wanted, low[axis], high[axis]))
 
-map_col, side_col = st.columns([2.2, 1], gap="large")
 with side_col:
     if projection.invertible:
-        st.subheader("Decode a point")
-        center = (low + high) / 2
-        x = st.slider("x", float(low[0]), float(high[0]), float(center[0]), key="decode_x")
-        y = st.slider("y", float(low[1]), float(high[1]), float(center[1]), key="decode_y")
+        st.markdown("**Decode a point**")
+        x = st.slider("x", float(low[0]), float(high[0]), key="decode_x")
+        y = st.slider("y", float(low[1]), float(high[1]), key="decode_y")
         decode_point = (x, y)
         code = projection.to_code([decode_point])
-        st.image(upscale(decode(models, code)[0], 7), caption=f"Decoded from ({x:.2f}, {y:.2f})")
+        st.image(upscale(decode(models, code)[0], 5), caption=f"Decoded from ({x:.2f}, {y:.2f})")
         if method == "pca":
             st.caption("The position is mapped back to a full code through PCA's inverse, then decoded.")
     else:
         st.info(f"{METHOD_LABELS[method]} maps cannot be turned back into codes; choose PCA to decode positions.")
+    index = st.session_state.get("clicked_point")
+    if index is not None and 0 <= index < len(dataset.y_test):
+        st.markdown(f"**Test digit #{index}: a {dataset.y_test[index]}**")
+        pair = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index]])
+        st.image(image_grid(pair, columns=2, scale=4), caption=f"original · reconstruction (BCE {results.bce[index]:.3f})")
+    else:
+        st.caption("Click a point on the map to see its digit and reconstruction.")
 
 axis_names = ("code 1", "code 2") if method == "codes" else (f"{METHOD_LABELS[method]} 1", f"{METHOD_LABELS[method]} 2")
 figure = latent_figure(
-    projection.coordinates, labels, projection.indices, f"Test digits' codes ({METHOD_LABELS[method]}), coloured by digit",
-    axis_names, highlight=decode_point,
+    projection.coordinates, labels, projection.indices, f"Test digits' codes ({METHOD_LABELS[method]})",
+    axis_names, highlight=decode_point, colours=PALETTES[palette],
 )
 with map_col:
-    event = st.plotly_chart(figure, key="latent_map", on_select="rerun", selection_mode="points", theme=None)
-
-with side_col:
-    chosen = event.selection.points if event and event.selection else []
-    if chosen and "customdata" in chosen[0]:
-        index = int(chosen[0]["customdata"])
-        st.subheader(f"Test digit #{index}: a {dataset.y_test[index]}")
-        pair = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index]])
-        st.image(image_grid(pair, columns=2, scale=6), caption=f"original · reconstruction (BCE {results.bce[index]:.3f})")
+    st.plotly_chart(figure, key="latent_map", on_select="rerun", selection_mode="points", theme=None)
+    st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Each number sits at its digits' centre; "
+               "points are drawn in random order, so no digit hides another.")
 
 if code_size == 2 and method == "codes":
     st.subheader("The learned manifold")

@@ -5,7 +5,7 @@ import streamlit as st
 from ae.figures import probe_figure
 from ae.models import predict
 from ae.probe import FEATURE_LABELS, probe_csv, run_probe
-from pages.shared import choose_model, load_models_or_stop, manager_or_stop
+from pages.shared import choose_model, load_models_or_stop, manager_or_stop, number_box
 
 manager = manager_or_stop()
 dataset = manager.dataset
@@ -23,7 +23,9 @@ snapshot = job.snapshot()
 models = load_models_or_stop(job)
 controls = st.columns(3)
 draws = controls[0].slider("Random draws of the labelled digits", 1, 5, 3, key="probe_draws")
-seed = controls[1].number_input("Seed", 0, 10_000, 0, key="probe_seed")
+seed = number_box(controls[1], "Seed", 0, 10_000, 0, key="probe_seed")
+if seed is None:
+    st.stop()
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -58,5 +60,6 @@ elif beats_pca:
     verdict = f"The autoencoder's codes beat PCA's with {', '.join(beats_pca)} labelled digits, but raw pixels do better still."
 else:
     verdict = "Here the autoencoder's codes do not beat PCA's or the raw pixels at any number of labels: train longer or change the code size."
-st.markdown(f"**{verdict}** ± is the standard deviation over {draws} draw(s); 'all' is a single fit.")
+st.markdown(f"**{verdict}** ± is the standard deviation over {draws} draw(s); with all {counts[-1]:,} labelled "
+            "training digits there is only one possible draw, so one fit and no ±.")
 st.download_button("Probe results (CSV)", probe_csv(results), file_name=f"{job.key}-probe.csv", mime="text/csv", icon=":material/download:")

@@ -1,12 +1,10 @@
 """Helpers every page uses: the job manager, the model picker, the quick-train button."""
 from __future__ import annotations
 
-import os
-import threading
 
 import streamlit as st
 
-from ae.config import TrainingConfig
+from ae.config import TrainingConfig, number_problem
 from ae.data import CREDIT, DataError
 
 
@@ -30,7 +28,25 @@ def _leave_legacy_pages_mode() -> None:
 _leave_legacy_pages_mode()
 
 QUICK_CONFIG = TrainingConfig(architecture="dense", code_size=49, epochs=1, batch_size=256)
-SELECTED_JOB = "selected_job_key"
+SELECTED_JOB = "selected_job_key"  # the job this session trained or picked last: every page's default
+MY_JOBS = "my_job_keys"  # jobs this session asked for (Train, Continue, Resume)
+
+
+def this_session() -> str | None:
+    """This browser session's id: who asked for a job, and so who may stop it."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else None
+
+
+def session_present(session: str) -> bool:
+    """Whether a browser session is still open (a closed tab's request no longer holds a job)."""
+    from streamlit.runtime import Runtime
+
+    if not Runtime.exists():  # AppTest runs without a server: everybody is present
+        return True
+    return Runtime.instance().is_active_session(session)
 
 
 def manager_or_stop():
@@ -39,10 +55,25 @@ def manager_or_stop():
         from ae.manager import get_manager
 
         with st.spinner("Loading the digits (first visit only)..."):
-            return get_manager()
+            manager = get_manager()
     except DataError as error:
         st.error(f"The digits could not be loaded. {error} Set AE_DATA_PATH to a valid file, or unset it to use the bundled MNIST.")
         st.stop()
+    manager.session_present = session_present
+    return manager
+
+
+def remember_my_job(key: str) -> None:
+    """This session asked for `key`: it becomes the session's model on every page."""
+    st.session_state[SELECTED_JOB] = key
+    st.session_state.setdefault(MY_JOBS, set()).add(key)
+
+
+def request_job(manager, config):
+    """Ask for a config's job on behalf of this session."""
+    job = manager.request(config, session=this_session())
+    remember_my_job(job.key)
+    return job
 
 
 def quick_train_button(key: str) -> None:
@@ -53,9 +84,20 @@ def quick_train_button(key: str) -> None:
         type="primary",
         icon=":material/bolt:",
     ):
-        job = manager_or_stop().request(QUICK_CONFIG)
-        st.session_state[SELECTED_JOB] = job.key
+        request_job(manager_or_stop(), QUICK_CONFIG)
         st.switch_page("pages/train.py")
+
+
+def number_box(container, label: str, low: int, high: int, default: int, key: str, step: int = 1,
+               help: str | None = None) -> int | None:
+    """A number box that takes whatever is typed and, when it cannot be used, says why right
+    below it and returns None (Streamlit's own min/max would keep the old value silently)."""
+    value = container.number_input(label, value=default, step=step, key=key, help=help, persist_state="session")
+    problem = number_problem(label, value, low, high)
+    if problem:
+        container.error(problem, icon=":material/error:")
+        return None
+    return int(value)
 
 
 def no_model_yet(key: str) -> None:
@@ -64,14 +106,25 @@ def no_model_yet(key: str) -> None:
 
 
 def model_label(job) -> str:
+    """Short enough for a model picker on a 1280-pixel projector: yours first, then what it is."""
     snapshot = job.snapshot()
-    metrics = f", test loss {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else ""
-    stopped = " (stopped early)" if snapshot.state.value == "stopped" else ""
     config = snapshot.config
-    return (
-        f"{config.architecture} · code {config.code_size} · {format_epochs(snapshot.epochs_done)} epoch(s){stopped}"
-        f" · seed {config.seed}{metrics}"
-    )
+    done, planned = format_epochs(snapshot.epochs_done), config.epochs
+    epochs = f"{done} epoch{'' if done == '1' else 's'}" if snapshot.epochs_done >= planned - 1e-6 else f"{done}/{planned} epochs"
+    if snapshot.state.value == "stopped":
+        epochs += ", stopped"
+    loss = f" · loss {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else ""
+    mine = "yours · " if job.key in st.session_state.get(MY_JOBS, ()) else ""
+    return f"{mine}code {config.code_size} · {config.architecture} · {epochs}{loss} · seed {config.seed}"
+
+
+def trained_epochs_text(snapshot) -> str:
+    """"5 epochs", or "4.07 of 10 epochs (stopped early)": never hides an unfinished plan."""
+    done, planned = format_epochs(snapshot.epochs_done), snapshot.config.epochs
+    if snapshot.epochs_done < planned - 1e-6:
+        stopped = " (stopped early)" if snapshot.state.value == "stopped" else ""
+        return f"{done} of {planned} epochs{stopped}"
+    return f"{done} epoch{'' if done == '1' else 's'}"
 
 
 def damaged_models(manager, key: str) -> None:
@@ -89,22 +142,8 @@ def damaged_models(manager, key: str) -> None:
             if problem.config is not None and retrain_col.button(
                 "Retrain", key=f"{key}_retrain_{index}", icon=":material/refresh:"
             ):
-                st.session_state[SELECTED_JOB] = manager.request(problem.config).key
+                request_job(manager, problem.config)
                 st.switch_page("pages/train.py")
-
-
-SESSION_THREAD_NICENESS = 5
-
-
-def yield_cpu_to_training() -> None:
-    """Lower the priority of the thread running this session's script (Linux: niceness is per
-    thread). When CPUs are free it runs at full speed; when a room's page views and a training
-    run compete, training wins and the views wait a little. Raising niceness needs no rights."""
-    try:
-        if os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < SESSION_THREAD_NICENESS:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SESSION_THREAD_NICENESS)
-    except (AttributeError, OSError):  # not Linux, or not allowed: run as is
-        pass
 
 
 def guarded(body):
@@ -112,7 +151,6 @@ def guarded(body):
     app.py's guard does not reach fragment reruns."""
 
     def run(*args, **kwargs):
-        yield_cpu_to_training()
         try:
             return body(*args, **kwargs)
         except Exception as error:  # a fragment must never show a traceback
@@ -125,23 +163,41 @@ def guarded(body):
     return run
 
 
+def default_model(manager):
+    """The model a page shows first: the one this session trained or picked last; else the
+    most-trained finished model. Returns (job or None, whose: a phrase for the caption)."""
+    mine = manager.get(st.session_state.get(SELECTED_JOB, ""))
+    if mine is not None and mine.snapshot().has_model and mine.key not in {p.key for p in manager.problems}:
+        trained_here = mine.key in st.session_state.get(MY_JOBS, ())
+        return mine, "your model" if trained_here else "the model you picked last"
+    job = manager.most_trained()
+    return job, "the most-trained finished model (not trained in this session)"
+
+
 def choose_model(manager, key: str):
-    """Pick a trained model (newest first, the current one preselected); None if there is none."""
+    """Pick a trained model (newest first, this session's own preselected); None if there is none."""
     jobs = manager.trained_jobs()
     damaged_models(manager, key)
     if not jobs:
         no_model_yet(f"{key}_quick")
         return None
     keys = [job.key for job in jobs]
-    latest = manager.latest()
-    default = latest.key if latest is not None and latest.key in keys else keys[0]
+    default, whose = default_model(manager)
+    default_key = default.key if default is not None and default.key in keys else keys[0]
+
+    def picked() -> None:
+        st.session_state[SELECTED_JOB] = st.session_state[key]
+
     chosen = st.selectbox(
         "Model",
         keys,
-        index=keys.index(default),
+        index=keys.index(default_key),
         format_func=lambda k: model_label(manager.get(k)),
         key=key,
+        on_change=picked,
     )
+    if chosen == default_key:
+        st.caption(f"Showing {whose}; pick another above.")
     return manager.get(chosen)
 
 

@@ -1,20 +1,25 @@
-"""Train: choose a config, start, stop or continue a job, and watch it learn.
+"""Train: choose a config, start, stop, continue or resume a job, and watch it learn.
 
 Training runs in its own process (ae.worker). A fragment polls the job's snapshot about once
 a second while it is active and stops polling when it ends; the main script stays short.
+The settings live in the URL (`/train?code=10&epochs=3`), so a reload keeps them and a
+lecturer can share a link that opens exactly that config and its job. The layout keeps the
+running job's progress, Stop, loss chart and digits on one 1280x720 projector screen.
 """
 from types import SimpleNamespace
 
 import numpy as np
 import streamlit as st
 
-from ae.config import MAX_EPOCHS, TrainingConfig, usable_training_digits, validation_errors
+from ae.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
+from ae.jobs import panel_indices
 from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
-from ae.jobs import panel_indices
-from pages.shared import SELECTED_JOB, format_epochs, format_seconds, guarded, manager_or_stop, quick_train_button
+from pages.shared import (
+    MY_JOBS, SELECTED_JOB, default_model, format_epochs, format_seconds, guarded, manager_or_stop,
+    quick_train_button, remember_my_job, request_job, this_session, trained_epochs_text,
+)
 
-SLIDER_MAX_CODE = 128
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 STATE_TEXT = {
@@ -25,64 +30,48 @@ STATE_TEXT = {
     "stopped": ":material/stop_circle: Stopped",
     "failed": ":material/error: Failed",
 }
+SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and kept across pages
 
 manager = manager_or_stop()
 dataset = manager.dataset
 st.title("Train")
 
-
-def parse_code_size(slider_value: int, typed: str):
-    """The typed size wins when present; returns an int, or the raw text so validation can explain it."""
-    typed = typed.strip()
-    if not typed:
-        return slider_value
-    try:
-        return int(typed)
-    except ValueError:
-        return typed
-
-
-def shown_job():
-    """This tab's job if it picked one, else whatever trains now, else the current model."""
-    job = manager.get(st.session_state.get(SELECTED_JOB, ""))
-    return job or manager.running() or manager.latest()
-
-
-controls, live_area = st.columns([1, 2.3], gap="large")
+controls, live_area = st.columns([1, 3.2], gap="medium")
 with controls:
-    st.subheader("Settings")
     architecture = st.selectbox(
-        "Architecture", list(ARCHITECTURES), format_func=lambda name: ARCHITECTURES[name].label, key="architecture"
+        "Architecture", list(ARCHITECTURES), format_func=lambda name: ARCHITECTURES[name].label, key="arch",
+        help="\n\n".join(f"**{spec.label}**: {spec.description}" for spec in ARCHITECTURES.values()), **SETTING,
     )
-    st.caption(ARCHITECTURES[architecture].description)
-    slider_code = st.slider("Code size", 1, SLIDER_MAX_CODE, 49, key="code_slider")
-    typed_code = st.text_input(
-        f"…or type any code size up to {MAX_CODE_SIZE}", key="code_text", placeholder="e.g. 300"
+    code_size = st.number_input(
+        f"Code size (1 to {MAX_CODE_SIZE})", value=49, step=1, key="code", **SETTING,
+        help="How many numbers each 784-pixel digit is squeezed into. The article's model uses 49.",
     )
     code_error = st.empty()
-    epochs = st.number_input("Epochs", 1, MAX_EPOCHS, 5, key="epochs")
-    batch_size = st.select_slider("Batch size", BATCH_SIZES, 256, key="batch_size")
-    learning_rate = st.select_slider(
-        "Learning rate (Adam)", LEARNING_RATES, 0.001, format_func=lambda v: f"{v:g}", key="learning_rate"
-    )
-    train_size = st.number_input(
-        "Training digits", 10, usable_training_digits(dataset), usable_training_digits(dataset), step=1000, key="train_size"
-    )
-    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+    epochs = st.number_input(f"Epochs (1 to {MAX_EPOCHS})", value=5, step=1, key="epochs", **SETTING)
+    epochs_error = st.empty()
+    with st.expander("More settings"):
+        batch_size = st.select_slider("Batch size", BATCH_SIZES, 256, key="batch", **SETTING)
+        learning_rate = st.select_slider(
+            "Learning rate (Adam)", LEARNING_RATES, 0.001, format_func=lambda v: f"{v:g}", key="lr", **SETTING
+        )
+        usable = usable_training_digits(dataset)
+        train_size = st.number_input(f"Training digits (10 to {usable:,})", value=usable, step=1000, key="digits", **SETTING)
+        digits_error = st.empty()
+        seed = st.number_input("Seed", value=0, step=1, key="seed", **SETTING)
+        seed_error = st.empty()
 
     values = SimpleNamespace(
-        architecture=architecture,
-        code_size=parse_code_size(slider_code, typed_code),
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        learning_rate=float(learning_rate),
-        train_size=int(train_size),
-        seed=int(seed),
+        architecture=architecture, code_size=code_size, epochs=epochs, batch_size=int(batch_size),
+        learning_rate=float(learning_rate), train_size=train_size, seed=seed,
     )
     errors = validation_errors(values)
+    digits_problem = number_problem("Training digits", train_size, 10, usable)  # this data file's range
+    if digits_problem:
+        errors["train_size"] = digits_problem
     config = None if errors else TrainingConfig(**vars(values))
+    places = {"code_size": code_error, "epochs": epochs_error, "train_size": digits_error, "seed": seed_error}
     for field_name, message in errors.items():
-        (code_error if field_name == "code_size" else st).error(message, icon=":material/error:")
+        places.get(field_name, st).error(message, icon=":material/error:")
 
     if manager.cache_problem:
         st.warning(f"Models will not be kept after a restart: {manager.cache_problem}. "
@@ -93,37 +82,24 @@ with controls:
         "Train", type="primary", icon=":material/play_arrow:", disabled=config is None,
         key="train_button", width="stretch",
     ):
-        st.session_state[SELECTED_JOB] = manager.request(config).key
+        request_job(manager, config)
+    if config is None:
+        hidden = [name for name in ("train_size", "seed") if name in errors]
+        st.caption("Train is off until the settings above are fixed"
+                   + (" (see More settings)." if hidden else "."))
+
+
+def shown_job():
+    """This session's job (or the one it picked last); else the saved or running job of the
+    settings in the controls (a shared link opens its job); else whatever trains now; else the
+    default model."""
+    job = manager.get(st.session_state.get(SELECTED_JOB, ""))
+    if job is None and config is not None:
+        job = manager.get(config.key)
+    return job or manager.running() or default_model(manager)[0]
+
 
 job = shown_job()
-snapshot = job.snapshot() if job else None
-
-with controls:
-    if job is not None:
-        stop_col, continue_col = st.columns(2)
-        stop_col.button(
-            "Stop", icon=":material/stop:", disabled=not snapshot.is_active, on_click=job.stop,
-            key="stop_button", width="stretch",
-        )
-        extra = st.session_state.get("extra_epochs", 2)
-
-        def continue_training() -> None:
-            try:
-                job.extend(int(st.session_state.get("extra_epochs", 2)))
-            except ValueError as error:
-                st.session_state["continue_error"] = str(error)
-
-        continue_col.button(
-            f"Continue +{int(extra)}", icon=":material/fast_forward:",
-            disabled=snapshot.is_active or not snapshot.has_model, on_click=continue_training,
-            key="continue_button", width="stretch", help="Train the shown model for more epochs",
-        )
-        st.number_input("Epochs to add with Continue", 1, MAX_EPOCHS, 2, key="extra_epochs")
-        if st.session_state.get("continue_error"):
-            st.error(st.session_state.pop("continue_error"))
-        if config is not None and config.key != job.key and snapshot.is_active:
-            st.caption("Changing settings never interrupts the job shown; press Train to queue the new settings.")
-
 
 PHASE_TEXT = {
     "starting": "Starting: loading the model",
@@ -146,41 +122,103 @@ def progress_text(snapshot) -> str:
         return (f"Epoch {epoch} of {format_epochs(snapshot.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
                 f"{speed}{eta}")
     done = f"{format_epochs(snapshot.epochs_done)} of {format_epochs(snapshot.epochs_total)} epochs"
-    return f"Stopped after {done}" if state == "stopped" else f"{done} · {format_seconds(snapshot.training_seconds)} of training"
+    planned = (f" (the plan was {snapshot.config.epochs})"
+               if abs(snapshot.epochs_total - snapshot.config.epochs) > 1e-6 and state != "failed" else "")
+    if state == "stopped":
+        return f"Stopped after {done}{planned}"
+    return f"{done}{planned} · {format_seconds(snapshot.training_seconds)} of training"
 
 
 PANEL_ORIGINALS = dataset.test_images[panel_indices(dataset.y_test)][..., 0]
 
 
-def render(snapshot) -> None:
+def job_buttons(job, snapshot) -> None:
+    """Stop (only if this session may), Continue +N and Resume to the planned epochs."""
+    session = this_session()
+    stop_col, continue_col, extra_col, resume_col = st.columns([1, 1.2, 0.9, 1.3], vertical_alignment="bottom")
+    permission = job.stop_permission(session) if snapshot.is_active else None
+
+    def stop() -> None:
+        answer = job.stop(session)
+        if not answer.stops:
+            st.session_state["stop_note"] = answer.reason
+
+    stop_col.button(
+        "Stop", icon=":material/stop:", on_click=stop, key="stop_button", width="stretch",
+        disabled=permission is None or not permission.allowed,
+        help=permission.reason if permission is not None and permission.reason else "Stop and keep the model trained so far",
+    )
+    extra = extra_col.number_input("Epochs to add", value=2, step=1, key="extra_epochs", persist_state="session",
+                                   label_visibility="collapsed", help="Epochs to add with Continue")
+    extra_problem = number_problem("Epochs to add", extra, 1, MAX_EPOCHS)
+    idle_with_model = not snapshot.is_active and snapshot.has_model
+
+    def go_on(action) -> None:
+        try:
+            action()
+            remember_my_job(job.key)
+        except ValueError as error:
+            st.session_state["continue_error"] = str(error)
+
+    continue_col.button(
+        f"Continue +{int(extra) if extra_problem is None else '?'}", icon=":material/fast_forward:",
+        disabled=not idle_with_model or extra_problem is not None, key="continue_button", width="stretch",
+        on_click=go_on, args=(lambda: job.extend(int(extra), session=session),),
+        help="Train the shown model for more epochs",
+    )
+    planned = snapshot.config.epochs
+    can_resume = idle_with_model and snapshot.epochs_done < planned - 1e-6
+    resume_col.button(
+        f"Resume to {planned}", icon=":material/replay:", disabled=not can_resume, key="resume_button",
+        width="stretch", on_click=go_on, args=(lambda: job.resume_to(planned, session=session),),
+        help=f"Train on until the model has the {planned} epochs its settings planned",
+    )
+    if extra_problem is not None:
+        st.error(extra_problem, icon=":material/error:")
+    if permission is not None and permission.reason and not permission.allowed:
+        st.caption(f":material/lock: {permission.reason}")
+    for note in ("stop_note", "continue_error"):
+        if st.session_state.get(note):
+            (st.info if note == "stop_note" else st.error)(st.session_state.pop(note))
+
+
+def render(job) -> None:
     """Everything here is cheap per session: the figure and the panel picture are built once
     per snapshot version (ae.live) and shared by every session watching."""
+    snapshot = job.snapshot()
     config = snapshot.config
-    st.subheader(f"{STATE_TEXT[snapshot.state.value]}: {ARCHITECTURES[config.architecture].label}, code size {config.code_size}")
+    whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
+    st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {ARCHITECTURES[config.architecture].label}, code size "
+                f"{config.code_size} <small style='opacity:.6'>({whose})</small>", unsafe_allow_html=True)
     st.caption(config.describe())
-    if snapshot.state.value == "queued":
-        running = manager.running()
-        waiting_for = f" — waiting for {running.snapshot().config.describe()}" if running and running is not job else ""
-        st.warning(f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}.", icon=":material/hourglass_top:")
+    st.progress(snapshot.progress, text=progress_text(snapshot))
+    job_buttons(job, snapshot)
     if snapshot.error:
         st.error(f"Training failed: {snapshot.error}")
     if snapshot.warning:
         st.warning(snapshot.warning, icon=":material/warning:")
-    st.progress(snapshot.progress, text=progress_text(snapshot))
+    if snapshot.state.value == "queued":
+        running = manager.running()
+        waiting_for = f", after {running.snapshot().config.describe()}" if running and running is not job else ""
+        st.info(f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}. The chart and the digits "
+                "appear when its training starts.", icon=":material/hourglass_top:")
+        return
+    if not snapshot.step_losses and not snapshot.train_loss:
+        return  # starting or compiling: nothing to draw yet, and an empty chart would say nothing
 
-    metric_cols = st.columns(4)
-    metric_cols[0].metric("Epochs done", f"{format_epochs(snapshot.position)} / {format_epochs(snapshot.epochs_total)}")
-    metric_cols[1].metric("Train loss", f"{snapshot.train_loss[-1]:.4f}" if snapshot.train_loss else "–")
-    metric_cols[2].metric("Validation loss", f"{snapshot.val_loss[-1]:.4f}" if snapshot.val_loss else "–")
-    metric_cols[3].metric("Test loss (BCE)", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–")
-
-    chart_col, panel_col = st.columns([1.25, 1])
-    chart_col.plotly_chart(live_loss_figure(snapshot), key="loss_chart", theme=None)
+    chart_col, panel_col = st.columns([1.35, 1])
+    with chart_col:
+        metric_cols = st.columns(3)
+        metric_cols[0].metric("Train loss", f"{snapshot.train_loss[-1]:.4f}" if snapshot.train_loss else "–")
+        metric_cols[1].metric("Validation loss", f"{snapshot.val_loss[-1]:.4f}" if snapshot.val_loss else "–")
+        metric_cols[2].metric("Test loss", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–",
+                              help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
+        st.plotly_chart(live_loss_figure(snapshot), key="loss_chart", theme=None)
     with panel_col:
-        st.markdown("**16 test digits** and their **reconstructions** (below each)")
+        st.markdown("**16 test digits** over their **reconstructions**")
         st.image(panel_png(snapshot, PANEL_ORIGINALS), width="stretch")
         if snapshot.panel_epoch is not None:
-            st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs.")
+            st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs · model: {trained_epochs_text(snapshot)}.")
         else:
             st.caption("Reconstructions appear once training starts.")
 
@@ -191,15 +229,21 @@ if job is None:
                 "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
         quick_train_button("train_quick")
 else:
-    polling = snapshot.is_active
+    polling = job.snapshot().is_active
 
     @st.fragment(run_every=1.0 if polling else None)
     @guarded
     def live_view() -> None:
-        current = job.snapshot()
-        render(current)
-        if polling and not current.is_active:
-            st.rerun()  # the job ended: one full rerun stops the polling and refreshes the buttons
+        manager.stop_abandoned()  # a run whose askers all pressed Stop or left
+        render(job)
+        if polling and not job.snapshot().is_active:
+            st.rerun()  # the job ended: one full rerun stops the polling
+        if not polling and job.snapshot().is_active:
+            st.rerun()  # Continue or Resume started it again: poll
 
     with live_area:
+        if config is not None and config.key != job.key:
+            st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
+                                          else "the job running now" if job.snapshot().is_active else "the default model")
+                       + ". Your settings at left are for the next Train; changing them never interrupts it.")
         live_view()

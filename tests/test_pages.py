@@ -3,8 +3,11 @@ changing each control, and with bad input. Training is real Keras on a slice of 
 """
 from __future__ import annotations
 
+import base64
 import json
 import time
+
+import numpy as np
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,50 +16,6 @@ from tests.conftest import ROOT
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/code_size.py", "pages/probe.py"]
 UNEXPECTED = "did not expect"
-
-
-@pytest.fixture
-def app_env(monkeypatch, small_mnist_path, tmp_path):
-    """Small real MNIST, an empty model cache, no UMAP warm-up."""
-    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
-    monkeypatch.setenv("AE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("AE_WARM_UMAP", "0")
-    return tmp_path / "cache"
-
-
-@pytest.fixture(scope="module")
-def trained_cache(small_mnist_path, tmp_path_factory):
-    """A cache holding three small trained models: code sizes 1, 8 and 2 (the newest)."""
-    from ae.config import TrainingConfig
-    from ae.data import load_dataset
-    from ae.store import ModelStore
-    from ae.manager import get_manager
-
-    cache = tmp_path_factory.mktemp("trained-cache")
-    manager = get_manager(load_dataset(small_mnist_path), cache)
-    jobs = [
-        manager.request(TrainingConfig(code_size=size, epochs=2, batch_size=64, train_size=2000))
-        for size in (1, 8, 2)
-    ]
-    _wait_for(lambda: all(not job.snapshot().is_active for job in jobs), 180)
-    assert [job.snapshot().state.value for job in jobs] == ["finished"] * 3
-    assert ModelStore.for_dataset(load_dataset(small_mnist_path), cache).records()
-    return cache
-
-
-@pytest.fixture
-def trained_env(monkeypatch, small_mnist_path, trained_cache):
-    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
-    monkeypatch.setenv("AE_CACHE_DIR", str(trained_cache))
-    monkeypatch.setenv("AE_WARM_UMAP", "0")
-    return trained_cache
-
-
-def _wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def open_page(page: str) -> AppTest:
@@ -100,24 +59,24 @@ def test_every_page_renders_with_a_trained_model(trained_env, page):
 
 def test_train_page_rejects_bad_code_sizes_in_words(app_env):
     app = open_page("pages/train.py")
-    for typed, expected in (("abc", "'abc'"), ("0", "got 0"), ("900", "got 900"), ("2.5", "'2.5'")):
-        app.text_input(key="code_text").input(typed).run()
+    for typed, expected in ((0, "got 0"), (900, "got 900"), (-3, "got -3")):
+        app.number_input(key="code").set_value(typed).run()
         assert_clean(app)
         errors = [e.value for e in app.error]
         assert any("Code size must be a whole number from 1 to 784" in e and expected in e for e in errors), errors
         assert app.button(key="train_button").disabled
-    app.text_input(key="code_text").input("300").run()
+    app.number_input(key="code").set_value(300).run()
     assert not app.error and not app.button(key="train_button").disabled
 
 
 def test_train_page_controls_change_without_error_and_training_runs(app_env):
     app = open_page("pages/train.py")
-    app.selectbox(key="architecture").select("deep_dense").run()
-    app.slider(key="code_slider").set_value(2).run()
+    app.selectbox(key="arch").select("deep_dense").run()
+    app.number_input(key="code").set_value(2).run()
     app.number_input(key="epochs").set_value(2).run()
-    app.select_slider(key="batch_size").set_value(64).run()
-    app.select_slider(key="learning_rate").set_value(0.003).run()
-    app.number_input(key="train_size").set_value(500).run()
+    app.select_slider(key="batch").set_value(64).run()
+    app.select_slider(key="lr").set_value(0.003).run()
+    app.number_input(key="digits").set_value(500).run()
     app.number_input(key="seed").set_value(7).run()
     assert_clean(app)
     assert not app.error
@@ -155,9 +114,25 @@ def test_reconstructions_page_controls(trained_env):
     assert len(app.get("plotly_chart")) == 1
 
 
+def plotly_array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or numpy's compact form {dtype, bdata (base64), shape}."""
+    if isinstance(value, dict) and "bdata" in value:
+        shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value)
+
+
 def _digit_traces(app: AppTest) -> list[str]:
+    """The digits on the latent map: one shuffled trace, its points' digits in customdata, and
+    a label per digit at its cluster's centre."""
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
-    return [trace["name"] for trace in spec["data"] if trace["name"] in [str(d) for d in range(10)]]
+    points = spec["data"][0]
+    digits = sorted({int(d) for d in plotly_array(points["marker"]["color"])})
+    assert len(plotly_array(points["customdata"])) == len(plotly_array(points["x"]))
+    labels = sorted(a["text"] for a in spec["layout"]["annotations"])
+    assert labels == [f"<b>{d}</b>" for d in digits]
+    assert points["marker"]["colorscale"][0][1] != points["marker"]["colorscale"][-1][1]  # a colour per digit
+    return [str(d) for d in digits]
 
 
 def test_latent_page_has_ten_classes_and_decodes(trained_env):

@@ -184,6 +184,16 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def screenshot_viewport(page, name: str) -> Path:
+    """What the screen shows, as is (a projector shows no more): <repo>/test-artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    wait_for_no_skeletons(page)
+    page.wait_for_timeout(300)  # charts finish their layout
+    page.screenshot(path=str(path))
+    return path
+
+
 def plotly_traces(page, index: int = 0) -> list[dict]:
     """Name, number of points and marker colour of each trace of the index-th shown Plotly chart ([] if absent).
 

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import plotly_traces, screenshot, wait_for_app_idle
-from .test_user_flow import sidebar_link, wait_until
+from .test_user_flow import nav_link, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, page):
     page.goto(app_server)
     wait_for_app_idle(page)
-    sidebar_link(page, "Code size").click()
+    nav_link(page, "Code size").click()
     expect(page.get_by_role("heading", name="Code size", exact=True)).to_be_visible(timeout=30_000)
     wait_for_app_idle(page)
 
@@ -51,7 +51,7 @@ def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, pa
     wait_for_app_idle(page)
     screenshot(page, "code_size")
 
-    sidebar_link(page, "Few labels").click()
+    nav_link(page, "Few labels").click()
     expect(page.get_by_role("heading", name="Few labels", exact=True)).to_be_visible(timeout=30_000)
     wait_until(lambda: len(plotly_traces(page)) == 3, 180, lambda: f"the probe chart did not draw three lines: {plotly_traces(page)}")
     wait_for_app_idle(page)

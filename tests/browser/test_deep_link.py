@@ -15,9 +15,10 @@ def test_first_request_to_a_page_url_gets_the_apps_navigation(browser, page, tmp
         wait_for_app_idle(page)
         expect(page.get_by_role("heading", name="Latent space", exact=True)).to_be_visible(timeout=30_000)
         expect(page.get_by_text("No model is trained yet").first).to_be_visible(timeout=30_000)
-        navigation = page.get_by_test_id("stSidebarNav")
+        navigation = page.get_by_test_id("stTopNav")
         for title in ("Home", "Train", "Reconstructions", "Latent space", "Code size", "Few labels"):
             expect(navigation.get_by_role("link", name=title, exact=True)).to_be_visible()
         # Streamlit's legacy pages/ mode would list the files themselves, helpers included.
-        expect(navigation.get_by_role("link", name="shared", exact=True)).to_have_count(0)
+        expect(page.get_by_role("link", name="shared", exact=True)).to_have_count(0)
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
         screenshot(page, "deep_link_latent")

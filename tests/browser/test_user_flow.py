@@ -29,6 +29,27 @@ READ_PROGRESS = """() => {
 }"""
 
 
+# The digit labels drawn on the latent map, and the screen position of one of its points.
+MAP_LABELS = """() => {
+    const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.getBoundingClientRect().height > 0);
+    return plot ? (plot.layout.annotations || []).map(a => a.text.replace(/<[^>]+>/g, '')).sort() : [];
+}"""
+A_POINT_ON_SCREEN = """() => {
+    const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.getBoundingClientRect().height > 0);
+    const trace = plot._fullData[0], box = plot.getBoundingClientRect();
+    const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+    // A point near the middle of the map's range, away from the edges and the labels' boxes.
+    let best = 0, bestDistance = Infinity;
+    const cx = (xa.range[0] + xa.range[1]) / 2 + (xa.range[1] - xa.range[0]) * 0.13;
+    const cy = (ya.range[0] + ya.range[1]) / 2 - (ya.range[1] - ya.range[0]) * 0.11;
+    for (let i = 0; i < trace.x.length; i++) {
+        const d = (trace.x[i] - cx) ** 2 + (trace.y[i] - cy) ** 2;
+        if (d < bestDistance) { best = i; bestDistance = d; }
+    }
+    return [box.left + xa._offset + xa.l2p(trace.x[best]), box.top + ya._offset + ya.l2p(trace.y[best])];
+}"""
+
+
 def read_progress(page) -> dict | None:
     """The progress bar's text, parsed, and its aria-valuenow (percent); None without a bar."""
     raw = page.evaluate(READ_PROGRESS)
@@ -42,8 +63,9 @@ def read_progress(page) -> dict | None:
     return {**raw, "global_step": global_step}
 
 
-def sidebar_link(page, name: str):
-    return page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
+def nav_link(page, name: str):
+    """A page's link in the navigation bar across the top."""
+    return page.get_by_test_id("stTopNav").get_by_role("link", name=name, exact=True)
 
 
 def wait_until(predicate, timeout_s: float, message, interval_s: float = 0.25):
@@ -75,7 +97,7 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
     screenshot(page, "train_quick_done")
 
     # b) A 30-epoch run: progress and the loss chart move while it runs, and freeze after Stop.
-    epochs = page.get_by_label("Epochs", exact=True)
+    epochs = page.get_by_role("spinbutton", name="Epochs (1 to 200)")
     epochs.fill("30")
     epochs.press("Enter")
     page.wait_for_timeout(500)
@@ -123,7 +145,7 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
     expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
 
     # c) Reconstructions: digit strips and the summary metrics.
-    sidebar_link(page, "Reconstructions").click()
+    nav_link(page, "Reconstructions").click()
     expect(page.get_by_role("heading", name="Reconstructions", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Autoencoder, test BCE").first).to_be_visible(timeout=120_000)
     wait_for_app_idle(page)
@@ -132,25 +154,25 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
     wait_until(lambda: plotly_traces(page), 30, "the error histogram did not draw")
     screenshot(page, "reconstructions")
 
-    # d) Latent space: one trace, one colour, per digit 0-9.
-    sidebar_link(page, "Latent space").click()
+    # d) Latent space: every digit in one shuffled trace, a label at each digit's centre; one
+    #    click on a point shows its digit at once.
+    nav_link(page, "Latent space").click()
     expect(page.get_by_role("heading", name="Latent space", exact=True)).to_be_visible(timeout=30_000)
-    digits = [str(d) for d in range(10)]
-
-    def digit_traces():
-        names = [trace["name"] for trace in plotly_traces(page)]
-        return [name for name in names if name in digits]
-
-    wait_until(lambda: digit_traces() == digits, 120,
-               lambda: f"the latent map does not have ten traces named 0-9: {plotly_traces(page)}")
+    wait_until(lambda: page.evaluate(MAP_LABELS) == [str(d) for d in range(10)], 120,
+               lambda: f"the latent map does not label the digits 0-9: {page.evaluate(MAP_LABELS)}")
     wait_for_app_idle(page)
-    traces = [trace for trace in plotly_traces(page) if trace["name"] in digits]
-    assert all(trace["points"] > 0 for trace in traces), traces
-    assert len({trace["colour"] for trace in traces}) == 10, f"the ten digits do not have ten colours: {traces}"
+    traces = plotly_traces(page)
+    assert traces[0]["points"] >= 2000, traces
+    expect(page.get_by_text(re.compile(r"^Test digit #"))).to_have_count(0)
+    x, y = page.evaluate(A_POINT_ON_SCREEN)
+    page.mouse.click(x, y)
+    expect(page.get_by_text(re.compile(r"^Test digit #\d+: a \d$")).first).to_be_visible(timeout=30_000)
+    wait_for_app_idle(page)
+    assert "default value but also had its value set" not in page.inner_text("body")
     screenshot(page, "latent")
 
     # e) Home shows the model just trained.
-    sidebar_link(page, "Home").click()
+    nav_link(page, "Home").click()
     expect(page.get_by_text("Current model").first).to_be_visible(timeout=30_000)
     wait_for_app_idle(page)
     expect(page.get_by_role("heading", name="Autoencoder Explorer")).to_be_visible()
