@@ -315,7 +315,9 @@ async def one_run(browser, lecturers_browser, base: str, cache: Path, sessions: 
         saved_seconds, stop_seconds = await lecturer_stops(lecturer, cache, seed)
     except Exception as error:  # Playwright's timeout: reported, and the run goes on
         stop_seconds = float("nan")
-        run.errors.append(f"lecturer: Stopped not shown ({type(error).__name__})")
+        shot = Path(tempfile.gettempdir()) / f"ae-loadbench-stop-N{sessions}.png"
+        await lecturer.screenshot(path=str(shot))
+        run.errors.append(f"lecturer: Stopped not shown ({type(error).__name__}); the page: {shot}")
         record = record_of(cache, seed)
         if record is not None:
             run.errors.append("lecturer: (the stopped model was saved; the page did not show it in time)")

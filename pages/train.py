@@ -89,17 +89,23 @@ with controls:
                    + (" (see More settings)." if hidden else "."))
 
 
+SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
+
+
 def shown_job():
     """This session's job (or the one it picked last); else the saved or running job of the
     settings in the controls (a shared link opens its job); else whatever trains now; else the
-    default model."""
+    job this page showed last (a watched run that just ended); else the default model."""
     job = manager.get(st.session_state.get(SELECTED_JOB, ""))
     if job is None and config is not None:
         job = manager.get(config.key)
-    return job or manager.running() or default_model(manager)[0]
+    return (job or manager.running() or manager.get(st.session_state.get(SHOWN_JOB, ""))
+            or default_model(manager)[0])
 
 
 job = shown_job()
+if job is not None:
+    st.session_state[SHOWN_JOB] = job.key
 
 PHASE_TEXT = {
     "starting": "Starting: loading the model",

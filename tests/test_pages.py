@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for_condition
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/code_size.py", "pages/probe.py"]
 UNEXPECTED = "did not expect"
@@ -67,6 +67,52 @@ def test_train_page_rejects_bad_code_sizes_in_words(app_env):
         assert app.button(key="train_button").disabled
     app.number_input(key="code").set_value(300).run()
     assert not app.error and not app.button(key="train_button").disabled
+
+
+def test_a_queued_job_shows_its_place_not_an_empty_chart(app_env, small_mnist_path):
+    from ae.config import TrainingConfig
+    from ae.data import load_dataset
+    from ae.manager import get_manager
+
+    manager = get_manager(load_dataset(small_mnist_path), app_env)
+    running = manager.request(TrainingConfig(code_size=32, epochs=50, batch_size=8, train_size=2000, seed=2))
+    app = open_page("pages/train.py")
+    app.number_input(key="code").set_value(3).run()
+    app.button(key="train_button").click().run()
+    assert_clean(app)
+    try:
+        assert "Queued: place 1 in line" in texts(app)
+        assert not app.get("plotly_chart") and not app.get("image")
+        assert app.button(key="continue_button").disabled  # a queued job cannot continue
+        assert not app.button(key="stop_button").disabled  # this session asked for it: it may cancel
+    finally:
+        running.stop()
+        for job in manager.jobs():
+            job.stop()
+
+
+def test_a_run_stopped_by_a_watcher_stays_shown(app_env, small_mnist_path):
+    """A session that opened Train while someone else's run trained (and left) stops it: the
+    page keeps showing that run as stopped, not the default model."""
+    from ae.config import TrainingConfig
+    from ae.data import load_dataset
+    from ae.manager import get_manager
+
+    manager = get_manager(load_dataset(small_mnist_path), app_env)
+    quick = manager.request(TrainingConfig(code_size=4, epochs=1, batch_size=64, train_size=500))
+    wait_for_condition(lambda: not quick.snapshot().is_active, 120)
+    run = manager.request(TrainingConfig(code_size=32, epochs=50, batch_size=8, train_size=2000, seed=2))
+    wait_for_condition(lambda: run.snapshot().position > 0, 60)
+    app = open_page("pages/train.py")
+    assert "Training: Dense (article), code size 32" in texts(app)
+    app.button(key="stop_button").click().run()
+    deadline = time.monotonic() + 60
+    while "Stopped: Dense (article), code size 32" not in texts(app):
+        assert time.monotonic() < deadline, texts(app)
+        time.sleep(0.5)
+        app.run()
+    assert_clean(app)
+    assert "Stopped after" in app.get("progress")[0].proto.text
 
 
 def test_train_page_controls_change_without_error_and_training_runs(app_env):
@@ -139,6 +185,9 @@ def test_latent_page_has_ten_classes_and_decodes(trained_env):
     app = open_page("pages/latent.py")
     models = [o for o in app.selectbox(key="latent_model").options]
     assert len(models) == 3
+    # This session trained nothing: it sees the most-trained finished model, and is told so.
+    assert "Showing the most-trained finished model (not trained in this session)" in texts(app)
+    assert app.selectbox(key="latent_model").value.startswith("code 2 ")
     assert _digit_traces(app) == [str(d) for d in range(10)]
     # Code size 2 (the newest model): the codes themselves, and the learned manifold.
     assert "The codes themselves" in app.radio[0].options
