@@ -27,7 +27,7 @@ def _steady(seconds: list[float]) -> float:
     return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
 
 
-def time_job(epochs: int) -> list[float]:
+def time_job(epochs: int, architecture: str = "dense") -> list[float]:
     from ae.config import TrainingConfig
     from ae.data import load_dataset
     from ae.manager import JobManager
@@ -36,7 +36,8 @@ def time_job(epochs: int) -> list[float]:
     dataset = load_dataset()
     manager = JobManager(dataset, ModelStore(__import__("pathlib").Path(tempfile.mkdtemp(prefix="ae-bench-"))))
     try:
-        job = manager.request(TrainingConfig(code_size=CODE_SIZE, epochs=epochs, batch_size=BATCH_SIZE))
+        job = manager.request(TrainingConfig(architecture=architecture, code_size=CODE_SIZE, epochs=epochs,
+                                             batch_size=BATCH_SIZE))
         while job.snapshot().is_active:
             time.sleep(0.05)
         snapshot = job.snapshot()
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per training measurement (first is warm-up)")
     parser.add_argument("--skip-projections", action="store_true")
+    parser.add_argument("--skip-architectures", action="store_true", help="time the dense model only")
     args = parser.parse_args(argv)
 
     print(f"Autoencoder Explorer benchmark: dense model, code {CODE_SIZE}, batch {BATCH_SIZE}, "
@@ -122,6 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'plain model.fit, Keras defaults':<44}{plain_s:>10.3f}{plain[0]:>13.2f}{plain_s / floor:>9.2f}")
     print(f"{'numpy floor (same matrix products)':<44}{floor:>10.3f}{'':>13}{1.0:>9.2f}")
     print(f"speed-up of our job over plain fit: {plain_s / job_s:.2f}x", flush=True)
+    if not args.skip_architectures:
+        from ae.models import ARCHITECTURES
+
+        print(f"\n{'architecture (our job, code 49)':<44}{'s/epoch':>10}{'first epoch':>13}{'x dense':>9}")
+        for name, spec in ARCHITECTURES.items():
+            seconds = job if name == "dense" else time_job(args.epochs, name)
+            print(f"{spec.label:<44}{_steady(seconds):>10.3f}{seconds[0]:>13.2f}{_steady(seconds) / job_s:>9.2f}", flush=True)
     if not args.skip_projections:
         print(f"\n{'2-D projection':<44}{'seconds':>10}")
         for label, seconds in time_projections():

@@ -6,11 +6,16 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from ae.models import ARCHITECTURES, MAX_CODE_SIZE
+from ae.models import ARCHITECTURES, MAX_CODE_SIZE, TrainingOptions
+from ae.noise import NOISE_KINDS
 
 MAX_TRAIN_SIZE = 60_000
 MAX_EPOCHS = 200
 MAX_BATCH_SIZE = 8_192
+MAX_SPARSITY = 1.0
+# Fields added after models were first saved: left out of the key while at their default, so
+# every model saved before keeps its key (and its folder) and still loads.
+LATER_FIELDS = {"noise_kind": "none", "noise_level": 0.0, "sparsity": 0.0}
 
 
 @dataclass(frozen=True)
@@ -24,17 +29,24 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     train_size: int = MAX_TRAIN_SIZE
     seed: int = 0
+    noise_kind: str = "none"  # a denoising model learns noisy -> clean (ae.noise)
+    noise_level: float = 0.0
+    sparsity: float = 0.0  # L1 penalty on the code: a sparse model
 
     def __post_init__(self) -> None:
         for problem in validation_errors(self).values():
             raise ValueError(problem)
         # 1 and 1.0 are equal configs, so they must share one key (the key hashes the JSON).
-        object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        for name in ("learning_rate", "noise_level", "sparsity"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
     def key(self) -> str:
-        """Stable short name for disk and caches: readable prefix plus a hash of every field."""
-        payload = json.dumps(asdict(self), sort_keys=True)
+        """Stable short name for disk and caches: readable prefix plus a hash of every field
+        (fields added later count only when set, so older models keep their keys)."""
+        fields_in_key = {name: value for name, value in asdict(self).items()
+                         if name not in LATER_FIELDS or value != LATER_FIELDS[name]}
+        payload = json.dumps(fields_in_key, sort_keys=True)
         digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
         return f"{self.architecture}-c{self.code_size}-e{self.epochs}-{digest}"
 
@@ -51,10 +63,21 @@ class TrainingConfig:
 
     def describe(self) -> str:
         label = ARCHITECTURES[self.architecture].label
+        extras = "".join((
+            f", denoising ({self.noise_kind.replace('_', ' and ')} noise {self.noise_level:g})" if self.denoising else "",
+            f", sparse (L1 {self.sparsity:g})" if self.sparsity else "",
+        ))
         return (
-            f"{label}, code size {self.code_size}, {self.epochs} epoch(s), batch {self.batch_size}, "
+            f"{label}{extras}, code size {self.code_size}, {self.epochs} epoch(s), batch {self.batch_size}, "
             f"learning rate {self.learning_rate:g}, {self.train_size:,} training digits, seed {self.seed}"
         )
+
+    @property
+    def denoising(self) -> bool:
+        return self.noise_kind != "none" and self.noise_level > 0
+
+    def training_options(self) -> TrainingOptions:
+        return TrainingOptions(self.noise_kind, self.noise_level, self.sparsity)
 
 
 def usable_training_digits(dataset) -> int:
@@ -98,4 +121,29 @@ def validation_errors(config) -> dict[str, str]:
     rate = config.learning_rate
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 < rate <= 1:
         errors["learning_rate"] = f"Learning rate must be a number above 0 and at most 1 (try 0.001); {_got(rate)}."
+    errors.update(_option_errors(config))
+    return errors
+
+
+def _is_fraction(value, high: float = 1.0) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and 0 <= value <= high)
+
+
+def _option_errors(config) -> dict[str, str]:
+    """Noise and sparsity: each in range, and noise kind and level only together."""
+    errors = {}
+    kind = getattr(config, "noise_kind", "none")
+    level = getattr(config, "noise_level", 0.0)
+    sparsity = getattr(config, "sparsity", 0.0)
+    if kind not in NOISE_KINDS:
+        errors["noise_kind"] = f"Unknown noise kind {kind!r}; choose one of: {', '.join(NOISE_KINDS)}."
+    if not _is_fraction(level):
+        errors["noise_level"] = f"Noise level must be a number from 0 to 1; {_got(level)}."
+    elif kind in NOISE_KINDS and kind != "none" and level == 0:
+        errors["noise_level"] = "A denoising model needs a noise level above 0 (try 0.3), or choose no noise."
+    elif kind == "none" and level > 0:
+        errors["noise_level"] = "A noise level needs a noise kind: choose one, or set the level to 0."
+    if not _is_fraction(sparsity, MAX_SPARSITY):
+        errors["sparsity"] = f"Sparsity (L1) must be a number from 0 to {MAX_SPARSITY:g} (try 0.001); {_got(sparsity)}."
     return errors

@@ -118,24 +118,30 @@ def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:
     return _layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380)
 
 
-def rate_distortion_figure(points, metric: str) -> go.Figure:
-    """Test error against code size (log axis): the autoencoder's line and PCA's.
+def rate_distortion_figure(curves, metric: str) -> go.Figure:
+    """Test error against code size (log axis): one autoencoder line per architecture, and PCA's.
 
+    `curves` maps an architecture's label to its points (a plain list is one unnamed curve).
     Models stopped before their last epoch are drawn hollow, so a partial result is plain.
     """
-    sizes = [p.code_size for p in points]
+    if not isinstance(curves, dict):
+        curves = {"autoencoder": curves}
+    pca = {p.code_size: p.error("pca", metric) for points in curves.values() for p in points}
+    sizes = sorted(pca)
     figure = go.Figure()
     figure.add_trace(go.Scatter(
-        x=sizes, y=[p.error("pca", metric) for p in points], mode="lines+markers", name="PCA (same number of components)",
+        x=sizes, y=[pca[size] for size in sizes], mode="lines+markers", name="PCA (same number of components)",
         line=dict(color="#ff7f0e", width=3, dash="dash"), marker=dict(size=11, symbol="square"),
     ))
-    figure.add_trace(go.Scatter(
-        x=sizes, y=[p.error("autoencoder", metric) for p in points], mode="lines+markers", name="autoencoder",
-        line=dict(color="#1f77b4", width=3),
-        marker=dict(size=12, symbol=["circle-open" if p.stopped_early else "circle" for p in points], line=dict(width=2)),
-        customdata=[[p.epochs_done] for p in points],
-        hovertemplate="code %{x}: %{y:.4f}<br>%{customdata[0]} epoch(s)<extra>autoencoder</extra>",
-    ))
+    colours = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+    for (name, points), colour in zip(curves.items(), colours):
+        figure.add_trace(go.Scatter(
+            x=[p.code_size for p in points], y=[p.error("autoencoder", metric) for p in points], mode="lines+markers",
+            name=name, line=dict(color=colour, width=3),
+            marker=dict(size=12, symbol=["circle-open" if p.stopped_early else "circle" for p in points], line=dict(width=2)),
+            customdata=[[p.epochs_done] for p in points],
+            hovertemplate="code %{x}: %{y:.4f}<br>%{customdata[0]} epoch(s)<extra>" + name + "</extra>",
+        ))
     figure = _layout(figure, f"Test reconstruction error ({metric.upper()} per pixel) against code size", "code size (log scale)", metric.upper())
     figure.update_xaxes(type="log", tickvals=sizes, ticktext=[str(s) for s in sizes])
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=100))
@@ -158,4 +164,31 @@ def probe_figure(results: dict, labels: dict[str, str]) -> go.Figure:
     figure.update_xaxes(type="log", tickvals=counts, ticktext=[f"{c:,}" for c in counts])
     figure.update_yaxes(range=[0, 1], tickformat=".0%")
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=100))
+    return figure
+
+
+def unit_heatmap(activity) -> go.Figure:
+    """Digits (rows) by code units (columns): mean |activation|, darker where a unit fires."""
+    figure = go.Figure(go.Heatmap(
+        z=activity.digit_means, x=[str(unit) for unit in activity.units], y=[str(d) for d in range(10)],
+        colorscale="Blues", colorbar=dict(title="mean |h|"),
+        hovertemplate="digit %{y}, unit %{x}: %{z:.3f}<extra></extra>",
+    ))
+    shown = "" if len(activity.units) == activity.total_units else f" ({len(activity.units)} most digit-specific of {activity.total_units})"
+    figure = _layout(figure, f"Which code units fire for which digits{shown}", "code unit", "digit", height=360)
+    figure.update_xaxes(type="category", tickfont=dict(size=11))
+    figure.update_yaxes(type="category", autorange="reversed")
+    return figure
+
+
+def noise_curve_figure(levels, curves: dict[str, list[float]], kind_label: str) -> go.Figure:
+    """Reconstruction error against input noise level, one line per model."""
+    figure = go.Figure()
+    colours = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for (name, errors), colour in zip(curves.items(), colours):
+        figure.add_trace(go.Scatter(x=list(levels), y=errors, mode="lines+markers", name=name,
+                                    line=dict(color=colour, width=3), marker=dict(size=9)))
+    figure = _layout(figure, f"Error against input noise ({kind_label})", "noise level", "BCE against the clean digit",
+                     height=340)
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=90))
     return figure

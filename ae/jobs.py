@@ -50,6 +50,19 @@ def panel_indices(labels: np.ndarray, size: int = PANEL_SIZE) -> np.ndarray:
     return np.array((firsts + rest)[:size])
 
 
+PANEL_NOISE_SEED = 2024  # the panel's noisy inputs: the same in the training process and on the page
+
+
+def panel_inputs(test_images: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The panel's clean test digits, and what the model is shown: for a denoising model the
+    same digits with its kind of noise (fixed seed), else the clean digits themselves."""
+    from ae.noise import add_noise
+
+    clean = test_images[panel_indices(labels)]
+    shown = add_noise(clean, config.noise_kind, config.noise_level, PANEL_NOISE_SEED) if config.denoising else clean
+    return clean, shown
+
+
 def training_indices(config: TrainingConfig, available: int) -> np.ndarray | None:
     """Which training digits a config uses: all of them, or a seeded random subset."""
     if config.train_size >= available:

@@ -14,7 +14,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ae.figures import loss_figure
-from ae.images import pairs_grid
+from ae.images import image_grid
 from ae.jobs import JobSnapshot
 
 MAX_LOSS_POINTS = 400  # the loss chart's recent-steps curve never holds more points than this
@@ -56,9 +56,10 @@ def live_loss_figure(snapshot: JobSnapshot):
     return _cached(("loss", snapshot.key, snapshot.version), build)
 
 
-def panel_png(snapshot: JobSnapshot, originals: np.ndarray) -> bytes:
+def panel_png(snapshot: JobSnapshot, originals: np.ndarray, noisy: np.ndarray | None = None) -> bytes:
     """16 test digits over their reconstructions (two blocks of 8), as PNG bytes encoded once
-    per new panel; before the first panel the reconstruction rows are black."""
+    per new panel; for a denoising model each block shows the noisy input, the reconstruction
+    and the clean digit. Before the first panel the reconstruction rows are black."""
 
     def build():
         from PIL import Image
@@ -67,12 +68,13 @@ def panel_png(snapshot: JobSnapshot, originals: np.ndarray) -> bytes:
         reconstructions = snapshot.panel_reconstructions
         if reconstructions is None:
             reconstructions = np.zeros_like(originals)
+        rows = [originals, reconstructions] if noisy is None else [noisy, reconstructions, originals]
         half = len(originals) // 2
-        top = pairs_grid(originals[:half], reconstructions[:half], scale=4)
-        bottom = pairs_grid(originals[half:], reconstructions[half:], scale=4)
-        gap = np.full((12, top.shape[1]), 255, dtype=np.uint8)
+        blocks = [image_grid(np.concatenate([row[part] for row in rows]), columns=half, scale=4)
+                  for part in (slice(0, half), slice(half, None))]
+        gap = np.full((12, blocks[0].shape[1]), 255, dtype=np.uint8)
         buffer = io.BytesIO()
-        Image.fromarray(np.vstack([top, gap, bottom])).save(buffer, format="PNG", optimize=False)
+        Image.fromarray(np.vstack([blocks[0], gap, blocks[1]])).save(buffer, format="PNG", optimize=False)
         return buffer.getvalue()
 
     return _cached(("panel", snapshot.key, snapshot.panel_version, snapshot.panel_reconstructions is None), build)

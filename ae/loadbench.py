@@ -201,6 +201,7 @@ class Run:
         self.errors: list[str] = []
         self.jobs_seen: set[str] = set()
         self.progress_seen = 0
+        self.other_progress: list[str] = []  # what a Train watcher's progress line said instead
 
 
 async def open_page(context, url: str, run: Run, role: str):
@@ -244,8 +245,11 @@ async def session(browser, base: str, role: str, run: Run, until: float) -> None
         if role == "train":
             described = page.get_by_text(re.compile(r"code size \d+, \d+ epoch\(s\), .* seed \d+$"))
             run.jobs_seen.add(await described.first.inner_text())
-            if re.search(r"Epoch \d+ of", await page.inner_text("body")):
+            progress = await page.locator('[data-testid="stProgress"]').first.inner_text()
+            if re.search(r"Epoch \d+ of", progress):
                 run.progress_seen += 1
+            else:
+                run.other_progress.append(progress.strip()[:80])
         await check_page(page, run, role)
     except Exception as error:  # a session that cannot do its part counts as an error
         run.errors.append(f"{role}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
@@ -344,6 +348,7 @@ async def one_run(browser, lecturers_browser, base: str, cache: Path, sessions: 
         "jobs_seen": len(run.jobs_seen),
         "train_watchers": sum(1 for i in range(sessions) if ROLES[i % len(ROLES)] == "train"),
         "progress_seen": run.progress_seen,
+        "other_progress": run.other_progress,
         "cpu": cpu,
     }
 
@@ -414,6 +419,8 @@ def print_table(rows: list[dict], memory: MemoryWatch, log_path: Path) -> None:
               f"{len(row['errors']):>6}  {shared}")
         for error in row["errors"][:5]:
             print(f"          error: {error}")
+        for text in sorted(set(row.get("other_progress", [])))[:3]:
+            print(f"          a Train watcher's progress line read: {text!r}")
     log = log_path.read_text(errors="replace")
     tracebacks = log.count("Traceback")
     print(f"\npeak memory: server {memory.server_peak / 2**20:,.0f} MiB, training process {memory.worker_peak / 2**20:,.0f} MiB")

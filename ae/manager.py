@@ -328,7 +328,7 @@ class JobManager:
                 if in_memory is not None and in_memory[0] == snapshot.saved_at:
                     from ae.models import build_models
 
-                    models = build_models(handle.config.architecture, handle.config.code_size)
+                    models = build_models(handle.config.architecture, handle.config.code_size, handle.config.training_options())
                     models.autoencoder.set_weights(in_memory[1])
                 else:
                     models = self.store.load_models(handle.config)

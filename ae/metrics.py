@@ -122,3 +122,34 @@ def evaluate_pca(dataset: Dataset, n_components: int) -> ErrorSummary:
         baseline = fit_pca(dataset, n_components)
         _pca_errors[key] = evaluate_reconstructions(dataset, baseline.reconstruct(dataset.test_images))
     return _pca_errors[key]
+
+
+NEAR_ZERO = 0.01  # an activation this small, relative to its unit's largest, counts as "off"
+HEATMAP_UNITS = 64
+
+
+@dataclass(frozen=True)
+class CodeActivity:
+    """Which code units fire for which digits: what sparsity is for, and telling for any model."""
+
+    digit_means: np.ndarray  # (10, units shown): mean |activation| of each unit for each digit
+    units: np.ndarray  # which code units the columns are (all, or the most digit-specific ones)
+    near_zero_share: float  # share of (digit image, unit) activations that are about zero
+    total_units: int
+
+
+def code_activity(codes: np.ndarray, labels: np.ndarray, max_units: int = HEATMAP_UNITS) -> CodeActivity:
+    """Mean absolute activation per digit and unit, and the share of near-zero activations.
+
+    With more than `max_units` units, the columns are the units whose mean differs most
+    between digits, in their own order.
+    """
+    magnitude = np.abs(np.asarray(codes, dtype=np.float64))
+    scale = magnitude.max(axis=0)
+    near_zero = float((magnitude <= NEAR_ZERO * np.where(scale > 0, scale, 1.0)).mean())
+    means = np.stack([magnitude[labels == digit].mean(axis=0) if (labels == digit).any() else np.zeros(magnitude.shape[1])
+                      for digit in DIGITS])
+    units = np.arange(magnitude.shape[1])
+    if len(units) > max_units:
+        units = np.sort(np.argsort(means.std(axis=0))[::-1][:max_units])
+    return CodeActivity(means[:, units], units, near_zero, magnitude.shape[1])

@@ -5,8 +5,8 @@ validation) never loads TensorFlow.
 
 Every builder returns `AutoencoderModels(encoder, decoder, autoencoder)` with
 autoencoder = decoder(encoder(x)), as the reference article builds it. Architectures live
-in `ARCHITECTURES`: adding a convolutional, denoising, sparse or variational one is one
-new entry there.
+in `ARCHITECTURES`: adding one is one new entry there. Denoising and sparsity are training
+options of any architecture (`TrainingOptions`), not separate networks.
 """
 from __future__ import annotations
 
@@ -36,18 +36,75 @@ class Architecture:
     name: str
     label: str
     description: str
-    build: Callable[[int], AutoencoderModels]
+    build: Callable[[int], tuple["keras.Model", "keras.Model"]]  # code size -> (encoder, decoder)
 
 
-def _assemble(encoder: "keras.Model", decoder: "keras.Model") -> AutoencoderModels:
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What changes training but not the weights: input noise (a denoising model) and an L1
+    penalty on the code (a sparse model). Both act only while training, through layers with no
+    weights, so the same weights load into any of them."""
+
+    noise_kind: str = "none"
+    noise_level: float = 0.0
+    sparsity: float = 0.0  # L1 penalty on the code's activations, per unit and image
+
+
+def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingOptions) -> AutoencoderModels:
+    """autoencoder = decoder(encoder(x)), with the training-only noise before the encoder and
+    the sparsity penalty on the code, when the options ask for them."""
     import keras
 
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    autoencoder = keras.Model(inputs, decoder(encoder(inputs)), name="autoencoder")
+    corrupted = inputs
+    if options.noise_kind != "none" and options.noise_level > 0:
+        corrupted = _pixel_noise_layer()(options.noise_kind, options.noise_level, name="training_noise")(inputs)
+    code = encoder(corrupted)
+    if options.sparsity > 0:
+        code = keras.layers.ActivityRegularization(l1=options.sparsity, name="code_sparsity")(code)
+    autoencoder = keras.Model(inputs, decoder(code), name="autoencoder")
     return AutoencoderModels(encoder, decoder, autoencoder)
 
 
-def build_dense(code_size: int) -> AutoencoderModels:
+_PIXEL_NOISE = []
+
+
+def _pixel_noise_layer():
+    """The PixelNoise layer class, defined on first use so the registry never loads Keras."""
+    if _PIXEL_NOISE:
+        return _PIXEL_NOISE[0]
+    import keras
+
+    class PixelNoise(keras.layers.Layer):
+        """Corrupts images while training only (fresh noise each batch, seeded); the same
+        kinds as ae.noise.add_noise. At inference the input passes through untouched."""
+
+        def __init__(self, kind: str, level: float, seed: int = 0, **kwargs):
+            super().__init__(**kwargs)
+            self.kind, self.level = kind, float(level)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=None):
+            if not training:
+                return images
+            ops, random = keras.ops, keras.random
+            if self.kind == "gaussian":
+                noisy = images + random.normal(ops.shape(images), stddev=self.level, seed=self.seed_generator)
+            elif self.kind == "masking":
+                noisy = ops.where(random.uniform(ops.shape(images), seed=self.seed_generator) < self.level, 0.0, images)
+            else:  # salt and pepper
+                draw = random.uniform(ops.shape(images), seed=self.seed_generator)
+                noisy = ops.where(draw < self.level / 2, 0.0, ops.where(draw > 1 - self.level / 2, 1.0, images))
+            return ops.clip(noisy, 0.0, 1.0)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    _PIXEL_NOISE.append(PixelNoise)
+    return PixelNoise
+
+
+def build_dense(code_size: int) -> tuple["keras.Model", "keras.Model"]:
     """The article's model: 28x28x1 -> Flatten -> Dense(code, relu) -> Dense(784, sigmoid) -> Reshape."""
     import keras
 
@@ -60,10 +117,10 @@ def build_dense(code_size: int) -> AutoencoderModels:
     pixels = keras.layers.Dense(PIXELS, activation="sigmoid", name="pixels")(code_input)
     reconstruction = keras.layers.Reshape(INPUT_SHAPE, name="reconstruction")(pixels)
     decoder = keras.Model(code_input, reconstruction, name="decoder")
-    return _assemble(encoder, decoder)
+    return encoder, decoder
 
 
-def build_deep_dense(code_size: int) -> AutoencoderModels:
+def build_deep_dense(code_size: int) -> tuple["keras.Model", "keras.Model"]:
     """Stacked encoder 784-256-128-code, mirrored decoder.
 
     The code layer is linear: with two or three code units a relu code often loses whole
@@ -84,7 +141,29 @@ def build_deep_dense(code_size: int) -> AutoencoderModels:
     pixels = keras.layers.Dense(PIXELS, activation="sigmoid", name="pixels")(hidden)
     reconstruction = keras.layers.Reshape(INPUT_SHAPE, name="reconstruction")(pixels)
     decoder = keras.Model(code_input, reconstruction, name="decoder")
-    return _assemble(encoder, decoder)
+    return encoder, decoder
+
+
+def build_conv(code_size: int) -> tuple["keras.Model", "keras.Model"]:
+    """Two stride-2 convolutions (32 and 64 filters, 28 -> 14 -> 7) into a dense, linear code,
+    mirrored by transposed convolutions: the stacked encoder for images the article points to."""
+    import keras
+
+    image = keras.Input(shape=INPUT_SHAPE, name="image")
+    hidden = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="conv_32")(image)
+    hidden = keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv_64")(hidden)
+    hidden = keras.layers.Flatten(name="flatten")(hidden)
+    code = keras.layers.Dense(code_size, name="code")(hidden)
+    encoder = keras.Model(image, code, name="encoder")
+
+    code_input = keras.Input(shape=(code_size,), name="code_input")
+    hidden = keras.layers.Dense(7 * 7 * 64, activation="relu", name="decoder_dense")(code_input)
+    hidden = keras.layers.Reshape((7, 7, 64), name="decoder_reshape")(hidden)
+    hidden = keras.layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", name="deconv_64")(hidden)
+    hidden = keras.layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", name="deconv_32")(hidden)
+    reconstruction = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="reconstruction")(hidden)
+    decoder = keras.Model(code_input, reconstruction, name="decoder")
+    return encoder, decoder
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -102,11 +181,17 @@ ARCHITECTURES: dict[str, Architecture] = {
             description="784 -> 256 -> 128 -> code -> 128 -> 256 -> 784: a stacked encoder.",
             build=build_deep_dense,
         ),
+        Architecture(
+            name="conv",
+            label="Convolutional",
+            description="28x28 -> conv 32 -> conv 64 (stride 2) -> code -> mirrored transposed convolutions.",
+            build=build_conv,
+        ),
     )
 }
 
 
-def build_models(architecture: str, code_size: int) -> AutoencoderModels:
+def build_models(architecture: str, code_size: int, options: TrainingOptions = TrainingOptions()) -> AutoencoderModels:
     """Build fresh, untrained models; raises ValueError for an unknown architecture or size."""
     if architecture not in ARCHITECTURES:
         known = ", ".join(ARCHITECTURES)
@@ -114,7 +199,7 @@ def build_models(architecture: str, code_size: int) -> AutoencoderModels:
     if isinstance(code_size, bool) or not isinstance(code_size, int) or not 1 <= code_size <= MAX_CODE_SIZE:
         raise ValueError(f"Code size must be a whole number from 1 to {MAX_CODE_SIZE}; got {code_size!r}.")
     with BUILD_LOCK:
-        return ARCHITECTURES[architecture].build(code_size)
+        return _assemble(*ARCHITECTURES[architecture].build(code_size), options)
 
 
 def predict(model: "keras.Model", inputs, batch_size: int = 4096):

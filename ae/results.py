@@ -148,3 +148,22 @@ def keras_file_bytes(models: AutoencoderModels) -> bytes:
         path = Path(folder) / "autoencoder.keras"
         models.autoencoder.save(path)
         return path.read_bytes()
+
+
+NOISE_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+NOISE_CURVE_DIGITS = 1_000
+
+
+def error_against_noise(models: AutoencoderModels, dataset: Dataset, kind: str, levels=NOISE_LEVELS,
+                        count: int = NOISE_CURVE_DIGITS, seed: int = 0) -> list[float]:
+    """Mean BCE of the reconstruction of noisy test digits against the clean ones, per noise
+    level: how fast a model's output degrades as its input gets noisier."""
+    from ae.noise import add_noise
+
+    clean = dataset.test_images[:count]
+    errors = []
+    for level in levels:
+        noisy = add_noise(clean, kind, level, seed=seed)
+        bce, _ = per_image_errors(clean, predict(models.autoencoder, noisy))
+        errors.append(float(bce.mean()))
+    return errors

@@ -329,7 +329,7 @@ class ModelStore:
         try:
             if checksum and file_sha256(weights) != checksum:
                 raise ValueError("the weights file does not match its checksum (truncated or altered)")
-            models = build_models(config.architecture, config.code_size)
+            models = build_models(config.architecture, config.code_size, config.training_options())
             models.autoencoder.load_weights(weights)
         except Exception as error:  # h5py and Keras raise many kinds for a bad file
             raise StoreError(

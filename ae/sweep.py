@@ -19,12 +19,14 @@ from ae.metrics import evaluate_pca
 DEFAULT_CODE_SIZES = (2, 4, 8, 16, 32, 49, 64, 128)
 
 
-def sweep_configs(base: TrainingConfig, code_sizes) -> list[TrainingConfig]:
-    """One config per distinct code size, smallest first; everything else as in `base`."""
+def sweep_configs(base: TrainingConfig, code_sizes, architectures=None) -> list[TrainingConfig]:
+    """One config per distinct code size (and architecture, when several are compared),
+    smallest size first; everything else as in `base`."""
     sizes = sorted({int(size) for size in code_sizes})
     if not sizes:
         raise ValueError("Choose at least one code size for the sweep.")
-    return [base.with_changes(code_size=size) for size in sizes]
+    names = list(dict.fromkeys(architectures or [base.architecture]))
+    return [base.with_changes(code_size=size, architecture=name) for size in sizes for name in names]
 
 
 def same_run_except_code_size(config: TrainingConfig, base: TrainingConfig) -> bool:
@@ -36,6 +38,7 @@ class SweepRow:
     """One code size's job as the sweep sees it."""
 
     code_size: int
+    architecture: str
     key: str
     state: str  # a JobState value, or "not started" when the job is unknown (cancelled)
     progress: float
@@ -52,10 +55,11 @@ class Sweep:
         self.configs = configs
 
     @classmethod
-    def start(cls, manager, base: TrainingConfig, code_sizes, session: str | None = None) -> "Sweep":
+    def start(cls, manager, base: TrainingConfig, code_sizes, session: str | None = None,
+              architectures=None) -> "Sweep":
         """Request every code size's job (reusing trained ones); they queue smallest first.
         `session` asked for them: other sessions cannot stop them (see JobManager)."""
-        configs = sweep_configs(base, code_sizes)
+        configs = sweep_configs(base, code_sizes, architectures)
         for config in configs:
             manager.request(config, session=session)
         return cls(manager, configs)
@@ -68,11 +72,11 @@ class Sweep:
         rows = []
         for config, job in zip(self.configs, self.jobs()):
             if job is None:
-                rows.append(SweepRow(config.code_size, config.key, "not started", 0.0, 0, None, False))
+                rows.append(SweepRow(config.code_size, config.architecture, config.key, "not started", 0.0, 0, None, False))
                 continue
             snapshot = job.snapshot()
             rows.append(SweepRow(
-                config.code_size, config.key, snapshot.state.value, snapshot.progress,
+                config.code_size, config.architecture, config.key, snapshot.state.value, snapshot.progress,
                 snapshot.epochs_done, snapshot.queue_position, snapshot.has_model,
             ))
         return rows
@@ -121,6 +125,29 @@ def rate_distortion(manager, base: TrainingConfig) -> list[RatePoint]:
     return sorted(points, key=lambda point: point.code_size)
 
 
+def rate_distortion_by_architecture(manager, base: TrainingConfig, architectures) -> dict[str, list[RatePoint]]:
+    """The rate-distortion points of each architecture (settings otherwise as in `base`)."""
+    return {name: rate_distortion(manager, base.with_changes(architecture=name)) for name in dict.fromkeys(architectures)}
+
+
+def architectures_sentence(curves: dict[str, list[RatePoint]], metric: str) -> str:
+    """Which architecture reconstructs best at each code size trained by two or more, in words."""
+    from ae.models import ARCHITECTURES
+
+    errors: dict[int, dict[str, float]] = {}
+    for name, points in curves.items():
+        for point in points:
+            errors.setdefault(point.code_size, {})[name] = point.error("autoencoder", metric)
+    shared = {size: by_name for size, by_name in sorted(errors.items()) if len(by_name) > 1}
+    if not shared:
+        return ""
+    winners: dict[str, list[int]] = {}
+    for size, by_name in shared.items():
+        winners.setdefault(min(by_name, key=by_name.get), []).append(size)
+    parts = [f"{ARCHITECTURES[name].label} at code size {_list(sizes)}" for name, sizes in winners.items()]
+    return f"Lowest test {metric.upper()} among the architectures: " + "; ".join(parts) + "."
+
+
 def _list(sizes: list[int]) -> str:
     sizes = [str(size) for size in sizes]
     return sizes[0] if len(sizes) == 1 else ", ".join(sizes[:-1]) + " and " + sizes[-1]
@@ -148,10 +175,10 @@ def comparison_sentence(points: list[RatePoint], metric: str) -> str:
 def rate_distortion_csv(points: list[RatePoint]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["code_size", "model_key", "epochs_done", "stopped_early",
+    writer.writerow(["code_size", "architecture", "model_key", "epochs_done", "stopped_early",
                      "autoencoder_bce", "pca_bce", "autoencoder_mse", "pca_mse"])
     for p in points:
-        writer.writerow([p.code_size, p.key, p.epochs_done, p.stopped_early,
+        writer.writerow([p.code_size, p.key.split("-c")[0], p.key, p.epochs_done, p.stopped_early,
                          f"{p.autoencoder_bce:.6g}", f"{p.pca_bce:.6g}", f"{p.autoencoder_mse:.6g}", f"{p.pca_mse:.6g}"])
     return buffer.getvalue()
 

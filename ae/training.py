@@ -20,7 +20,7 @@ import numpy as np
 from ae.checkpoint import CheckpointWriter, checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
 from ae.config import TrainingConfig
 from ae.data import Dataset
-from ae.jobs import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_indices, training_indices
+from ae.jobs import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_inputs, training_indices
 from ae.metrics import ErrorSummary, evaluate_reconstructions
 from ae.models import BUILD_LOCK, AutoencoderModels, build_models, predict
 from ae.store import ModelStore, StoreError
@@ -215,7 +215,7 @@ class TrainingJob:
         if models is None and checkpoint is None and self.saved_at is not None and self.saved_to_disk:
             models = trainer.store.load_models(self.config)
         if models is None:
-            models = build_models(self.config.architecture, self.config.code_size)
+            models = build_models(self.config.architecture, self.config.code_size, self.config.training_options())
         compiled = getattr(models.autoencoder, "_ae_compiled", False)
         if not compiled:
             with BUILD_LOCK:
@@ -241,7 +241,7 @@ class TrainingJob:
         indices = training_indices(config, len(dataset.x_train))
         x_train = dataset.train_images if indices is None else dataset.training_images(indices)
         x_val = dataset.test_images[:VALIDATION_SIZE]
-        panel = dataset.test_images[panel_indices(dataset.y_test)]
+        _, panel = panel_inputs(dataset.test_images, dataset.y_test, config)  # noisy for a denoising model
         self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0, phase=Phase.COMPILING)
         # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
         epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))

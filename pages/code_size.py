@@ -7,8 +7,8 @@ from ae.config import MAX_EPOCHS, TrainingConfig, usable_training_digits
 from ae.figures import rate_distortion_figure
 from ae.images import image_grid
 from ae.models import ARCHITECTURES
-from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
-                      reconstruction_strip, sweep_configs)
+from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
+                      rate_distortion_by_architecture, rate_distortion_csv, reconstruction_strip, sweep_configs)
 from ae.jobs import panel_indices
 from pages.shared import manager_or_stop, number_box, this_session
 
@@ -25,15 +25,19 @@ st.markdown(
 
 controls = st.columns([3, 1.3, 1, 1.2])
 sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
-architecture = controls[1].selectbox("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architecture")
+architectures = controls[1].multiselect("Architectures", list(ARCHITECTURES), ["dense"],
+                                        format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architectures",
+                                        help="Several at once: one rate-distortion curve each, side by side.")
 epochs = number_box(controls[2], "Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
 usable = usable_training_digits(dataset)
 train_size = number_box(controls[3], "Training digits", 10, usable, usable, key="sweep_train_size", step=1000)
-ready = bool(sizes) and epochs is not None and train_size is not None
-base = TrainingConfig(architecture=architecture, code_size=sizes[0], epochs=epochs, train_size=train_size) if ready else None
+ready = bool(sizes) and bool(architectures) and epochs is not None and train_size is not None
+base = TrainingConfig(architecture=architectures[0], code_size=sizes[0], epochs=epochs, train_size=train_size) if ready else None
 
 if not sizes:
     st.warning("Choose at least one code size.")
+if not architectures:
+    st.warning("Choose at least one architecture.")
 
 
 def stop_sweep() -> None:
@@ -45,8 +49,8 @@ buttons = st.columns([1, 1, 3])
 # Handled in this run, not in an on_click callback: a callback would run with the settings
 # of the run that drew the button, which lag behind a value typed just before the click.
 if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not ready, key="start_sweep", width="stretch"):
-    Sweep.start(manager, base, sizes, session=this_session())
-    st.session_state["sweep"] = (base, tuple(sizes))
+    Sweep.start(manager, base, sizes, session=this_session(), architectures=architectures)
+    st.session_state["sweep"] = (base, tuple(sizes), tuple(architectures))
 sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
 buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep, key="stop_sweep", width="stretch")
 buttons[2].caption("Sizes already trained with these settings are reused, not retrained. Each size is an ordinary job: "
@@ -57,9 +61,9 @@ metric = st.radio("Error", ["bce", "mse"], horizontal=True, format_func=str.uppe
 def sweep_status(sweep: Sweep) -> None:
     rows = sweep.rows()
     done = sum(row.state in ("finished", "stopped") for row in rows)
-    st.progress(float(np.mean([row.progress for row in rows])), text=f"Sweep: {done} of {len(rows)} code sizes done")
+    st.progress(float(np.mean([row.progress for row in rows])), text=f"Sweep: {done} of {len(rows)} models done")
     table = pd.DataFrame([
-        {"code size": row.code_size, "state": row.state + (f" (place {row.queue_position})" if row.queue_position else ""),
+        {"code size": row.code_size, "architecture": ARCHITECTURES[row.architecture].label, "state": row.state + (f" (place {row.queue_position})" if row.queue_position else ""),
          "progress": row.progress, "epochs": row.epochs_done}
         for row in rows
     ])
@@ -70,15 +74,23 @@ def results() -> None:
     if base is None:
         st.info("Fix the settings above to see the results for them.")
         return
-    points = rate_distortion(manager, base)
-    if not points:
+    by_name = rate_distortion_by_architecture(manager, base, architectures)
+    curves = {ARCHITECTURES[name].label: points for name, points in by_name.items() if points}
+    if not curves:
         st.info("No trained models for these settings yet: press **Start sweep**.")
         return
-    st.plotly_chart(rate_distortion_figure(points, metric), key="rate_distortion", theme=None)
-    st.markdown(f"**{comparison_sentence(points, metric)}**")
-    if any(p.stopped_early for p in points):
+    st.plotly_chart(rate_distortion_figure(curves, metric), key="rate_distortion", theme=None)
+    for label, points in curves.items():
+        st.markdown(f"**{label}:** {comparison_sentence(points, metric)}" if len(curves) > 1
+                    else f"**{comparison_sentence(points, metric)}**")
+    among = architectures_sentence(by_name, metric)
+    if among:
+        st.markdown(f"**{among}**")
+    every_point = [point for points in curves.values() for point in points]
+    if any(p.stopped_early for p in every_point):
         st.caption("Hollow circles: models stopped before their last epoch.")
-    st.download_button("Results (CSV)", rate_distortion_csv(points), file_name=f"code-size-sweep-{architecture}-e{int(epochs)}.csv",
+    st.download_button("Results (CSV)", rate_distortion_csv(every_point),
+                       file_name=f"code-size-sweep-{'-'.join(architectures)}-e{int(epochs)}.csv",
                        mime="text/csv", icon=":material/download:", key="sweep_csv")
 
     st.subheader("The same digits at each code size")
@@ -86,11 +98,12 @@ def results() -> None:
     label_col, image_col = st.columns([1, 6])
     label_col.markdown("**originals**")
     image_col.image(image_grid(dataset.test_images[indices], columns=STRIP_DIGITS, scale=2))
-    for code_size, autoencoder, pca in reconstruction_strip(manager, points, indices):
-        label_col, ae_col, pca_col = st.columns([1, 3, 3])
-        label_col.markdown(f"**code {code_size}**")
-        ae_col.image(image_grid(autoencoder, columns=STRIP_DIGITS, scale=2), caption=f"autoencoder, code size {code_size}")
-        pca_col.image(image_grid(pca, columns=STRIP_DIGITS, scale=2), caption=f"PCA, {code_size} components")
+    for label, points in curves.items():
+        for code_size, autoencoder, pca in reconstruction_strip(manager, points, indices):
+            label_col, ae_col, pca_col = st.columns([1, 3, 3])
+            label_col.markdown(f"**code {code_size}**" + (f"  \n{label}" if len(curves) > 1 else ""))
+            ae_col.image(image_grid(autoencoder, columns=STRIP_DIGITS, scale=2), caption=f"{label}, code size {code_size}")
+            pca_col.image(image_grid(pca, columns=STRIP_DIGITS, scale=2), caption=f"PCA, {code_size} components")
 
 
 polling = sweep is not None and sweep.active

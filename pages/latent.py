@@ -2,7 +2,8 @@
 import numpy as np
 import streamlit as st
 
-from ae.figures import PALETTES, latent_figure
+from ae.figures import PALETTES, latent_figure, unit_heatmap
+from ae.metrics import code_activity
 from ae.images import image_grid, upscale
 from ae.projection import METHOD_LABELS, SLOW_METHODS, available_methods, project, umap_is_warm
 from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions
@@ -121,6 +122,14 @@ if code_size == 2 and method == "codes":
     positions, _ = manifold_positions(results.codes, per_side)
     st.image(image_grid(decode(models, positions), columns=per_side, scale=2, padding=0),
              caption="Codes on an even grid across the map (same orientation), each decoded into an image.")
+
+st.subheader("Which units fire for which digits")
+activity = code_activity(results.codes, dataset.y_test)
+st.plotly_chart(unit_heatmap(activity), key="unit_heatmap", theme=None)
+sparse_note = (f" It was trained with an L1 penalty of {snapshot.config.sparsity:g} on the code, to use few units per digit."
+               if snapshot.config.sparsity else "")
+st.caption(f"{activity.near_zero_share:.0%} of the code activations of the test digits are about zero (under 1% of "
+           f"their unit's largest).{sparse_note} A unit that fires for one digit only shows as a single dark cell in its column.")
 
 st.subheader("Downloads")
 downloads = st.columns(3)

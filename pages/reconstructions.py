@@ -2,10 +2,12 @@
 import numpy as np
 import streamlit as st
 
-from ae.figures import error_histogram
+from ae.figures import error_histogram, noise_curve_figure
 from ae.images import image_grid
-from ae.results import pca_test_set_results, select_digits
-from pages.shared import chosen_model_or_stop, manager_or_stop
+from ae.models import predict
+from ae.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
+from ae.results import NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
+from pages.shared import chosen_model_or_stop, load_models_or_stop, manager_or_stop
 
 COLUMNS = 10
 METRICS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
@@ -64,3 +66,56 @@ st.plotly_chart(
     error_histogram({"autoencoder": results.errors(metric), f"PCA ({code_size} components)": pca_errors_all}, metric.upper()),
     theme=None, key="error_histogram",
 )
+
+st.subheader("When the input is noisy")
+noise_controls = st.columns([1.4, 1.2, 3])
+NOISES = [kind for kind in NOISE_KINDS if kind != "none"]
+noise_kind = noise_controls[0].selectbox(  # a denoising model starts with the noise it was trained on
+    "Noise", NOISES, format_func=NOISE_KINDS.get, key="recon_noise",
+    index=NOISES.index(snapshot.config.noise_kind if snapshot.config.denoising else "masking"),
+)
+noise_level = noise_controls[1].slider("Level", 0.0, 0.5, 0.3, step=0.05, key="recon_noise_level")
+noise_controls[2].caption(f"Level: {LEVEL_MEANING[noise_kind]}. A denoising model was trained on such inputs; "
+                          "a plain one never saw noise.")
+shown = indices[:COLUMNS]
+if len(shown):
+    noisy = add_noise(dataset.test_images[shown], noise_kind, noise_level, seed=0)
+    strip = np.concatenate([noisy, predict(models.autoencoder, noisy), dataset.test_images[shown]])[..., 0]
+    st.image(image_grid(strip, columns=len(shown), scale=3),
+             caption="Noisy input (top), the model's reconstruction of it (middle), the clean digit (bottom).")
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def noise_curve(key: str, saved_at: float, kind: str, _models):
+    """Shared by every session: computed once per model and noise kind."""
+    return error_against_noise(_models, dataset, kind)
+
+
+def counterpart(config):
+    """A trained model like this one (architecture, code size) but plain if it denoises, or
+    denoising if it is plain: the comparison the curve is for."""
+    for other in manager.trained_jobs():
+        theirs = other.snapshot().config
+        if (theirs.architecture, theirs.code_size) == (config.architecture, config.code_size) \
+                and theirs.denoising != config.denoising and other.key not in {p.key for p in manager.problems}:
+            return other
+    return None
+
+
+def curve_name(config) -> str:
+    return f"denoising ({config.noise_kind.replace('_', ' and ')} {config.noise_level:g})" if config.denoising else "plain"
+
+
+with st.spinner("Measuring the error at each noise level on 1,000 test digits..."):
+    curves = {f"this model: {curve_name(snapshot.config)}": noise_curve(job.key, snapshot.saved_at, noise_kind, models)}
+    other = counterpart(snapshot.config)
+    if other is not None:
+        other_models = load_models_or_stop(other)
+        curves[f"{curve_name(other.snapshot().config)}, same size"] = noise_curve(
+            other.key, other.snapshot().saved_at, noise_kind, other_models)
+st.plotly_chart(noise_curve_figure(NOISE_LEVELS, curves, NOISE_KINDS[noise_kind].split(" (")[0]), theme=None,
+                key="noise_curve")
+if other is None:
+    kind_to_train = "a denoising" if not snapshot.config.denoising else "a plain"
+    st.caption(f"Train {kind_to_train} model with the same architecture and code size (Train, More settings) "
+               "to see both curves side by side.")

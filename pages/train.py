@@ -12,9 +12,10 @@ import numpy as np
 import streamlit as st
 
 from ae.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
-from ae.jobs import panel_indices
+from ae.jobs import panel_inputs
 from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
+from ae.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.shared import (
     MY_JOBS, SELECTED_JOB, default_model, format_epochs, format_seconds, guarded, manager_or_stop,
     quick_train_button, remember_my_job, request_job, this_session, trained_epochs_text,
@@ -22,6 +23,7 @@ from pages.shared import (
 
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
+SPARSITIES = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]
 STATE_TEXT = {
     "queued": ":material/hourglass_top: Queued",
     "running": ":material/play_arrow: Training",
@@ -59,17 +61,31 @@ with controls:
         digits_error = st.empty()
         seed = st.number_input("Seed", value=0, step=1, key="seed", **SETTING)
         seed_error = st.empty()
+        noise_kind = st.selectbox("Denoising: input noise", list(NOISE_KINDS), format_func=NOISE_KINDS.get, key="noise",
+                                  help="A denoising model sees corrupted digits and learns to give back the clean ones.",
+                                  **SETTING)
+        noise_level = st.number_input(
+            "Noise level (0 to 1)", value=0.0, step=0.05, format="%.2f", key="noise_level", **SETTING,
+            help=" · ".join(f"{kind.replace('_', ' and ')}: {meaning}" for kind, meaning in LEVEL_MEANING.items()),
+        )
+        noise_error = st.empty()
+        sparsity = st.select_slider(
+            "Sparsity: L1 penalty on the code", SPARSITIES, 0.0, key="l1", format_func=lambda v: f"{v:g}" if v else "off",
+            help="A sparse model pays for every active code unit, so each digit uses few of them.", **SETTING,
+        )
 
     values = SimpleNamespace(
         architecture=architecture, code_size=code_size, epochs=epochs, batch_size=int(batch_size),
         learning_rate=float(learning_rate), train_size=train_size, seed=seed,
+        noise_kind=noise_kind, noise_level=noise_level, sparsity=float(sparsity),
     )
     errors = validation_errors(values)
     digits_problem = number_problem("Training digits", train_size, 10, usable)  # this data file's range
     if digits_problem:
         errors["train_size"] = digits_problem
     config = None if errors else TrainingConfig(**vars(values))
-    places = {"code_size": code_error, "epochs": epochs_error, "train_size": digits_error, "seed": seed_error}
+    places = {"code_size": code_error, "epochs": epochs_error, "train_size": digits_error, "seed": seed_error,
+              "noise_kind": noise_error, "noise_level": noise_error}
     for field_name, message in errors.items():
         places.get(field_name, st).error(message, icon=":material/error:")
 
@@ -84,7 +100,7 @@ with controls:
     ):
         request_job(manager, config)
     if config is None:
-        hidden = [name for name in ("train_size", "seed") if name in errors]
+        hidden = [name for name in ("train_size", "seed", "noise_kind", "noise_level", "sparsity") if name in errors]
         st.caption("Train is off until the settings above are fixed"
                    + (" (see More settings)." if hidden else "."))
 
@@ -135,7 +151,6 @@ def progress_text(snapshot) -> str:
     return f"{done}{planned} · {format_seconds(snapshot.training_seconds)} of training"
 
 
-PANEL_ORIGINALS = dataset.test_images[panel_indices(dataset.y_test)][..., 0]
 
 
 def job_buttons(job, snapshot) -> None:
@@ -221,8 +236,13 @@ def render(job) -> None:
                               help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
         st.plotly_chart(live_loss_figure(snapshot), key="loss_chart", theme=None)
     with panel_col:
-        st.markdown("**16 test digits** over their **reconstructions**")
-        st.image(panel_png(snapshot, PANEL_ORIGINALS), width="stretch")
+        clean, shown = panel_inputs(dataset.test_images, dataset.y_test, config)
+        if config.denoising:
+            st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**")
+            st.image(panel_png(snapshot, clean[..., 0], shown[..., 0]), width="stretch")
+        else:
+            st.markdown("**16 test digits** over their **reconstructions**")
+            st.image(panel_png(snapshot, clean[..., 0]), width="stretch")
         if snapshot.panel_epoch is not None:
             st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs · model: {trained_epochs_text(snapshot)}.")
         else:

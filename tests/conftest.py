@@ -99,8 +99,9 @@ def app_env(monkeypatch, small_mnist_path, tmp_path):
 
 @pytest.fixture(scope="session")
 def trained_cache(small_mnist_path, tmp_path_factory):
-    """A cache holding three small trained models: code sizes 1, 8 (2 epochs each) and 2 (3 epochs:
-    the most trained, so every page's default)."""
+    """A cache holding small trained models, one of each kind: dense at code sizes 1, 8 (2 epochs
+    each) and 2 (3 epochs: the most trained, so every page's default); a convolutional model, a
+    denoising one and a sparse one (2 epochs each)."""
     from ae.config import TrainingConfig
     from ae.data import load_dataset
     from ae.store import ModelStore
@@ -108,12 +109,16 @@ def trained_cache(small_mnist_path, tmp_path_factory):
 
     cache = tmp_path_factory.mktemp("trained-cache")
     manager = get_manager(load_dataset(small_mnist_path), cache)
-    jobs = [
-        manager.request(TrainingConfig(code_size=size, epochs=epochs, batch_size=64, train_size=2000))
-        for size, epochs in ((1, 2), (8, 2), (2, 3))
+    small = dict(batch_size=64, train_size=2000)
+    configs = [TrainingConfig(code_size=size, epochs=epochs, **small) for size, epochs in ((1, 2), (8, 2), (2, 3))]
+    configs += [
+        TrainingConfig(architecture="conv", code_size=8, epochs=2, **small),
+        TrainingConfig(code_size=8, epochs=2, noise_kind="masking", noise_level=0.3, **small),
+        TrainingConfig(architecture="deep_dense", code_size=16, epochs=2, sparsity=1e-3, **small),
     ]
-    wait_for_condition(lambda: all(not job.snapshot().is_active for job in jobs), 180)
-    assert [job.snapshot().state.value for job in jobs] == ["finished"] * 3
+    jobs = [manager.request(config) for config in configs]
+    wait_for_condition(lambda: all(not job.snapshot().is_active for job in jobs), 300)
+    assert [job.snapshot().state.value for job in jobs] == ["finished"] * len(jobs)
     assert ModelStore.for_dataset(load_dataset(small_mnist_path), cache).records()
     return cache
 

@@ -12,7 +12,8 @@ import pytest
 from ae.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SIZE, TrainingConfig, validation_errors
 
 DEFAULTS = dict(
-    architecture="dense", code_size=49, epochs=5, batch_size=256, learning_rate=1e-3, train_size=60_000, seed=0
+    architecture="dense", code_size=49, epochs=5, batch_size=256, learning_rate=1e-3, train_size=60_000, seed=0,
+    noise_kind="none", noise_level=0.0, sparsity=0.0,
 )
 
 
@@ -30,7 +31,7 @@ def test_limits_are_what_the_messages_promise():
 
 # field, bad value, phrases the message must contain (the allowed range, so a user can act on it)
 INVALID = [
-    ("architecture", "conv", ["Unknown architecture 'conv'", "dense, deep_dense"]),
+    ("architecture", "vae", ["Unknown architecture 'vae'", "dense, deep_dense, conv"]),
     ("code_size", 0, ["Code size", "from 1 to 784"]),
     ("code_size", 785, ["Code size", "from 1 to 784"]),
     ("code_size", 2.5, ["Code size", "whole number", "got 2.5"]),
@@ -113,6 +114,9 @@ CHANGES = {
     "learning_rate": 2e-3,
     "train_size": 59_999,
     "seed": 1,
+    "noise_kind": {"noise_kind": "masking", "noise_level": 0.3},  # kind and level only go together
+    "noise_level": {"noise_kind": "gaussian", "noise_level": 0.1},
+    "sparsity": 1e-3,
 }
 
 
@@ -121,7 +125,7 @@ def test_key_differs_for_any_field_change():
     base = TrainingConfig()
     keys = {base.key}
     for field, value in CHANGES.items():
-        changed = base.with_changes(**{field: value})
+        changed = base.with_changes(**(value if isinstance(value, dict) else {field: value}))
         assert changed != base
         assert changed.key != base.key, field
         keys.add(changed.key)
@@ -152,7 +156,7 @@ def test_to_dict_from_dict_round_trip_through_json():
                             learning_rate=5e-4, train_size=1234, seed=42)
     values = config.to_dict()
     assert values == dict(architecture="deep_dense", code_size=2, epochs=12, batch_size=64,
-                          learning_rate=5e-4, train_size=1234, seed=42)
+                          learning_rate=5e-4, train_size=1234, seed=42, noise_kind="none", noise_level=0.0, sparsity=0.0)
     restored = TrainingConfig.from_dict(json.loads(json.dumps(values)))
     assert restored == config
     assert restored.key == config.key

@@ -157,7 +157,36 @@ def test_reconstructions_page_controls(trained_env):
     app.radio(key="metric").set_value("mse").run()
     assert_clean(app)
     assert any("test MSE" in m.label for m in app.metric)
-    assert len(app.get("plotly_chart")) == 1
+    assert len(app.get("plotly_chart")) == 2  # the error histogram, the error against noise
+
+
+def select_model(app: AppTest, key: str, label_start: str) -> None:
+    """Pick the model whose label (as the picker shows it) starts with `label_start`."""
+    picker = app.selectbox(key=key)
+    picker.select_index([i for i, option in enumerate(picker.options) if option.startswith(label_start)][0]).run()
+
+
+MODEL_KINDS = {"conv": "code 8 · conv ·", "denoising": "code 8 · dense, denoising ·", "sparse": "code 16 · deep_dense, sparse ·"}
+MODEL_PICKERS = {"pages/reconstructions.py": "reconstructions_model", "pages/latent.py": "latent_model",
+                 "pages/probe.py": "probe_model"}
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("page", sorted(MODEL_PICKERS))
+def test_every_model_page_works_with_every_kind_of_model(trained_env, page, kind):
+    app = open_page(page)
+    select_model(app, MODEL_PICKERS[page], MODEL_KINDS[kind])
+    assert_clean(app)
+    if page == "pages/latent.py":
+        assert "Which units fire for which digits" in texts(app)
+        assert "of the code activations of the test digits are about zero" in texts(app)
+    if page == "pages/reconstructions.py":
+        assert "When the input is noisy" in texts(app)
+        spec = json.loads(app.get("plotly_chart")[-1].proto.spec)
+        names = [trace["name"] for trace in spec["data"]]
+        assert names[0].startswith("this model")
+        if kind == "denoising":  # its plain twin (dense, code 8) is trained too: both curves
+            assert len(names) == 2 and names[0].startswith("this model: denoising") and "plain" in names[1]
 
 
 def plotly_array(value) -> np.ndarray:
@@ -184,10 +213,10 @@ def _digit_traces(app: AppTest) -> list[str]:
 def test_latent_page_has_ten_classes_and_decodes(trained_env):
     app = open_page("pages/latent.py")
     models = [o for o in app.selectbox(key="latent_model").options]
-    assert len(models) == 3
+    assert len(models) == 6
     # This session trained nothing: it sees the most-trained finished model, and is told so.
     assert "Showing the most-trained finished model (not trained in this session)" in texts(app)
-    assert app.selectbox(key="latent_model").value.startswith("code 2 ")
+    assert app.selectbox(key="latent_model").value.startswith("dense-c2-e3-")  # the value is the model key
     assert _digit_traces(app) == [str(d) for d in range(10)]
     # Code size 2 (the newest model): the codes themselves, and the learned manifold.
     assert "The codes themselves" in app.radio[0].options
@@ -203,7 +232,7 @@ def test_latent_page_has_ten_classes_and_decodes(trained_env):
 
 def test_latent_page_tsne_on_the_code_size_8_model(trained_env):
     app = open_page("pages/latent.py")
-    app.selectbox(key="latent_model").select_index(1).run()
+    select_model(app, "latent_model", "code 8 · dense · 2 epochs")
     assert "The codes themselves" not in app.radio[0].options
     app.radio[0].set_value("tsne").run()
     assert_clean(app)
@@ -240,20 +269,21 @@ def test_code_size_page_runs_a_sweep_and_compares_with_pca(app_env):
     app.multiselect(key="sweep_sizes").set_value([2, 4]).run()
     app.number_input(key="sweep_epochs").set_value(1).run()
     app.number_input(key="sweep_train_size").set_value(500).run()
-    app.selectbox(key="sweep_architecture").select("dense").run()
+    app.multiselect(key="sweep_architectures").set_value(["dense", "conv"]).run()
     app.button(key="start_sweep").click().run()
     assert_clean(app)
     deadline = time.monotonic() + 180
-    while not app.get("plotly_chart") or "2 of 2 code sizes done" not in str(app.get("progress")[0].proto.text):
+    while not app.get("plotly_chart") or "4 of 4 models done" not in str(app.get("progress")[0].proto.text):
         assert time.monotonic() < deadline, texts(app)
         time.sleep(1)
         app.run()
         assert_clean(app)
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
-    assert [t["name"] for t in spec["data"]] == ["PCA (same number of components)", "autoencoder"]
-    assert [t["x"] for t in spec["data"]] == [[2, 4], [2, 4]]
+    assert [t["name"] for t in spec["data"]] == ["PCA (same number of components)", "Dense (article)", "Convolutional"]
+    assert [t["x"] for t in spec["data"]] == [[2, 4], [2, 4], [2, 4]]
     assert "PCA" in texts(app) and ("beats PCA" in texts(app) or "PCA reconstructs better" in texts(app))
-    assert len(app.get("image")) == 1 + 2 * 2  # originals, then autoencoder and PCA per size
+    assert "Lowest test BCE among the architectures:" in texts(app)
+    assert len(app.get("image")) == 1 + 2 * 2 * 2  # originals, then autoencoder and PCA per size and architecture
     app.radio(key="sweep_metric").set_value("mse").run()
     assert_clean(app)
     assert "(MSE)" in texts(app)
@@ -274,8 +304,7 @@ def test_few_labels_page_shows_three_feature_kinds(trained_env):
 
 def test_latent_page_decodes_a_one_unit_code(trained_env):
     app = open_page("pages/latent.py")
-    options = app.selectbox(key="latent_model").options
-    app.selectbox(key="latent_model").select_index([i for i, o in enumerate(options) if "code 1 " in o][0]).run()
+    select_model(app, "latent_model", "code 1 ")
     assert_clean(app)
     assert _digit_traces(app) == [str(d) for d in range(10)]
     y = app.slider(key="decode_y")

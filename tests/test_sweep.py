@@ -11,7 +11,7 @@ from ae.config import TrainingConfig
 from ae.data import load_dataset
 from ae.store import ModelStore
 from ae.sweep import (RatePoint, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
-                      reconstruction_strip, sweep_configs)
+                      reconstruction_strip, sweep_configs, architectures_sentence)
 from ae.manager import JobManager
 
 BASE = TrainingConfig(code_size=2, epochs=1, batch_size=64, train_size=600, seed=3)
@@ -107,3 +107,17 @@ def test_comparison_sentence_says_who_wins_where_from_the_numbers():
     assert "every code size tried: 2 and 8" in comparison_sentence(mixed[:2], "bce")
     assert "PCA reconstructs better" in comparison_sentence(mixed[2:], "mse")
     assert comparison_sentence([], "bce").startswith("No trained models")
+
+
+def test_several_architectures_sweep_side_by_side_and_the_best_is_named():
+    configs = sweep_configs(BASE, [4, 2], ["dense", "conv", "dense"])
+    assert [(c.code_size, c.architecture) for c in configs] == [(2, "dense"), (2, "conv"), (4, "dense"), (4, "conv")]
+    assert all(c.with_changes(code_size=BASE.code_size, architecture=BASE.architecture) == BASE for c in configs)
+
+    def point(size, error):
+        return RatePoint(size, f"x-c{size}", 3, False, error, error, 0.3, 0.3)
+
+    curves = {"dense": [point(2, 0.25), point(8, 0.17), point(32, 0.10)], "conv": [point(2, 0.22), point(8, 0.18)]}
+    assert architectures_sentence(curves, "bce") == (
+        "Lowest test BCE among the architectures: Convolutional at code size 2; Dense (article) at code size 8.")
+    assert architectures_sentence({"dense": curves["dense"]}, "bce") == ""

@@ -37,7 +37,7 @@ def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, pa
     def curves():
         traces = plotly_traces(page)
         names = [trace["name"] for trace in traces]
-        if names == ["PCA (same number of components)", "autoencoder"] and all(t["points"] == 2 for t in traces):
+        if names == ["PCA (same number of components)", "Dense (article)"] and all(t["points"] == 2 for t in traces):
             return traces
         return None
 

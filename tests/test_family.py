@@ -1,0 +1,157 @@
+"""The autoencoder family: the convolutional architecture, denoising (input noise) and sparse
+(L1 on the code) training options, the digit-by-unit activity, and models saved before the
+options existed. Real Keras on a real MNIST slice.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from ae.config import TrainingConfig, validation_errors
+from ae.data import load_dataset
+from ae.metrics import code_activity, evaluate_reconstructions
+from ae.models import ARCHITECTURES, TrainingOptions, build_models, predict
+from ae.noise import NOISE_KINDS, add_noise
+from ae.store import ModelStore
+from ae.training import pixel_binary_crossentropy
+
+OLD_MODELS = Path(__file__).parent / "data" / "models-before-training-options"
+
+
+def train_a_little(models, images, steps: int = 30) -> list[float]:
+    models.autoencoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss=pixel_binary_crossentropy)
+    history = models.autoencoder.fit(images, images, batch_size=64, epochs=3, steps_per_epoch=steps // 3, verbose=0)
+    return history.history["loss"]
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_every_architecture_builds_agrees_on_shapes_and_learns(architecture, dataset):
+    encoder, decoder, autoencoder = models = build_models(architecture, 8)
+    assert encoder.output_shape == (None, 8) and decoder.input_shape == (None, 8)
+    assert decoder.output_shape == autoencoder.output_shape == (None, 28, 28, 1)
+    images = dataset.train_images[:1000]
+    np.testing.assert_allclose(predict(autoencoder, images[:4]), predict(decoder, predict(encoder, images[:4])), atol=1e-5)
+    losses = train_a_little(models, images)
+    assert losses[-1] < losses[0], losses
+
+
+def test_the_convolutional_model_is_two_strided_convolutions_mirrored():
+    encoder, decoder, _ = build_models("conv", 16)
+    assert [layer.name for layer in encoder.layers if "conv" in layer.name] == ["conv_32", "conv_64"]
+    assert encoder.get_layer("conv_64").output.shape[1:] == (7, 7, 64)
+    assert [layer.name for layer in decoder.layers if "deconv" in layer.name] == ["deconv_64", "deconv_32"]
+
+
+@pytest.mark.parametrize("kind", [kind for kind in NOISE_KINDS if kind != "none"])
+def test_noise_keeps_pixels_in_range_and_is_seeded(kind, dataset):
+    images = dataset.test_images[:50]
+    noisy = add_noise(images, kind, 0.4, seed=3)
+    assert noisy.shape == images.shape and noisy.dtype == np.float32
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    np.testing.assert_array_equal(noisy, add_noise(images, kind, 0.4, seed=3))
+    assert not np.array_equal(noisy, add_noise(images, kind, 0.4, seed=4))
+    assert not np.array_equal(noisy, images)
+    np.testing.assert_array_equal(add_noise(images, kind, 0.0, seed=3), images)
+
+
+def test_masking_hides_about_the_level_of_pixels(dataset):
+    images = np.ones((200, 28, 28, 1), dtype=np.float32)
+    assert abs(1 - add_noise(images, "masking", 0.3, seed=1).mean() - 0.3) < 0.01
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "masking", "salt_pepper"])
+def test_training_noise_matches_the_pages_noise_and_only_acts_while_training(kind, dataset):
+    models = build_models("dense", 8, TrainingOptions(noise_kind=kind, noise_level=0.3))
+    noise = models.autoencoder.get_layer("training_noise")
+    images = dataset.test_images[:200]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(noise(images, training=False)), images)
+    trained_view = keras.ops.convert_to_numpy(noise(images, training=True))
+    page_view = add_noise(images, kind, 0.3, seed=0)
+    assert trained_view.min() >= 0 and trained_view.max() <= 1
+    # Same kind and level: the same amount of change, drawn independently.
+    assert abs(np.abs(trained_view - images).mean() - np.abs(page_view - images).mean()) < 0.01
+
+
+def test_a_denoising_model_learns_noisy_to_clean(dataset):
+    options = TrainingOptions(noise_kind="masking", noise_level=0.5)
+    models = build_models("dense", 32, options)
+    images = dataset.train_images
+    models.autoencoder.compile(optimizer=keras.optimizers.Adam(3e-3), loss=pixel_binary_crossentropy)
+    plain = build_models("dense", 32)
+    plain.autoencoder.compile(optimizer=keras.optimizers.Adam(3e-3), loss=pixel_binary_crossentropy)
+    keras.utils.set_random_seed(0)
+    models.autoencoder.fit(images, images, batch_size=64, epochs=8, verbose=0)
+    keras.utils.set_random_seed(0)
+    plain.autoencoder.fit(images, images, batch_size=64, epochs=8, verbose=0)
+    noisy = add_noise(dataset.test_images, "masking", 0.5, seed=9)
+    denoised = evaluate_reconstructions(dataset, predict(models.autoencoder, noisy)).bce
+    plain_on_noisy = evaluate_reconstructions(dataset, predict(plain.autoencoder, noisy)).bce
+    assert denoised < plain_on_noisy, (denoised, plain_on_noisy)
+
+
+def test_a_sparse_model_pays_for_active_units_and_uses_fewer(dataset):
+    images = dataset.train_images
+    keras.utils.set_random_seed(1)
+    sparse = build_models("deep_dense", 32, TrainingOptions(sparsity=1e-2))
+    train_a_little(sparse, images, steps=90)
+    keras.utils.set_random_seed(1)
+    plain = build_models("deep_dense", 32)
+    train_a_little(plain, images, steps=90)
+    assert sparse.autoencoder.losses, "the L1 penalty is part of the training loss"
+    labels = dataset.y_test
+    sparse_share = code_activity(predict(sparse.encoder, dataset.test_images), labels).near_zero_share
+    plain_share = code_activity(predict(plain.encoder, dataset.test_images), labels).near_zero_share
+    assert sparse_share > plain_share, (sparse_share, plain_share)
+
+
+def test_code_activity_by_hand():
+    codes = np.array([[1.0, 0.0, 0.0], [3.0, 0.0, 0.001], [0.0, 2.0, 0.0], [0.0, -4.0, 0.0]])
+    labels = np.array([0, 0, 1, 1])
+    activity = code_activity(codes, labels)
+    np.testing.assert_allclose(activity.digit_means[0], [2.0, 0.0, 0.0005])
+    np.testing.assert_allclose(activity.digit_means[1], [0.0, 3.0, 0.0])
+    assert activity.digit_means[2:].sum() == 0  # digits with no codes
+    # Unit 0 is off in 2 of 4, unit 1 in 2 of 4, unit 2 (largest 0.001) in 3 of 4 images.
+    assert activity.near_zero_share == pytest.approx(7 / 12)
+    wide = code_activity(np.random.default_rng(0).random((100, 200)), np.arange(100) % 10, max_units=64)
+    assert len(wide.units) == 64 and wide.total_units == 200 and list(wide.units) == sorted(wide.units)
+
+
+def test_options_are_checked_in_words_and_only_go_together():
+    base = TrainingConfig().to_dict()
+    cases = [
+        (dict(noise_kind="gaussian", noise_level=0.0), "noise_level", "needs a noise level above 0"),
+        (dict(noise_kind="none", noise_level=0.3), "noise_level", "needs a noise kind"),
+        (dict(noise_kind="blur", noise_level=0.3), "noise_kind", "Unknown noise kind 'blur'"),
+        (dict(noise_kind="masking", noise_level=1.5), "noise_level", "from 0 to 1"),
+        (dict(sparsity=-0.1), "sparsity", "from 0 to 1"),
+        (dict(sparsity=float("nan")), "sparsity", "from 0 to 1"),
+    ]
+    from types import SimpleNamespace
+
+    for changes, field, phrase in cases:
+        errors = validation_errors(SimpleNamespace(**{**base, **changes}))
+        assert field in errors and phrase in errors[field], (changes, errors)
+    config = TrainingConfig(noise_kind="salt_pepper", noise_level=0.2, sparsity=1e-3)
+    assert "denoising (salt and pepper noise 0.2)" in config.describe() and "sparse (L1 0.001)" in config.describe()
+    assert config.key != TrainingConfig().key and config.denoising
+
+
+def test_models_saved_before_the_options_keep_their_keys_and_load(tmp_path, small_mnist_path):
+    """A model saved by the code before noise and sparsity existed (tests/data, trained on the
+    same MNIST slice): its key is unchanged, it is listed, and it reconstructs as it did."""
+    root = tmp_path / "store"
+    shutil.copytree(OLD_MODELS, root)
+    store = ModelStore(root)
+    (record,) = store.records()
+    config = record["config"]
+    assert config.key == "dense-c2-e1-8a80a48c" == next(OLD_MODELS.iterdir()).name
+    assert config.noise_kind == "none" and config.sparsity == 0.0
+    models = store.load_models(config)
+    dataset = load_dataset(small_mnist_path)
+    bce = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images)).bce
+    assert bce == pytest.approx(record["test_metrics"].bce, abs=1e-5)
