@@ -15,7 +15,8 @@ MAX_BATCH_SIZE = 8_192
 MAX_SPARSITY = 1.0
 # Fields added after models were first saved: left out of the key while at their default, so
 # every model saved before keeps its key (and its folder) and still loads.
-LATER_FIELDS = {"noise_kind": "none", "noise_level": 0.0, "sparsity": 0.0}
+LATER_FIELDS = {"noise_kind": "none", "noise_level": 0.0, "sparsity": 0.0, "beta": 1.0}
+MAX_BETA = 100.0
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,13 @@ class TrainingConfig:
     noise_kind: str = "none"  # a denoising model learns noisy -> clean (ae.noise)
     noise_level: float = 0.0
     sparsity: float = 0.0  # L1 penalty on the code: a sparse model
+    beta: float = 1.0  # weight of the KL term: variational models only
 
     def __post_init__(self) -> None:
         for problem in validation_errors(self).values():
             raise ValueError(problem)
         # 1 and 1.0 are equal configs, so they must share one key (the key hashes the JSON).
-        for name in ("learning_rate", "noise_level", "sparsity"):
+        for name in ("learning_rate", "noise_level", "sparsity", "beta"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
@@ -66,6 +68,7 @@ class TrainingConfig:
         extras = "".join((
             f", denoising ({self.noise_kind.replace('_', ' and ')} noise {self.noise_level:g})" if self.denoising else "",
             f", sparse (L1 {self.sparsity:g})" if self.sparsity else "",
+            f", beta {self.beta:g}" if self.beta != 1.0 else "",
         ))
         return (
             f"{label}{extras}, code size {self.code_size}, {self.epochs} epoch(s), batch {self.batch_size}, "
@@ -77,7 +80,7 @@ class TrainingConfig:
         return self.noise_kind != "none" and self.noise_level > 0
 
     def training_options(self) -> TrainingOptions:
-        return TrainingOptions(self.noise_kind, self.noise_level, self.sparsity)
+        return TrainingOptions(self.noise_kind, self.noise_level, self.sparsity, self.beta)
 
 
 def usable_training_digits(dataset) -> int:
@@ -144,6 +147,12 @@ def _option_errors(config) -> dict[str, str]:
         errors["noise_level"] = "A denoising model needs a noise level above 0 (try 0.3), or choose no noise."
     elif kind == "none" and level > 0:
         errors["noise_level"] = "A noise level needs a noise kind: choose one, or set the level to 0."
+    beta = getattr(config, "beta", 1.0)
+    variational = getattr(ARCHITECTURES.get(getattr(config, "architecture", None)), "variational", False)
+    if not _is_fraction(beta, MAX_BETA) or beta == 0:
+        errors["beta"] = f"Beta must be a number above 0 and at most {MAX_BETA:g} (1 is the standard VAE); {_got(beta)}."
+    elif beta != 1.0 and not variational:
+        errors["beta"] = "Beta weighs the KL term of a variational model only: choose Variational (VAE), or set beta to 1."
     if not _is_fraction(sparsity, MAX_SPARSITY):
         errors["sparsity"] = f"Sparsity (L1) must be a number from 0 to {MAX_SPARSITY:g} (try 0.001); {_got(sparsity)}."
     return errors

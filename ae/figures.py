@@ -36,8 +36,10 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: i
     return figure
 
 
-def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Loss (BCE per pixel)") -> go.Figure:
-    """Train loss every few steps, plus per-epoch train and validation loss at each epoch's end."""
+def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Loss (BCE per pixel)",
+                kl_loss=()) -> go.Figure:
+    """Train loss every few steps, plus per-epoch train and validation loss at each epoch's end;
+    for a variational model, the validation loss's two terms as well (reconstruction and KL)."""
     figure = go.Figure()
     if step_losses:
         x, y = zip(*step_losses)
@@ -49,6 +51,12 @@ def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Los
     if val_loss:
         figure.add_trace(go.Scatter(x=epochs, y=list(val_loss), mode="lines+markers", name="validation (epoch)",
                                     line=dict(color="#ff7f0e", width=3), marker=dict(size=9)))
+    if kl_loss and len(kl_loss) == len(val_loss):
+        figure.add_trace(go.Scatter(x=epochs, y=[v - k for v, k in zip(val_loss, kl_loss)], mode="lines+markers",
+                                    name="validation: reconstruction", line=dict(color="#2ca02c", width=2, dash="dot")))
+        figure.add_trace(go.Scatter(x=epochs, y=list(kl_loss), mode="lines+markers", name="validation: beta x KL",
+                                    line=dict(color="#9467bd", width=2, dash="dot")))
+        title = "Loss = reconstruction + beta x KL (per pixel)"
     figure = _layout(figure, title, "epoch", "loss", height=270)
     # The legend sits inside the plot's top right, where falling loss curves leave room.
     figure.update_layout(legend=dict(yanchor="top", y=1, xanchor="right", x=1, font=dict(size=13),

@@ -84,6 +84,7 @@ class JobSnapshot:
     steps_per_epoch: int = 1
     train_loss: tuple[float, ...] = ()
     val_loss: tuple[float, ...] = ()
+    kl_loss: tuple[float, ...] = ()  # a variational model's beta x KL term per epoch (validation digits)
     step_losses: tuple[tuple[float, float], ...] = ()  # (epoch position, mean train loss of the last few steps)
     epoch_ends: tuple[float, ...] = ()  # epoch position at which each train_loss/val_loss entry ended
     epoch_seconds: tuple[float, ...] = ()  # wall time of each epoch, validation included

@@ -51,7 +51,8 @@ def live_loss_figure(snapshot: JobSnapshot):
 
     def build():
         build_counts["loss"] += 1
-        return loss_figure(thin(snapshot.step_losses), snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss)
+        return loss_figure(thin(snapshot.step_losses), snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss,
+                           kl_loss=snapshot.kl_loss)
 
     return _cached(("loss", snapshot.key, snapshot.version), build)
 

@@ -440,7 +440,7 @@ class JobManager:
             self._put(JobSnapshot(
                 key=config.key, config=config, state=JobState.STOPPED if record["stopped_early"] else JobState.FINISHED,
                 epochs_done=record["epochs_done"], epochs_total=record["epochs_total"],
-                train_loss=tuple(record["train_loss"]), val_loss=tuple(record["val_loss"]),
+                train_loss=tuple(record["train_loss"]), val_loss=tuple(record["val_loss"]), kl_loss=tuple(record["kl_loss"]),
                 step_losses=tuple(record["step_losses"]), epoch_ends=tuple(record["epoch_ends"]),
                 epoch_seconds=tuple(record["epoch_seconds"]), samples_per_second=record["samples_per_second"],
                 test_metrics=record["test_metrics"], training_seconds=record["training_seconds"],

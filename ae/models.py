@@ -37,6 +37,7 @@ class Architecture:
     label: str
     description: str
     build: Callable[[int], tuple["keras.Model", "keras.Model"]]  # code size -> (encoder, decoder)
+    variational: bool = False  # the encoder gives [mean, log-variance]; the code is sampled
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TrainingOptions:
     noise_kind: str = "none"
     noise_level: float = 0.0
     sparsity: float = 0.0  # L1 penalty on the code's activations, per unit and image
+    beta: float = 1.0  # weight of the KL term, for a variational model
 
 
 def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingOptions) -> AutoencoderModels:
@@ -59,7 +61,12 @@ def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingO
     corrupted = inputs
     if options.noise_kind != "none" and options.noise_level > 0:
         corrupted = _pixel_noise_layer()(options.noise_kind, options.noise_level, name="training_noise")(inputs)
-    code = encoder(corrupted)
+    if len(encoder.outputs) == 2:  # variational: the encoder gives a mean and a log-variance
+        moments = encoder
+        code = _sampling_layer()(options.beta, name="sampling")(moments(corrupted))
+        encoder = keras.Model(moments.inputs, moments.outputs[0], name="encoder")  # pages use the means
+    else:
+        code = encoder(corrupted)
     if options.sparsity > 0:
         code = keras.layers.ActivityRegularization(l1=options.sparsity, name="code_sparsity")(code)
     autoencoder = keras.Model(inputs, decoder(code), name="autoencoder")
@@ -67,6 +74,47 @@ def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingO
 
 
 _PIXEL_NOISE = []
+_SAMPLING = []
+
+
+def kl_divergence(z_mean, z_log_var):
+    """KL(N(mean, exp(log_var)) || N(0, 1)) per image, summed over the code's units (numpy or
+    Keras tensors)."""
+    import keras
+
+    ops = keras.ops
+    return -0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+
+
+def _sampling_layer():
+    """The Sampling layer class (the reparameterisation trick), defined on first use."""
+    if _SAMPLING:
+        return _SAMPLING[0]
+    import keras
+
+    class Sampling(keras.layers.Layer):
+        """z = mean + exp(log_var / 2) * eps while training, the mean itself at inference; adds
+        beta x KL to the loss. Our reconstruction loss is BCE averaged over the 784 pixels, so
+        the KL term is divided by 784 too: the balance is the usual summed BCE + beta x KL."""
+
+        def __init__(self, beta: float, seed: int = 0, **kwargs):
+            super().__init__(**kwargs)
+            self.beta = float(beta)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, inputs, training=None):
+            z_mean, z_log_var = inputs
+            self.add_loss(self.beta * keras.ops.mean(kl_divergence(z_mean, z_log_var)) / PIXELS)
+            if not training:
+                return z_mean
+            noise = keras.random.normal(keras.ops.shape(z_mean), seed=self.seed_generator)
+            return z_mean + keras.ops.exp(0.5 * z_log_var) * noise
+
+        def compute_output_shape(self, input_shapes):
+            return input_shapes[0]
+
+    _SAMPLING.append(Sampling)
+    return Sampling
 
 
 def _pixel_noise_layer():
@@ -166,6 +214,26 @@ def build_conv(code_size: int) -> tuple["keras.Model", "keras.Model"]:
     return encoder, decoder
 
 
+def build_vae(code_size: int) -> tuple["keras.Model", "keras.Model"]:
+    """A variational autoencoder as in the Keras VAE example, dense: 784 -> 256 -> a mean and a
+    log-variance per code unit; the decoder mirrors it. The code is sampled while training."""
+    import keras
+
+    image = keras.Input(shape=INPUT_SHAPE, name="image")
+    hidden = keras.layers.Flatten(name="flatten")(image)
+    hidden = keras.layers.Dense(256, activation="relu", name="encoder_256")(hidden)
+    z_mean = keras.layers.Dense(code_size, name="z_mean")(hidden)
+    z_log_var = keras.layers.Dense(code_size, name="z_log_var")(hidden)
+    moments = keras.Model(image, [z_mean, z_log_var], name="encoder_moments")
+
+    code_input = keras.Input(shape=(code_size,), name="code_input")
+    hidden = keras.layers.Dense(256, activation="relu", name="decoder_256")(code_input)
+    pixels = keras.layers.Dense(PIXELS, activation="sigmoid", name="pixels")(hidden)
+    reconstruction = keras.layers.Reshape(INPUT_SHAPE, name="reconstruction")(pixels)
+    decoder = keras.Model(code_input, reconstruction, name="decoder")
+    return moments, decoder
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     architecture.name: architecture
     for architecture in (
@@ -186,6 +254,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             label="Convolutional",
             description="28x28 -> conv 32 -> conv 64 (stride 2) -> code -> mirrored transposed convolutions.",
             build=build_conv,
+        ),
+        Architecture(
+            name="vae",
+            label="Variational (VAE)",
+            description="784 -> 256 -> mean and log-variance; the code is sampled while training, and "
+                        "the loss adds beta x KL to a standard normal prior.",
+            build=build_vae,
+            variational=True,
         ),
     )
 }

@@ -121,6 +121,21 @@ def manifold_positions(coordinates: np.ndarray, per_side: int, low_percentile: f
     return grid, np.stack([xs, ys])
 
 
+def prior_grid(per_side: int, low_quantile: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """A grid over a variational model's 2-D prior: standard-normal quantiles from 5% to 95% on
+    each axis (as the Keras VAE example draws its manifold), laid out like manifold_positions."""
+    from scipy.stats import norm
+
+    values = norm.ppf(np.linspace(low_quantile, 1 - low_quantile, per_side))
+    grid = np.array([(x, y) for y in values[::-1] for x in values], dtype=np.float32)
+    return grid, np.stack([values, values[::-1]])
+
+
+def prior_samples(code_size: int, count: int, seed: int) -> np.ndarray:
+    """Codes drawn from a variational model's prior, N(0, I): decoded, they are new digits."""
+    return np.random.default_rng(seed).standard_normal((count, code_size)).astype(np.float32)
+
+
 def codes_csv(codes: np.ndarray, labels: np.ndarray) -> str:
     """One row per test digit: index, label, code_1..code_k."""
     buffer = io.StringIO()

@@ -147,6 +147,7 @@ def validate_record(raw: dict) -> dict:
         "stopped_early": stopped,
         "train_loss": train_loss,
         "val_loss": val_loss,
+        "kl_loss": _numbers(raw.get("kl_loss", []), "kl_loss", allow_nan=True),
         "step_losses": _pairs(raw.get("step_losses", []), "step_losses"),
         "epoch_ends": epoch_ends,
         "epoch_seconds": _numbers(raw.get("epoch_seconds", []), "epoch_seconds"),

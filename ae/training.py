@@ -22,7 +22,7 @@ from ae.config import TrainingConfig
 from ae.data import Dataset
 from ae.jobs import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_inputs, training_indices
 from ae.metrics import ErrorSummary, evaluate_reconstructions
-from ae.models import BUILD_LOCK, AutoencoderModels, build_models, predict
+from ae.models import BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
 from ae.store import ModelStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def pixel_binary_crossentropy(y_true, y_pred):
     return keras.losses.binary_crossentropy(keras.ops.reshape(y_true, (-1, pixels)), keras.ops.reshape(y_pred, (-1, pixels)))
 
 
-HISTORY_FIELDS = ("epochs_done", "epochs_total", "train_loss", "val_loss", "step_losses", "epoch_ends",
+HISTORY_FIELDS = ("epochs_done", "epochs_total", "train_loss", "val_loss", "kl_loss", "step_losses", "epoch_ends",
                   "epoch_seconds", "samples_per_second", "training_seconds")
 
 
@@ -72,6 +72,7 @@ class TrainingJob:
     steps_per_epoch: int = 1
     train_loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
+    kl_loss: list = field(default_factory=list)  # a variational model's beta x KL term on the validation digits
     step_losses: list = field(default_factory=list)
     epoch_ends: list = field(default_factory=list)
     epoch_seconds: list = field(default_factory=list)
@@ -98,7 +99,7 @@ class TrainingJob:
                 key=self.key, config=self.config, state=self.state, error=self.error,
                 epochs_done=self.epochs_done, epochs_total=self.epochs_total, step=self.step,
                 steps_per_epoch=self.steps_per_epoch, train_loss=tuple(self.train_loss),
-                val_loss=tuple(self.val_loss), step_losses=tuple(self.step_losses),
+                val_loss=tuple(self.val_loss), kl_loss=tuple(self.kl_loss), step_losses=tuple(self.step_losses),
                 epoch_ends=tuple(self.epoch_ends), epoch_seconds=tuple(self.epoch_seconds),
                 samples_per_second=self.samples_per_second, eta_seconds=self.eta_seconds,
                 panel_reconstructions=self.panel_reconstructions, panel_epoch=self.panel_epoch,
@@ -249,7 +250,7 @@ class TrainingJob:
             models.autoencoder.fit(
                 x_train, x_train, batch_size=config.batch_size, epochs=epochs_to_run,
                 validation_data=(x_val, x_val), shuffle=True, verbose=0,
-                callbacks=[_ProgressCallback(self, panel, config.batch_size)],
+                callbacks=[_ProgressCallback(self, panel, config.batch_size, x_val)],
             )
         return models
 
@@ -294,15 +295,35 @@ class TrainingJob:
         return job
 
 
+def validation_kl_term(model, images: np.ndarray, beta: float):
+    """A function giving a variational model's beta x KL term, in the loss's per-pixel units,
+    on the validation digits: the part of the loss the chart shows apart from reconstruction."""
+    moments = model.get_layer("encoder_moments")
+
+    def term() -> float:
+        z_mean, z_log_var = (keras.ops.convert_to_numpy(part).astype(np.float64) for part in moments(images, training=False))
+        kl = -0.5 * np.sum(1 + z_log_var - z_mean**2 - np.exp(z_log_var), axis=-1)
+        return float(beta * kl.mean() / PIXELS)
+
+    return term
+
+
 class _ProgressCallback(keras.callbacks.Callback):
     """Copies Keras's progress into the job, refreshes the panel, checkpoints, honours stop()."""
 
-    def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int):
+    def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int, validation: np.ndarray):
+        self.validation = validation
         super().__init__()
         self.job = job
         self.panel = panel
         self.batch_size = batch_size
         self.start_position = job.epochs_done  # fit's epoch 0 starts here
+        self.kl_term = None  # a variational model: its KL term on the validation digits, each epoch
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.kl_term = validation_kl_term(model, self.validation, self.job.config.beta) \
+            if any(layer.name == "sampling" for layer in model.layers) else None
         self.last_panel = 0.0
         self.rate_start: tuple[float, float] | None = None
 
@@ -367,6 +388,8 @@ class _ProgressCallback(keras.callbacks.Callback):
             job.train_loss.append(float(logs.get("loss", float("nan"))))
             job.val_loss.append(float(logs.get("val_loss", float("nan"))))
             job.epoch_seconds.append(time.perf_counter() - self.epoch_started)
+            if self.kl_term is not None:
+                job.kl_loss.append(self.kl_term())
             position = job.epochs_done
             stopping = job._stop_event.is_set()
         self._refresh_panel(position)

@@ -6,7 +6,8 @@ from ae.figures import PALETTES, latent_figure, unit_heatmap
 from ae.metrics import code_activity
 from ae.images import image_grid, upscale
 from ae.projection import METHOD_LABELS, SLOW_METHODS, available_methods, project, umap_is_warm
-from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions
+from ae.models import ARCHITECTURES
+from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
 from pages.shared import chosen_model_or_stop, manager_or_stop
 
 manager = manager_or_stop()
@@ -116,12 +117,28 @@ with map_col:
     st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Each number sits at its digits' centre; "
                "points are drawn in random order, so no digit hides another.")
 
+variational = ARCHITECTURES[snapshot.config.architecture].variational
 if code_size == 2 and method == "codes":
     st.subheader("The learned manifold")
     per_side = st.slider("Images per side", 5, 20, 12, key="manifold_size")
-    positions, _ = manifold_positions(results.codes, per_side)
-    st.image(image_grid(decode(models, positions), columns=per_side, scale=2, padding=0),
-             caption="Codes on an even grid across the map (same orientation), each decoded into an image.")
+    if variational:
+        positions, _ = prior_grid(per_side)
+        caption = ("Codes on a grid of the prior's quantiles (5% to 95% of a standard normal on each axis), "
+                   "each decoded into an image: the space a variational model is trained to fill.")
+    else:
+        positions, _ = manifold_positions(results.codes, per_side)
+        caption = "Codes on an even grid across the map (same orientation), each decoded into an image."
+    st.image(image_grid(decode(models, positions), columns=per_side, scale=2, padding=0))
+    st.caption(caption)
+
+if variational:
+    st.subheader("New digits from the prior")
+    if st.button("Sample new digits", icon=":material/casino:", key="sample_prior"):
+        st.session_state["prior_draw"] = st.session_state.get("prior_draw", 0) + 1
+    draw = st.session_state.get("prior_draw", 0)
+    samples = decode(models, prior_samples(code_size, 20, seed=draw))
+    st.image(image_grid(samples, columns=10, scale=3))
+    st.caption(f"20 codes drawn from the prior N(0, I) (draw {draw + 1}), decoded: digits no one wrote.")
 
 st.subheader("Which units fire for which digits")
 activity = code_activity(results.codes, dataset.y_test)

@@ -69,6 +69,10 @@ with controls:
             help=" · ".join(f"{kind.replace('_', ' and ')}: {meaning}" for kind, meaning in LEVEL_MEANING.items()),
         )
         noise_error = st.empty()
+        beta = st.number_input("Beta: weight of the KL term (VAE only)", value=1.0, step=0.5, format="%.2f", key="beta",
+                               help="1 is the standard VAE; larger values trade sharpness for a smoother code.",
+                               **SETTING)
+        beta_error = st.empty()
         sparsity = st.select_slider(
             "Sparsity: L1 penalty on the code", SPARSITIES, 0.0, key="l1", format_func=lambda v: f"{v:g}" if v else "off",
             help="A sparse model pays for every active code unit, so each digit uses few of them.", **SETTING,
@@ -77,7 +81,7 @@ with controls:
     values = SimpleNamespace(
         architecture=architecture, code_size=code_size, epochs=epochs, batch_size=int(batch_size),
         learning_rate=float(learning_rate), train_size=train_size, seed=seed,
-        noise_kind=noise_kind, noise_level=noise_level, sparsity=float(sparsity),
+        noise_kind=noise_kind, noise_level=noise_level, sparsity=float(sparsity), beta=beta,
     )
     errors = validation_errors(values)
     digits_problem = number_problem("Training digits", train_size, 10, usable)  # this data file's range
@@ -85,7 +89,7 @@ with controls:
         errors["train_size"] = digits_problem
     config = None if errors else TrainingConfig(**vars(values))
     places = {"code_size": code_error, "epochs": epochs_error, "train_size": digits_error, "seed": seed_error,
-              "noise_kind": noise_error, "noise_level": noise_error}
+              "noise_kind": noise_error, "noise_level": noise_error, "beta": beta_error}
     for field_name, message in errors.items():
         places.get(field_name, st).error(message, icon=":material/error:")
 
@@ -100,7 +104,7 @@ with controls:
     ):
         request_job(manager, config)
     if config is None:
-        hidden = [name for name in ("train_size", "seed", "noise_kind", "noise_level", "sparsity") if name in errors]
+        hidden = [name for name in ("train_size", "seed", "noise_kind", "noise_level", "sparsity", "beta") if name in errors]
         st.caption("Train is off until the settings above are fixed"
                    + (" (see More settings)." if hidden else "."))
 

@@ -115,6 +115,7 @@ def trained_cache(small_mnist_path, tmp_path_factory):
         TrainingConfig(architecture="conv", code_size=8, epochs=2, **small),
         TrainingConfig(code_size=8, epochs=2, noise_kind="masking", noise_level=0.3, **small),
         TrainingConfig(architecture="deep_dense", code_size=16, epochs=2, sparsity=1e-3, **small),
+        TrainingConfig(architecture="vae", code_size=2, epochs=2, **small),
     ]
     jobs = [manager.request(config) for config in configs]
     wait_for_condition(lambda: all(not job.snapshot().is_active for job in jobs), 300)

@@ -13,7 +13,7 @@ from ae.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SIZE, TrainingConfig
 
 DEFAULTS = dict(
     architecture="dense", code_size=49, epochs=5, batch_size=256, learning_rate=1e-3, train_size=60_000, seed=0,
-    noise_kind="none", noise_level=0.0, sparsity=0.0,
+    noise_kind="none", noise_level=0.0, sparsity=0.0, beta=1.0,
 )
 
 
@@ -31,7 +31,7 @@ def test_limits_are_what_the_messages_promise():
 
 # field, bad value, phrases the message must contain (the allowed range, so a user can act on it)
 INVALID = [
-    ("architecture", "vae", ["Unknown architecture 'vae'", "dense, deep_dense, conv"]),
+    ("architecture", "rbm", ["Unknown architecture 'rbm'", "dense, deep_dense, conv, vae"]),
     ("code_size", 0, ["Code size", "from 1 to 784"]),
     ("code_size", 785, ["Code size", "from 1 to 784"]),
     ("code_size", 2.5, ["Code size", "whole number", "got 2.5"]),
@@ -117,6 +117,7 @@ CHANGES = {
     "noise_kind": {"noise_kind": "masking", "noise_level": 0.3},  # kind and level only go together
     "noise_level": {"noise_kind": "gaussian", "noise_level": 0.1},
     "sparsity": 1e-3,
+    "beta": {"architecture": "vae", "beta": 4.0},  # beta applies to a variational model only
 }
 
 
@@ -156,7 +157,8 @@ def test_to_dict_from_dict_round_trip_through_json():
                             learning_rate=5e-4, train_size=1234, seed=42)
     values = config.to_dict()
     assert values == dict(architecture="deep_dense", code_size=2, epochs=12, batch_size=64,
-                          learning_rate=5e-4, train_size=1234, seed=42, noise_kind="none", noise_level=0.0, sparsity=0.0)
+                          learning_rate=5e-4, train_size=1234, seed=42, noise_kind="none", noise_level=0.0, sparsity=0.0,
+                          beta=1.0)
     restored = TrainingConfig.from_dict(json.loads(json.dumps(values)))
     assert restored == config
     assert restored.key == config.key

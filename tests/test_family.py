@@ -155,3 +155,49 @@ def test_models_saved_before_the_options_keep_their_keys_and_load(tmp_path, smal
     dataset = load_dataset(small_mnist_path)
     bce = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images)).bce
     assert bce == pytest.approx(record["test_metrics"].bce, abs=1e-5)
+
+
+def test_the_kl_term_matches_a_hand_computation():
+    from ae.models import kl_divergence
+
+    z_mean = np.array([[1.0, 2.0], [0.0, 0.0]])
+    z_log_var = np.array([[0.0, np.log(4.0)], [0.0, 0.0]])
+    kl = keras.ops.convert_to_numpy(kl_divergence(z_mean, z_log_var))
+    # -1/2 sum(1 + log s^2 - m^2 - s^2): (1 + 0 - 1 - 1) + (1 + ln 4 - 4 - 4) = -8 + ln 4; the prior itself: 0.
+    np.testing.assert_allclose(kl, [4.0 - np.log(2.0), 0.0], rtol=1e-6)
+
+
+def test_a_variational_model_samples_while_training_and_adds_beta_kl(dataset):
+    models = build_models("vae", 2, TrainingOptions(beta=3.0))
+    sampling = models.autoencoder.get_layer("sampling")
+    moments = models.autoencoder.get_layer("encoder_moments")
+    images = dataset.test_images[:64]
+    z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in moments(images))
+    np.testing.assert_allclose(predict(models.encoder, images), z_mean, atol=1e-5)  # pages map the means
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(sampling([z_mean, z_log_var], training=False)), z_mean)
+    assert not np.allclose(keras.ops.convert_to_numpy(sampling([z_mean, z_log_var], training=True)), z_mean)
+    expected = 3.0 * (-0.5 * np.sum(1 + z_log_var - z_mean**2 - np.exp(z_log_var), axis=-1)).mean() / 784
+    assert float(keras.ops.convert_to_numpy(sampling.losses[-1])) == pytest.approx(expected, rel=1e-4)
+
+
+def test_beta_is_for_variational_models_only():
+    from types import SimpleNamespace
+
+    base = TrainingConfig().to_dict()
+    assert "variational model only" in validation_errors(SimpleNamespace(**{**base, "beta": 4.0}))["beta"]
+    assert "above 0" in validation_errors(SimpleNamespace(**{**base, "architecture": "vae", "beta": 0.0}))["beta"]
+    assert validation_errors(SimpleNamespace(**{**base, "architecture": "vae", "beta": 4.0})) == {}
+    assert TrainingConfig(architecture="vae", beta=4.0).key != TrainingConfig(architecture="vae").key
+
+
+def test_a_variational_job_records_its_kl_term_each_epoch(managers, cache_dir):
+    from tests.test_training import wait_until_done
+
+    manager = managers(cache_dir)
+    job = manager.request(TrainingConfig(architecture="vae", code_size=2, epochs=2, batch_size=64, train_size=1000))
+    snapshot = wait_until_done(job)
+    assert snapshot.state.value == "finished", snapshot.error
+    assert len(snapshot.kl_loss) == len(snapshot.val_loss) == 2
+    assert all(0 < kl < val for kl, val in zip(snapshot.kl_loss, snapshot.val_loss))
+    restarted = managers(cache_dir)  # read back from disk
+    assert restarted.get(job.key).snapshot().kl_loss == pytest.approx(snapshot.kl_loss)

@@ -93,7 +93,7 @@ def test_bad_code_size_raises(code_size):
         build_models("dense", code_size)
 
 
-@pytest.mark.parametrize("architecture", ["vae", "", "Dense", None])
+@pytest.mark.parametrize("architecture", ["rbm", "", "Dense", None])
 def test_unknown_architecture_raises(architecture):
     with pytest.raises(ValueError, match="Unknown architecture") as caught:
         build_models(architecture, 2)
@@ -101,7 +101,7 @@ def test_unknown_architecture_raises(architecture):
 
 
 def test_registry_lists_both_architectures():
-    assert list(ARCHITECTURES) == ["dense", "deep_dense", "conv"]
+    assert list(ARCHITECTURES) == ["dense", "deep_dense", "conv", "vae"]
     for name, architecture in ARCHITECTURES.items():
         assert architecture.name == name
         assert architecture.label and architecture.description

@@ -166,7 +166,8 @@ def select_model(app: AppTest, key: str, label_start: str) -> None:
     picker.select_index([i for i, option in enumerate(picker.options) if option.startswith(label_start)][0]).run()
 
 
-MODEL_KINDS = {"conv": "code 8 · conv ·", "denoising": "code 8 · dense, denoising ·", "sparse": "code 16 · deep_dense, sparse ·"}
+MODEL_KINDS = {"conv": "code 8 · conv ·", "denoising": "code 8 · dense, denoising ·", "sparse": "code 16 · deep_dense, sparse ·",
+               "variational": "code 2 · vae ·"}
 MODEL_PICKERS = {"pages/reconstructions.py": "reconstructions_model", "pages/latent.py": "latent_model",
                  "pages/probe.py": "probe_model"}
 
@@ -180,6 +181,11 @@ def test_every_model_page_works_with_every_kind_of_model(trained_env, page, kind
     if page == "pages/latent.py":
         assert "Which units fire for which digits" in texts(app)
         assert "of the code activations of the test digits are about zero" in texts(app)
+        if kind == "variational":  # code size 2: the manifold over the prior, and new digits from it
+            assert "prior's quantiles" in texts(app)
+            app.button(key="sample_prior").click().run()
+            assert_clean(app)
+            assert "(draw 2)" in texts(app)
     if page == "pages/reconstructions.py":
         assert "When the input is noisy" in texts(app)
         spec = json.loads(app.get("plotly_chart")[-1].proto.spec)
@@ -213,7 +219,7 @@ def _digit_traces(app: AppTest) -> list[str]:
 def test_latent_page_has_ten_classes_and_decodes(trained_env):
     app = open_page("pages/latent.py")
     models = [o for o in app.selectbox(key="latent_model").options]
-    assert len(models) == 6
+    assert len(models) == 7
     # This session trained nothing: it sees the most-trained finished model, and is told so.
     assert "Showing the most-trained finished model (not trained in this session)" in texts(app)
     assert app.selectbox(key="latent_model").value.startswith("dense-c2-e3-")  # the value is the model key

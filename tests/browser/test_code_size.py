@@ -20,19 +20,19 @@ def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, pa
     wait_for_app_idle(page)
 
     # Keep only 8 and 32 in the multiselect: clear the defaults, then pick two sizes.
-    sizes = page.get_by_test_id("stMultiSelect")
+    sizes = page.get_by_test_id("stMultiSelect").first  # the second one picks architectures
     sizes.get_by_role("button", name=re.compile("Clear all", re.I)).click()
     for size in ("8", "32"):
         sizes.locator("input").fill(size)
         page.get_by_role("option", name=size, exact=True).click()
     page.keyboard.press("Escape")
-    epochs = page.get_by_label("Epochs each", exact=True)
+    epochs = page.get_by_role("spinbutton", name="Epochs each")
     epochs.fill("1")
     epochs.press("Enter")
     page.wait_for_timeout(500)  # let the rerun that Enter starts begin before waiting for idle
     wait_for_app_idle(page)
     page.get_by_role("button", name="Start sweep").click()
-    expect(page.get_by_text(re.compile(r"Sweep: \d of 2 code sizes done")).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"Sweep: \d of 2 models done")).first).to_be_visible(timeout=30_000)
 
     def curves():
         traces = plotly_traces(page)
@@ -46,7 +46,7 @@ def test_two_size_sweep_draws_autoencoder_and_pca_curves(browser, app_server, pa
     except BaseException:
         screenshot(page, "code_size_failed")  # what the user saw when it went wrong
         raise
-    expect(page.get_by_text("2 of 2 code sizes done").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("2 of 2 models done").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"(beats PCA|PCA reconstructs better)")).first).to_be_visible()
     wait_for_app_idle(page)
     screenshot(page, "code_size")

@@ -91,7 +91,7 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
         expect(lecturer.get_by_role("button", name="Resume to 30")).to_be_enabled()
         for title, link, parts in (
             ("Reconstructions", "Reconstructions", {"summary": '[data-testid="stMetric"]'}),
-            ("Latent space", "Latent space", {"map": ".js-plotly-plot", "digit labels": ".annotation"}),
+            ("Latent space", "Latent space", {"map": ".st-key-latent_map .js-plotly-plot", "digit labels": ".st-key-latent_map .annotation"}),
             ("Code size", "Code size", {"Start sweep": ".st-key-start_sweep"}),
             ("Few labels", "Few labels", {"title": "h1"}),
             ("Autoencoder Explorer", "Home", {"current model": '[data-testid="stMetric"]'}),
