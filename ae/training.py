@@ -22,7 +22,7 @@ from ae.config import TrainingConfig
 from ae.data import Dataset
 from ae.jobs import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_inputs, training_indices
 from ae.metrics import ErrorSummary, evaluate_reconstructions
-from ae.models import BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
+from ae.models import ARCHITECTURES, BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
 from ae.store import ModelStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,8 @@ class TrainingJob:
             with BUILD_LOCK:
                 models.autoencoder.compile(
                     optimizer=keras.optimizers.Adam(learning_rate=self.config.learning_rate),
-                    loss=pixel_binary_crossentropy, jit_compile=JIT_COMPILE, steps_per_execution=STEPS_PER_EXECUTION,
+                    loss=pixel_binary_crossentropy, jit_compile=JIT_COMPILE and ARCHITECTURES[self.config.architecture].xla,
+                    steps_per_execution=STEPS_PER_EXECUTION,
                 )
             models.autoencoder._ae_compiled = True
         if checkpoint is not None:

@@ -213,7 +213,9 @@ def render(job) -> None:
     snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
-    st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {ARCHITECTURES[config.architecture].label}, code size "
+    kind = ARCHITECTURES[config.architecture].label + (", denoising" if config.denoising else "") \
+        + (", sparse" if config.sparsity else "")
+    st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {kind}, code size "
                 f"{config.code_size} <small style='opacity:.6'>({whose})</small>", unsafe_allow_html=True)
     st.caption(config.describe())
     st.progress(snapshot.progress, text=progress_text(snapshot))

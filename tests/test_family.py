@@ -43,7 +43,7 @@ def test_the_convolutional_model_is_two_strided_convolutions_mirrored():
     encoder, decoder, _ = build_models("conv", 16)
     assert [layer.name for layer in encoder.layers if "conv" in layer.name] == ["conv_32", "conv_64"]
     assert encoder.get_layer("conv_64").output.shape[1:] == (7, 7, 64)
-    assert [layer.name for layer in decoder.layers if "deconv" in layer.name] == ["deconv_64", "deconv_32"]
+    assert [layer.name for layer in decoder.layers if "deconv" in layer.name] == ["deconv_32", "deconv_1"]
 
 
 @pytest.mark.parametrize("kind", [kind for kind in NOISE_KINDS if kind != "none"])
