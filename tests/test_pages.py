@@ -195,6 +195,35 @@ def test_every_model_page_works_with_every_kind_of_model(trained_env, page, kind
             assert len(names) == 2 and names[0].startswith("this model: denoising") and "plain" in names[1]
 
 
+KIND_CONFIGS = {"conv": dict(architecture="conv", code_size=8),
+                "denoising": dict(code_size=8, noise_kind="masking", noise_level=0.3),
+                "sparse": dict(architecture="deep_dense", code_size=16, sparsity=1e-3),
+                "variational": dict(architecture="vae", code_size=2)}
+KIND_HEADINGS = {"conv": "Convolutional, code size 8", "denoising": "Dense (article), denoising, code size 8",
+                 "sparse": "Deep dense, sparse, code size 16", "variational": "Variational (VAE), code size 2"}
+
+
+@pytest.mark.parametrize("kind", KIND_CONFIGS)
+def test_train_and_home_show_every_kind_of_model(trained_env, kind):
+    """The session's own model of each kind (as after pressing Train) on Train and on Home."""
+    from ae.config import TrainingConfig
+
+    key = TrainingConfig(epochs=2, batch_size=64, train_size=2000, **KIND_CONFIGS[kind]).key
+    app = open_page("pages/train.py")
+    app.session_state["selected_job_key"] = key
+    app.session_state["my_job_keys"] = {key}
+    app.run()
+    assert_clean(app)
+    assert f"Finished: {KIND_HEADINGS[kind]}" in texts(app)
+    assert app.get("plotly_chart") and app.get("image")
+    if kind == "variational":  # its chart shows the loss's two terms
+        names = [t["name"] for t in json.loads(app.get("plotly_chart")[0].proto.spec)["data"]]
+        assert "validation: beta x KL" in names and "validation: reconstruction" in names
+    app.switch_page("pages/home.py").run()
+    assert_clean(app)
+    assert "Showing your model." in texts(app)
+
+
 def plotly_array(value) -> np.ndarray:
     """A Plotly JSON array: a list, or numpy's compact form {dtype, bdata (base64), shape}."""
     if isinstance(value, dict) and "bdata" in value:
