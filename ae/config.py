@@ -76,6 +76,11 @@ class TrainingConfig:
         )
 
     @property
+    def variants(self) -> str:
+        """", denoising, sparse" as they apply: what a short model name leaves out."""
+        return (", denoising" if self.denoising else "") + (", sparse" if self.sparsity else "")
+
+    @property
     def denoising(self) -> bool:
         return self.noise_kind != "none" and self.noise_level > 0
 

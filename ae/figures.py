@@ -126,14 +126,12 @@ def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:
     return _layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380)
 
 
-def rate_distortion_figure(curves, metric: str) -> go.Figure:
+def rate_distortion_figure(curves: dict, metric: str) -> go.Figure:
     """Test error against code size (log axis): one autoencoder line per architecture, and PCA's.
 
-    `curves` maps an architecture's label to its points (a plain list is one unnamed curve).
-    Models stopped before their last epoch are drawn hollow, so a partial result is plain.
+    `curves` maps an architecture's label to its points. Models stopped before their last
+    epoch are drawn hollow, so a partial result is plain.
     """
-    if not isinstance(curves, dict):
-        curves = {"autoencoder": curves}
     pca = {p.code_size: p.error("pca", metric) for points in curves.values() for p in points}
     sizes = sorted(pca)
     figure = go.Figure()

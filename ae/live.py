@@ -15,7 +15,7 @@ import numpy as np
 
 from ae.figures import loss_figure
 from ae.images import image_grid
-from ae.jobs import JobSnapshot
+from ae.jobs import JobSnapshot, panel_inputs
 
 MAX_LOSS_POINTS = 400  # the loss chart's recent-steps curve never holds more points than this
 _CACHE_SIZE = 16
@@ -57,7 +57,7 @@ def live_loss_figure(snapshot: JobSnapshot):
     return _cached(("loss", snapshot.key, snapshot.version), build)
 
 
-def panel_png(snapshot: JobSnapshot, originals: np.ndarray, noisy: np.ndarray | None = None) -> bytes:
+def panel_png(snapshot: JobSnapshot, test_images: np.ndarray, test_labels: np.ndarray) -> bytes:
     """16 test digits over their reconstructions (two blocks of 8), as PNG bytes encoded once
     per new panel; for a denoising model each block shows the noisy input, the reconstruction
     and the clean digit. Before the first panel the reconstruction rows are black."""
@@ -66,6 +66,9 @@ def panel_png(snapshot: JobSnapshot, originals: np.ndarray, noisy: np.ndarray | 
         from PIL import Image
 
         build_counts["panel"] += 1
+        clean, shown = panel_inputs(test_images, test_labels, snapshot.config)
+        originals = clean[..., 0]
+        noisy = shown[..., 0] if snapshot.config.denoising else None
         reconstructions = snapshot.panel_reconstructions
         if reconstructions is None:
             reconstructions = np.zeros_like(originals)

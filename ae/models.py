@@ -53,7 +53,8 @@ class TrainingOptions:
     beta: float = 1.0  # weight of the KL term, for a variational model
 
 
-def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingOptions) -> AutoencoderModels:
+def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingOptions,
+              variational: bool = False) -> AutoencoderModels:
     """autoencoder = decoder(encoder(x)), with the training-only noise before the encoder and
     the sparsity penalty on the code, when the options ask for them."""
     import keras
@@ -62,7 +63,7 @@ def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingO
     corrupted = inputs
     if options.noise_kind != "none" and options.noise_level > 0:
         corrupted = _pixel_noise_layer()(options.noise_kind, options.noise_level, name="training_noise")(inputs)
-    if len(encoder.outputs) == 2:  # variational: the encoder gives a mean and a log-variance
+    if variational:  # the encoder gives a mean and a log-variance
         moments = encoder
         code = _sampling_layer()(options.beta, name="sampling")(moments(corrupted))
         encoder = keras.Model(moments.inputs, moments.outputs[0], name="encoder")  # pages use the means
@@ -279,7 +280,8 @@ def build_models(architecture: str, code_size: int, options: TrainingOptions = T
     if isinstance(code_size, bool) or not isinstance(code_size, int) or not 1 <= code_size <= MAX_CODE_SIZE:
         raise ValueError(f"Code size must be a whole number from 1 to {MAX_CODE_SIZE}; got {code_size!r}.")
     with BUILD_LOCK:
-        return _assemble(*ARCHITECTURES[architecture].build(code_size), options)
+        spec = ARCHITECTURES[architecture]
+        return _assemble(*spec.build(code_size), options, spec.variational)
 
 
 def predict(model: "keras.Model", inputs, batch_size: int = 4096):

@@ -323,8 +323,9 @@ class _ProgressCallback(keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        self.kl_term = validation_kl_term(model, self.validation, self.job.config.beta) \
-            if any(layer.name == "sampling" for layer in model.layers) else None
+        config = self.job.config
+        self.kl_term = validation_kl_term(model, self.validation, config.beta) \
+            if ARCHITECTURES[config.architecture].variational else None
         self.last_panel = 0.0
         self.rate_start: tuple[float, float] | None = None
 

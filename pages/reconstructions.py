@@ -97,7 +97,7 @@ def counterpart(config):
     for other in manager.trained_jobs():
         theirs = other.snapshot().config
         if (theirs.architecture, theirs.code_size) == (config.architecture, config.code_size) \
-                and theirs.denoising != config.denoising and other.key not in {p.key for p in manager.problems}:
+                and theirs.denoising != config.denoising:
             return other
     return None
 

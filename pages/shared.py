@@ -115,7 +115,7 @@ def model_label(job) -> str:
         epochs += ", stopped"
     loss = f" · loss {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else ""
     mine = "yours · " if job.key in st.session_state.get(MY_JOBS, ()) else ""
-    kind = config.architecture + (", denoising" if config.denoising else "") + (", sparse" if config.sparsity else "")
+    kind = config.architecture + config.variants
     return f"{mine}code {config.code_size} · {kind} · {epochs}{loss} · seed {config.seed}"
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import streamlit as st
 
 from ae.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
-from ae.jobs import panel_inputs
 from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
 from ae.noise import LEVEL_MEANING, NOISE_KINDS
@@ -213,8 +212,7 @@ def render(job) -> None:
     snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
-    kind = ARCHITECTURES[config.architecture].label + (", denoising" if config.denoising else "") \
-        + (", sparse" if config.sparsity else "")
+    kind = ARCHITECTURES[config.architecture].label + config.variants
     st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {kind}, code size "
                 f"{config.code_size} <small style='opacity:.6'>({whose})</small>", unsafe_allow_html=True)
     st.caption(config.describe())
@@ -242,13 +240,9 @@ def render(job) -> None:
                               help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
         st.plotly_chart(live_loss_figure(snapshot), key="loss_chart", theme=None)
     with panel_col:
-        clean, shown = panel_inputs(dataset.test_images, dataset.y_test, config)
-        if config.denoising:
-            st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**")
-            st.image(panel_png(snapshot, clean[..., 0], shown[..., 0]), width="stretch")
-        else:
-            st.markdown("**16 test digits** over their **reconstructions**")
-            st.image(panel_png(snapshot, clean[..., 0]), width="stretch")
+        st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**" if config.denoising
+                    else "**16 test digits** over their **reconstructions**")
+        st.image(panel_png(snapshot, dataset.test_images, dataset.y_test), width="stretch")
         if snapshot.panel_epoch is not None:
             st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs · model: {trained_epochs_text(snapshot)}.")
         else:

@@ -111,6 +111,12 @@ def _accepted_or_refused(app: AppTest, key: str, low: int, high: int) -> None:
         assert refusals, f"{key}={value!r} was neither used nor refused"
 
 
+def _type_into(page: str, key: str, low: int, high: int, value) -> None:
+    app = open_page(page)
+    app.number_input(key=key).set_value(value).run()
+    _accepted_or_refused(app, key, low, high)
+
+
 @FUZZ
 @given(key=st.sampled_from(sorted(TRAIN_NUMBERS)), value=ODD_NUMBERS)
 def test_every_train_number_box_accepts_or_refuses_any_value(app_env, key, value):
@@ -126,20 +132,14 @@ def test_every_train_number_box_accepts_or_refuses_any_value(app_env, key, value
                                  ("pages/code_size.py", "sweep_train_size", 10, 2000)]),
        value=ODD_NUMBERS)
 def test_every_sweep_number_box_accepts_or_refuses_any_value(app_env, page_key, value):
-    page, key, low, high = page_key
-    app = open_page(page)
-    app.number_input(key=key).set_value(value).run()
-    _accepted_or_refused(app, key, low, high)
+    _type_into(*page_key, value)
 
 
 @FUZZ
 @given(page_key=st.sampled_from([("pages/train.py", "extra_epochs", 1, 200), ("pages/probe.py", "probe_seed", 0, 10_000)]),
        value=ODD_NUMBERS)
 def test_number_boxes_on_model_pages_accept_or_refuse_any_value(trained_env, page_key, value):
-    page, key, low, high = page_key
-    app = open_page(page)
-    app.number_input(key=key).set_value(value).run()
-    _accepted_or_refused(app, key, low, high)
+    _type_into(*page_key, value)
 
 
 @FUZZ

@@ -40,9 +40,9 @@ def test_the_loss_chart_point_count_is_bounded_and_keeps_the_newest_point():
 
 
 def test_the_panel_picture_is_encoded_once_per_panel_and_shows_both_rows():
-    originals = np.zeros((16, 28, 28), dtype=np.float32)
+    test_images, test_labels = np.zeros((16, 28, 28, 1), dtype=np.float32), np.arange(16) % 10
     before = live.build_counts["panel"]
-    pictures = {live.panel_png(snapshot(version=v, panel_version=7), originals) for v in range(200, 220)}
+    pictures = {live.panel_png(snapshot(version=v, panel_version=7), test_images, test_labels) for v in range(200, 220)}
     assert live.build_counts["panel"] == before + 1 and len(pictures) == 1
     image = np.asarray(Image.open(io.BytesIO(pictures.pop())))
     assert image.shape[1] == (8 * 30 + 2) * 4  # 8 digits a row, 4x
