@@ -1,4 +1,4 @@
-"""Training inside the training process: jobs, the queue, Keras `fit`, checkpoints and saving.
+"""Training inside the training process: jobs, the queue, compiled training steps (`ae.fast_fit`), checkpoints and saving.
 
 Only `ae.worker` runs this module, in a process of its own, so training never shares an
 interpreter (and its lock) with the web server's sessions. One `Trainer` owns every job of
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from ae import fast_fit
 from ae.checkpoint import CheckpointWriter, checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
 from ae.config import TrainingConfig
 from ae.data import Dataset
@@ -28,10 +29,9 @@ from ae.store import ModelStore, StoreError
 log = logging.getLogger(__name__)
 
 VALIDATION_SIZE = 1_000  # small, because Keras finishes validation even after a stop
-# Measured on 2 CPU cores (python -m ae.bench): XLA with several steps per execution is
-# the fastest setting; callbacks then fire every STEPS_PER_EXECUTION steps.
+# Measured on 2 CPU cores (python -m ae.bench): XLA-compiled steps, many per call, are the
+# fastest setting (`ae.fast_fit`); callbacks then fire every STEPS_PER_CALL steps.
 JIT_COMPILE = True
-STEPS_PER_EXECUTION = 16
 PANEL_REFRESH_SECONDS = 1.0
 MAX_STEP_LOSSES = 1_000  # halved when full, so the loss chart's point count stays bounded
 TRAINING_MODELS_KEPT = 2  # training copies (with optimizer state) kept for a quick Continue
@@ -222,8 +222,7 @@ class TrainingJob:
             with BUILD_LOCK:
                 models.autoencoder.compile(
                     optimizer=keras.optimizers.Adam(learning_rate=self.config.learning_rate),
-                    loss=pixel_binary_crossentropy, jit_compile=JIT_COMPILE and ARCHITECTURES[self.config.architecture].xla,
-                    steps_per_execution=STEPS_PER_EXECUTION,
+                    loss=pixel_binary_crossentropy, jit_compile=uses_xla(self.config),
                 )
             models.autoencoder._ae_compiled = True
         if checkpoint is not None:
@@ -248,11 +247,9 @@ class TrainingJob:
         # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
         epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
         if not self._stop_event.is_set():
-            models.autoencoder.fit(
-                x_train, x_train, batch_size=config.batch_size, epochs=epochs_to_run,
-                validation_data=(x_val, x_val), shuffle=True, verbose=0,
-                callbacks=[_ProgressCallback(self, panel, config.batch_size, x_val)],
-            )
+            fast_fit.fit(models.autoencoder, x_train, config.batch_size, epochs_to_run,
+                         [_ProgressCallback(self, panel, config.batch_size, x_val)], x_val,
+                         seed=config.seed + len(self.epoch_ends), xla=uses_xla(config))
         return models
 
     def _finish(self, dataset: Dataset, models: AutoencoderModels, state: JobState, seconds: float) -> None:
@@ -294,6 +291,10 @@ class TrainingJob:
                   test_metrics=record["test_metrics"], saved_at=record["saved_at"])
         job.restore_history(record)
         return job
+
+
+def uses_xla(config: TrainingConfig) -> bool:
+    return JIT_COMPILE and ARCHITECTURES[config.architecture].xla
 
 
 def validation_kl_term(model, images: np.ndarray, beta: float):

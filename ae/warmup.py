@@ -1,8 +1,8 @@
-"""Load the data, start the training process and warm UMAP in the background, once per server.
+"""Load the data, start the training and map processes in the background, once per server.
 
 The first paint of the app never waits for them; by the time a user clicks Train or asks
-for a UMAP map, the imports (and numba's compilation) are usually done. Set
-`AE_WARM_UMAP=0` to skip the UMAP warm-up (the tests do, to keep their CPU to themselves).
+for a UMAP map, the imports (and numba's compilation, in the map process) are usually done.
+Set `AE_WARM_UMAP=0` to skip the UMAP warm-up (the tests do, to keep their CPU to themselves).
 """
 from __future__ import annotations
 
@@ -28,13 +28,17 @@ def _warm() -> None:
     try:
         from ae.manager import get_manager
 
-        get_manager()  # starts the training process
+        manager = get_manager()  # starts the training process
         from ae.models import build_models
 
         build_models("dense", 2)  # TensorFlow for the pages' inference, in this process
     except Exception:  # the page that needs it shows the real error in words
         log.warning("Background load of TensorFlow and the data failed", exc_info=True)
+        return
     if os.environ.get("AE_WARM_UMAP", "1") != "0":
-        from ae.projection import warm_up_umap
+        try:
+            from ae.maps import get_map_service
 
-        warm_up_umap()
+            get_map_service(manager.store.root).start()  # it compiles UMAP's code at once
+        except Exception:
+            log.warning("The map process did not start; the first map will try again", exc_info=True)

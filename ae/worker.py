@@ -50,7 +50,12 @@ class WorkerGone(RuntimeError):
 
 
 class TrainingBackend(Protocol):
-    def start(self, crash_notes: dict[str, str]) -> None: ...
+    def start(self, crash_notes: dict[str, str]) -> None:
+        """Start `python -m ae.worker` and wait (30 s at most) for it to connect back."""
+        arguments = {"data_path": str(self.data_path), "store_root": str(self.store_root), "crash_notes": dict(crash_notes)}
+        self.process, self._connection = start_connected_process("ae.worker", arguments, "training process")
+        threading.Thread(target=self._receive, name="ae-worker-receiver", daemon=True).start()
+
     def call(self, *command) -> tuple[str | None, list, list]: ...
     def post(self, *command) -> None: ...
     def close(self) -> None: ...
@@ -70,6 +75,38 @@ def describe_exit(exitcode: int | None) -> str:
                 "SIGSEGV": ": a crash in native code"}.get(name, "")
         return f"killed by signal {number} ({name}{hint})"
     return f"it exited with code {exitcode}"
+
+
+def start_connected_process(module: str, arguments: dict, what: str) -> tuple[subprocess.Popen, Connection]:
+    """Start `python -m <module> <json arguments>` and wait (30 s at most) for it to connect back.
+
+    Not multiprocessing's "spawn": under Streamlit, `__main__` is the app script, and spawn
+    would run the whole app again in the child. The child connects over a Unix socket in a
+    private folder (`connect_back`) and both sides prove they hold a random key.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="ae-worker-"))
+    address = str(folder / "socket")
+    authkey = os.urandom(32)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(address)
+    server.listen(1)
+    server.settimeout(CONNECT_TIMEOUT)
+    environment = dict(os.environ, AE_WORKER_KEY=authkey.hex())
+    process = subprocess.Popen([sys.executable, "-m", module, json.dumps({"address": address, **arguments})],
+                               env=environment, cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.DEVNULL)
+    try:
+        accepted, _ = server.accept()
+    except OSError as error:
+        process.kill()
+        raise WorkerGone(f"The {what} did not start ({error}).") from None
+    finally:
+        server.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    accepted.settimeout(None)
+    connection = Connection(accepted.detach())
+    deliver_challenge(connection, authkey)
+    answer_challenge(connection, authkey)
+    return process, connection
 
 
 class LocalWorker:

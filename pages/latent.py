@@ -1,14 +1,17 @@
 """Latent space: the test digits' codes as a 2-D map coloured by digit; decode any point."""
+import time
+
 import numpy as np
 import streamlit as st
 
 from ae.figures import PALETTES, latent_figure, unit_heatmap
 from ae.metrics import code_activity
 from ae.images import image_grid, upscale
-from ae.projection import METHOD_LABELS, SLOW_METHODS, available_methods, project, umap_is_warm
+from ae.maps import MapSpec, get_map_service
+from ae.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, available_methods, project
 from ae.models import ARCHITECTURES
 from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
-from pages.shared import chosen_model_or_stop, manager_or_stop
+from pages.shared import chosen_model_or_stop, manager_or_stop, session_present, this_session
 
 manager = manager_or_stop()
 dataset = manager.dataset
@@ -21,10 +24,25 @@ code_size = snapshot.config.code_size
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
-def cached_projection(key: str, saved_at: float, method: str, max_points: int | None, umap_seeded: bool, _codes):
-    """Shared by every session: a lecture hall asking for the same UMAP computes it once."""
-    options = {"umap_seeded": umap_seeded} if method == "umap" else {}
-    return project(_codes, method, max_points=max_points, **options)
+def cached_projection(key: str, saved_at: float, method: str, _codes):
+    """The instant maps (the codes, PCA), shared by every session."""
+    return project(_codes, method)
+
+
+@st.fragment(run_every=0.5)
+def map_progress(maps, spec: MapSpec) -> None:
+    """The slow map's progress, polled; the whole page is drawn again once it is done."""
+    task = maps.request(spec, results.codes)
+    if not task.active:
+        st.rerun(scope="app")
+    elapsed = time.monotonic() - task.started
+    points = min(spec.max_points or len(results.codes), len(results.codes))
+    st.progress(task.fraction, text=f"{METHOD_LABELS[spec.method]} of {points:,} codes: {task.text} · {elapsed:.0f} s")
+    if st.button("Stop", icon=":material/stop:", key="stop_map"):
+        st.session_state["map_stop_answer"] = maps.stop(spec, this_session())
+        st.rerun(scope="app")
+    st.caption("The map is computed in a process of its own: the rest of this page, and everyone else's, works meanwhile. "
+               "It is saved beside the model, so nobody waits for it twice.")
 
 
 methods = available_methods(code_size)
@@ -35,87 +53,124 @@ method = top[1].radio(
 palette = top[2].selectbox("Colours", list(PALETTES), key="palette", persist_state="session",
                                 help="The colour-blind-safe palette never puts red beside green.")
 max_points = None
-umap_seeded = False
+options = ()
 map_col, side_col = st.columns([2.3, 1], gap="medium")
 side_top = side_col.container()  # the slow maps' settings, above the decoder
 if method in SLOW_METHODS:
-    max_points = side_top.select_slider("Points", [1000, 2000, 3000, 5000, 10000], 2000, key="points")
+    max_points = side_top.select_slider("Points", [1000, 2000, 3000, 5000, 10000], 5000, key="points")
     if method == "umap":
-        umap_seeded = side_top.checkbox(
+        seeded = side_top.checkbox(
             "Reproducible layout", key="umap_seeded",
             help="A seeded UMAP gives the same map every time but runs on one thread: about 10x slower.",
         )
-        if not umap_is_warm():
-            side_top.caption("First UMAP of the session compiles numba code: allow ~30 s extra.")
+        options = (("umap_seeded", seeded),)
 
-with st.spinner(f"Computing the {METHOD_LABELS[method]} map of {max_points or len(results.codes):,} codes..."):
-    projection = cached_projection(job.key, snapshot.saved_at, method, max_points, umap_seeded, results.codes)
-labels = dataset.y_test[projection.indices]
-details = [f"{len(projection.indices):,} of {len(results.codes):,} test codes", f"{projection.seconds:.2f} s"]
-if "explained_variance" in projection.settings:
-    details.append(f"the 2 axes keep {projection.settings['explained_variance']:.0%} of the codes' variance")
-if method == "umap":
-    details.append(f"{projection.settings['n_neighbors']} neighbours, " + ("seeded" if umap_seeded else "unseeded (fast)"))
-if method == "tsne":
-    details.append(f"perplexity {projection.settings['perplexity']:g}")
 
-# A click arrives as the chart's selection in session state, before the chart is drawn again.
-# It is read here, once: the star, the decode sliders and the digit panel all follow the same
-# click at once (the chart's own return value is empty in the run where its figure changed).
-map_identity = (job.key, method, max_points, umap_seeded)
-if st.session_state.get("clicked_for") != map_identity:
-    st.session_state["clicked_for"], st.session_state["clicked_point"] = map_identity, None
-selection = st.session_state.get("latent_map")
-points = (selection or {}).get("selection", {}).get("points", []) if selection else []
-new_click = points and st.session_state.get("last_clicked") != (points[0].get("x"), points[0].get("y"))
-if new_click:
-    st.session_state["last_clicked"] = (points[0].get("x"), points[0].get("y"))
-    customdata = points[0].get("customdata")
-    if isinstance(customdata, (int, float)):
-        st.session_state["clicked_point"] = int(customdata)
+def draw_map(projection) -> None:
+    """The map, the decoder beside it, and the clicked digit."""
+    labels = dataset.y_test[projection.indices]
+    details = map_details(projection)
 
-# Position to decode: sliders, set to a clicked point's position when a point is selected.
-decode_point = None
-if projection.invertible:
-    low, high = projection.coordinates.min(axis=0), projection.coordinates.max(axis=0)
-    flat = high - low < 1e-6  # a 1-unit code's y axis, or a collapsed code: give the slider room
-    low, high = np.where(flat, low - 1, low), np.where(flat, high + 1, high)
-    center = (low + high) / 2
-    for axis, name in enumerate(("decode_x", "decode_y")):
-        # The sliders' values live in session state only (no default passed as well, which
-        # Streamlit warns about); a click moves them, and they are kept inside this map's range.
-        wanted = points[0][name[-1]] if new_click else st.session_state.get(name, center[axis])
-        st.session_state[name] = float(np.clip(wanted, low[axis], high[axis]))
+    # A click arrives as the chart's selection in session state, before the chart is drawn again.
+    # It is read here, once: the star, the decode sliders and the digit panel all follow the same
+    # click at once (the chart's own return value is empty in the run where its figure changed).
+    map_identity = (job.key, method, max_points, options)
+    if st.session_state.get("clicked_for") != map_identity:
+        st.session_state["clicked_for"], st.session_state["clicked_point"] = map_identity, None
+    selection = st.session_state.get("latent_map")
+    points = (selection or {}).get("selection", {}).get("points", []) if selection else []
+    new_click = points and st.session_state.get("last_clicked") != (points[0].get("x"), points[0].get("y"))
+    if new_click:
+        st.session_state["last_clicked"] = (points[0].get("x"), points[0].get("y"))
+        customdata = points[0].get("customdata")
+        if isinstance(customdata, (int, float)):
+            st.session_state["clicked_point"] = int(customdata)
 
-with side_col:
+    # Position to decode: sliders, set to a clicked point's position when a point is selected.
+    decode_point = None
     if projection.invertible:
-        st.markdown("**Decode a point**")
-        x = st.slider("x", float(low[0]), float(high[0]), key="decode_x")
-        y = st.slider("y", float(low[1]), float(high[1]), key="decode_y")
-        decode_point = (x, y)
-        code = projection.to_code([decode_point])
-        st.image(upscale(decode(models, code)[0], 5), caption=f"Decoded from ({x:.2f}, {y:.2f})")
-        if method == "pca":
-            st.caption("The position is mapped back to a full code through PCA's inverse, then decoded.")
-    else:
-        st.info(f"{METHOD_LABELS[method]} maps cannot be turned back into codes; choose PCA to decode positions.")
-    index = st.session_state.get("clicked_point")
-    if index is not None and 0 <= index < len(dataset.y_test):
-        st.markdown(f"**Test digit #{index}: a {dataset.y_test[index]}**")
-        pair = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index]])
-        st.image(image_grid(pair, columns=2, scale=4), caption=f"original · reconstruction (BCE {results.bce[index]:.3f})")
-    else:
-        st.caption("Click a point on the map to see its digit and reconstruction.")
+        low, high = projection.coordinates.min(axis=0), projection.coordinates.max(axis=0)
+        flat = high - low < 1e-6  # a 1-unit code's y axis, or a collapsed code: give the slider room
+        low, high = np.where(flat, low - 1, low), np.where(flat, high + 1, high)
+        center = (low + high) / 2
+        for axis, name in enumerate(("decode_x", "decode_y")):
+            # The sliders' values live in session state only (no default passed as well, which
+            # Streamlit warns about); a click moves them, and they are kept inside this map's range.
+            wanted = points[0][name[-1]] if new_click else st.session_state.get(name, center[axis])
+            st.session_state[name] = float(np.clip(wanted, low[axis], high[axis]))
 
-axis_names = ("code 1", "code 2") if method == "codes" else (f"{METHOD_LABELS[method]} 1", f"{METHOD_LABELS[method]} 2")
-figure = latent_figure(
-    projection.coordinates, labels, projection.indices, f"Test digits' codes ({METHOD_LABELS[method]})",
-    axis_names, highlight=decode_point, colours=PALETTES[palette],
-)
-with map_col:
-    st.plotly_chart(figure, key="latent_map", on_select="rerun", selection_mode="points", theme=None)
-    st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Each number sits at its digits' centre; "
-               "points are drawn in random order, so no digit hides another.")
+    with side_col:
+        if projection.invertible:
+            st.markdown("**Decode a point**")
+            x = st.slider("x", float(low[0]), float(high[0]), key="decode_x")
+            y = st.slider("y", float(low[1]), float(high[1]), key="decode_y")
+            decode_point = (x, y)
+            code = projection.to_code([decode_point])
+            st.image(upscale(decode(models, code)[0], 5), caption=f"Decoded from ({x:.2f}, {y:.2f})")
+            if method == "pca":
+                st.caption("The position is mapped back to a full code through PCA's inverse, then decoded.")
+        else:
+            st.info(f"{METHOD_LABELS[method]} maps cannot be turned back into codes; choose PCA to decode positions.")
+        index = st.session_state.get("clicked_point")
+        if index is not None and 0 <= index < len(dataset.y_test):
+            st.markdown(f"**Test digit #{index}: a {dataset.y_test[index]}**")
+            pair = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index]])
+            st.image(image_grid(pair, columns=2, scale=4), caption=f"original · reconstruction (BCE {results.bce[index]:.3f})")
+        else:
+            st.caption("Click a point on the map to see its digit and reconstruction.")
+
+    axis_names = ("code 1", "code 2") if method == "codes" else (f"{METHOD_LABELS[method]} 1", f"{METHOD_LABELS[method]} 2")
+    figure = latent_figure(
+        projection.coordinates, labels, projection.indices, f"Test digits' codes ({METHOD_LABELS[method]})",
+        axis_names, highlight=decode_point, colours=PALETTES[palette],
+    )
+    with map_col:
+        st.plotly_chart(figure, key="latent_map", on_select="rerun", selection_mode="points", theme=None)
+        st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Each number sits at its digits' centre; "
+                   "points are drawn in random order, so no digit hides another.")
+
+
+if method in SLOW_METHODS:
+    maps = get_map_service(manager.store.root)
+    maps.session_present = session_present
+    spec = MapSpec(job.key, snapshot.saved_at, method, max_points, 0, options)
+    again = map_col.empty()
+    task = maps.request(spec, results.codes, this_session())
+    if task.state in ("stopped", "failed"):
+        with again.container():
+            if task.state == "failed":
+                st.error(f"The {METHOD_LABELS[method]} map failed: {task.error}")
+            else:
+                st.info(st.session_state.pop("map_stop_answer", None) or f"The {METHOD_LABELS[method]} map was stopped.")
+            if st.button("Compute the map again", icon=":material/refresh:", key="map_again"):
+                maps.request(spec, results.codes, this_session(), again=True)
+                st.rerun()
+    elif task.active:
+        with again.container():
+            if "map_stop_answer" in st.session_state:
+                st.info(st.session_state.pop("map_stop_answer"))
+            map_progress(maps, spec)
+    projection = task.projection
+else:
+    projection = cached_projection(job.key, snapshot.saved_at, method, results.codes)
+
+
+def map_details(projection) -> list[str]:
+    details = [f"{len(projection.indices):,} of {len(results.codes):,} test codes", f"{projection.seconds:.2f} s"]
+    settings = projection.settings
+    if "explained_variance" in settings:
+        details.append(f"the 2 axes keep {settings['explained_variance']:.0%} of the codes' variance")
+    if method == "umap":
+        details.append(f"{settings['n_neighbors']} neighbours, {settings.get('epochs', UMAP_EPOCHS)} optimisation epochs "
+                       "(umap-learn would choose 500 at up to 10,000 points), "
+                       + ("seeded" if settings.get("seeded") else "unseeded (fast)"))
+    if method == "tsne":
+        details.append(f"perplexity {settings['perplexity']:g}, {settings.get('iterations', 500)} iterations (openTSNE, FFT)")
+    return details
+
+
+if projection is not None:
+    draw_map(projection)
 
 variational = ARCHITECTURES[snapshot.config.architecture].variational
 if code_size == 2 and method == "codes":

@@ -48,17 +48,21 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def close_new_managers():
-    """Each JobManager runs a training process; close those a test created, so processes
-    never pile up across tests (a later test gets a fresh manager for the same cache)."""
+    """Each JobManager runs a training process, each MapService a map process; close those a test
+    created, so processes never pile up across tests (a later test gets fresh ones)."""
     from ae import manager as manager_module
+    from ae import maps as maps_module
 
     before = dict(manager_module._managers)
+    maps_before = dict(maps_module._services)
     yield
-    with manager_module._managers_lock:
-        created = {key: m for key, m in manager_module._managers.items() if before.get(key) is not m}
-        for key in created:
-            del manager_module._managers[key]
-    for made in created.values():
+    created = []
+    for registry, lock, earlier in ((manager_module._managers, manager_module._managers_lock, before),
+                                    (maps_module._services, maps_module._services_lock, maps_before)):
+        with lock:
+            for key in [key for key, made in registry.items() if earlier.get(key) is not made]:
+                created.append(registry.pop(key))
+    for made in created:
         made.close()
 
 

@@ -232,6 +232,17 @@ def plotly_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def wait_for_slow_map(app: AppTest, label: str) -> None:
+    """Rerun until the map process's map is drawn (the progress fragment polls in a browser)."""
+    deadline = time.monotonic() + 150
+    while f"{label}: " not in texts(app):
+        assert time.monotonic() < deadline, texts(app)
+        assert app.get("progress") or app.info, texts(app)  # computing, with its progress line
+        time.sleep(0.5)
+        app.run()
+        assert_clean(app)
+
+
 def _digit_traces(app: AppTest) -> list[str]:
     """The digits on the latent map: one shuffled trace, its points' digits in customdata, and
     a label per digit at its cluster's centre."""
@@ -271,7 +282,9 @@ def test_latent_page_tsne_on_the_code_size_8_model(trained_env):
     assert "The codes themselves" not in app.radio[0].options
     app.radio[0].set_value("tsne").run()
     assert_clean(app)
+    wait_for_slow_map(app, "t-SNE")
     assert "t-SNE: 500 of 500 test codes" in texts(app)
+    assert "iterations (openTSNE, FFT)" in texts(app)
     assert _digit_traces(app) == [str(d) for d in range(10)]
 
 
@@ -348,4 +361,5 @@ def test_latent_page_decodes_a_one_unit_code(trained_env):
     assert_clean(app)
     app.radio[0].set_value("tsne").run()
     assert_clean(app)
+    wait_for_slow_map(app, "t-SNE")
     assert "t-SNE: 500 of 500 test codes" in texts(app)

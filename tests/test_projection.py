@@ -164,7 +164,7 @@ def test_two_umap_runs_from_two_threads_are_serialized_and_both_complete():
         assert np.isfinite(result.coordinates).all()
         assert result.settings["n_neighbors"] == 10 and result.settings["seeded"] is False
         assert not result.invertible
-    assert projection.umap_is_warm()
+        assert result.settings["epochs"] == projection.UMAP_EPOCHS
 
 
 def test_one_unit_codes_are_drawn_on_the_x_axis_and_decode_back():
