@@ -34,6 +34,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    st.Page("pages/your_digit.py", title="Your digit", icon=":material/draw:"),
     st.Page("pages/code_size.py", title="Code size", icon=":material/tune:"),
     st.Page("pages/probe.py", title="Few labels", icon=":material/label:"),
 ]

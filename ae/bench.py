@@ -1,11 +1,17 @@
 """Speed and memory benchmark: `python -m ae.bench`.
 
-Prints, from one run on the full training set with the reference model (code size 49,
-batch 256): seconds per epoch through our training job, through plain `model.fit` with
-Keras defaults, and for a numpy floor doing the same matrix products; the same job for every
-architecture; then 2-D projection times for 10,000 codes and the process's peak memory. With
-`--family`, also every architecture's test BCE at code sizes 2, 8, 32 and 49 against PCA. Baselines are measured in the same
-run, on the same machine, so the ratios mean something on a shared, noisy machine.
+Prints, from one run on the full training set (code size 49, batch 256):
+- seconds per epoch of the article's model through our training job (`ae.fast_fit`), through
+  plain `model.fit` with Keras defaults, and for a numpy floor doing the same matrix products;
+  the first epoch, and how long the first panel of reconstructions takes to reach the web side;
+- the same job and plain fit for every architecture;
+- the article's model trained 10 epochs both ways (our job, plain fit): their test BCE;
+- UMAP and t-SNE of 10,000 codes of that model: before (umap-learn's defaults, scikit-learn's
+  t-SNE, in this process) and now (the map process: a cold start twice, then warm), each with
+  the kNN accuracy of its 2-D map (5 neighbours, 10-fold): the maps must separate digits as well;
+- peak memory. With `--family`, also every architecture's test BCE at code sizes 2, 8, 32 and 49
+  against PCA. Baselines are measured in the same run, on the same machine, so the ratios mean
+  something on a shared, noisy machine.
 """
 from __future__ import annotations
 
@@ -16,11 +22,14 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 BATCH_SIZE = 256
 CODE_SIZE = 49
+QUALITY_EPOCHS = 10
+MAP_POINTS = 10_000
 
 
 def _steady(seconds: list[float]) -> float:
@@ -28,28 +37,45 @@ def _steady(seconds: list[float]) -> float:
     return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
 
 
-def time_job(epochs: int, architecture: str = "dense") -> list[float]:
-    from ae.config import TrainingConfig
+def _temporary_manager():
     from ae.data import load_dataset
     from ae.manager import JobManager
     from ae.store import ModelStore
 
-    dataset = load_dataset()
-    manager = JobManager(dataset, ModelStore(__import__("pathlib").Path(tempfile.mkdtemp(prefix="ae-bench-"))))
-    try:
-        job = manager.request(TrainingConfig(architecture=architecture, code_size=CODE_SIZE, epochs=epochs,
-                                             batch_size=BATCH_SIZE))
-        while job.snapshot().is_active:
-            time.sleep(0.05)
-        snapshot = job.snapshot()
-    finally:
-        manager.close()
+    return JobManager(load_dataset(), ModelStore(Path(tempfile.mkdtemp(prefix="ae-bench-"))))
+
+
+def _wait(job):
+    while job.snapshot().is_active:
+        time.sleep(0.02)
+    snapshot = job.snapshot()
     if snapshot.error:
         raise RuntimeError(snapshot.error)
-    return list(snapshot.epoch_seconds)
+    return snapshot
 
 
-def time_plain_fit(epochs: int) -> list[float]:
+def time_jobs(manager, epochs: int, architectures) -> tuple[dict, float]:
+    """Epoch seconds of each architecture through our job, and the seconds from asking for the
+    article's model until its first panel of reconstructions reached this (the web) side."""
+    from ae.config import TrainingConfig
+
+    manager.request(TrainingConfig(code_size=2, epochs=1, train_size=1000, batch_size=BATCH_SIZE))  # loads TensorFlow
+    while manager.latest() is None or manager.latest().snapshot().is_active:
+        time.sleep(0.05)
+    seconds, first_panel = {}, float("nan")
+    for architecture in architectures:
+        started = time.perf_counter()
+        job = manager.request(TrainingConfig(architecture=architecture, code_size=CODE_SIZE, epochs=epochs,
+                                             batch_size=BATCH_SIZE))
+        if architecture == "dense":
+            while job.snapshot().panel_reconstructions is None and job.snapshot().is_active:
+                time.sleep(0.01)
+            first_panel = time.perf_counter() - started
+        seconds[architecture] = list(_wait(job).epoch_seconds)
+    return seconds, first_panel
+
+
+def time_plain_fit(epochs: int, architecture: str = "dense") -> list[float]:
     import keras
 
     from ae.data import load_dataset
@@ -57,7 +83,7 @@ def time_plain_fit(epochs: int) -> list[float]:
 
     images = load_dataset().train_images
     keras.utils.set_random_seed(0)
-    autoencoder = build_models("dense", CODE_SIZE).autoencoder
+    autoencoder = build_models(architecture, CODE_SIZE).autoencoder
     autoencoder.compile(optimizer="adam", loss="binary_crossentropy")
     seconds: list[float] = []
 
@@ -72,8 +98,34 @@ def time_plain_fit(epochs: int) -> list[float]:
     return seconds
 
 
+def quality_both_ways(manager, epochs: int = QUALITY_EPOCHS) -> tuple[float, float, np.ndarray]:
+    """The article's model, one config trained by our job and by plain `fit` with the same loss,
+    optimizer and batches: both test BCEs, and the job's model's codes of the test digits."""
+    import keras
+
+    from ae.config import TrainingConfig
+    from ae.metrics import evaluate_reconstructions
+    from ae.models import build_models, predict
+    from ae.training import VALIDATION_SIZE, pixel_binary_crossentropy
+
+    config = TrainingConfig(code_size=CODE_SIZE, epochs=epochs, batch_size=BATCH_SIZE)
+    job_bce = _wait(manager.request(config)).test_metrics.bce
+    dataset = manager.dataset
+    keras.utils.set_random_seed(config.seed)
+    models = build_models("dense", CODE_SIZE)
+    models.autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                               loss=pixel_binary_crossentropy)
+    images, validation = dataset.train_images, dataset.test_images[:VALIDATION_SIZE]
+    models.autoencoder.fit(images, images, batch_size=BATCH_SIZE, epochs=epochs, shuffle=True, verbose=0,
+                           validation_data=(validation, validation))
+    fit_bce = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images)).bce
+    saved = manager.store.load_models(config)
+    return job_bce, fit_bce, predict(saved.encoder, dataset.test_images)
+
+
 def time_numpy_floor(repeats: int = 3) -> float:
-    """One epoch of the model's matrix products (forward, and the weight and input gradients)."""
+    """One epoch of the model's matrix products (forward, and the weight and input gradients),
+    with numpy's BLAS on one thread per core."""
     from ae.data import load_dataset
 
     flat = load_dataset().train_images.reshape(-1, 784)
@@ -95,15 +147,64 @@ def time_numpy_floor(repeats: int = 3) -> float:
     return best
 
 
-def time_projections(count: int = 10_000) -> list[tuple[str, float]]:
-    from ae.projection import project
+def knn_accuracy(coordinates: np.ndarray, labels: np.ndarray) -> float:
+    """How well a 2-D map separates the digits: 5-nearest-neighbour accuracy, 10-fold."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
 
-    codes = np.random.default_rng(0).random((count, CODE_SIZE)).astype(np.float32)
+    return float(cross_val_score(KNeighborsClassifier(5), coordinates, labels, cv=10).mean())
+
+
+def maps_before(codes: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
+    """The earlier maps, in this process: umap-learn's defaults (pynndescent, 500 epochs at this
+    size) cold (import and compile) and warm, and scikit-learn's t-SNE."""
+    import warnings
+
+    from sklearn.manifold import TSNE
+
     rows = []
-    for label, method in (("PCA", "pca"), ("UMAP (cold: import + compile)", "umap"), ("UMAP (warm)", "umap"), ("t-SNE", "tsne")):
+    for label in ("UMAP before, cold (import + compile)", "UMAP before, warm", "UMAP before, warm again"):
         started = time.perf_counter()
-        result = project(codes, method, max_points=count)
-        rows.append((f"{label}, {len(result.indices):,} codes", time.perf_counter() - started))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import umap
+
+            coordinates = umap.UMAP(n_components=2).fit_transform(codes)
+        rows.append((label, time.perf_counter() - started, coordinates))
+    started = time.perf_counter()
+    coordinates = TSNE(n_components=2, perplexity=30.0, init="pca", random_state=0).fit_transform(codes)
+    rows.append(("t-SNE before (scikit-learn, 750 iterations)", time.perf_counter() - started, coordinates))
+    return rows
+
+
+def maps_now(codes: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
+    """Our maps through fresh map processes (no warm-up), so each start is a cold one: the first
+    start may fill numba's cache, the second finds it. Then a warm UMAP and a t-SNE."""
+    from ae.maps import MapService, MapSpec
+    from ae.projection import TSNE_EARLY_ITERATIONS, TSNE_ITERATIONS, UMAP_EPOCHS
+
+    os.environ["AE_WARM_UMAP"] = "0"
+    rows = []
+
+    def timed(service, label, method, seed):
+        started = time.perf_counter()
+        task = service.request(MapSpec("bench", 1.0, method, MAP_POINTS, seed), codes)
+        task.finished.wait()
+        if task.state != "done":
+            raise RuntimeError(task.error or task.state)
+        rows.append((label, time.perf_counter() - started, task.projection.coordinates))
+
+    for start in ("first", "second"):
+        service = MapService(Path(tempfile.mkdtemp(prefix="ae-bench-maps-")))
+        try:
+            timed(service, f"UMAP now, cold ({start} start of a process)", "umap", 0)
+            if start == "second":
+                for seed in (1, 2, 3):  # unseeded UMAP's kNN accuracy varies by a point from run to run
+                    timed(service, f"UMAP now, warm ({UMAP_EPOCHS} epochs)", "umap", seed)
+                iterations = TSNE_EARLY_ITERATIONS + TSNE_ITERATIONS
+                timed(service, f"t-SNE now (openTSNE FFT, {iterations} iterations)", "tsne", 0)
+        finally:
+            service.close()
     return rows
 
 
@@ -115,14 +216,11 @@ def family_table(epochs: int = FAMILY_EPOCHS, code_sizes=FAMILY_CODE_SIZES) -> N
     """Test BCE of every architecture at a few code sizes after `epochs` epochs, next to PCA
     with as many components: the README's comparison of the family."""
     from ae.config import TrainingConfig
-    from ae.data import load_dataset
-    from ae.manager import JobManager
     from ae.metrics import evaluate_pca
     from ae.models import ARCHITECTURES
-    from ae.store import ModelStore
 
-    dataset = load_dataset()
-    manager = JobManager(dataset, ModelStore(__import__("pathlib").Path(tempfile.mkdtemp(prefix="ae-family-"))))
+    manager = _temporary_manager()
+    dataset = manager.dataset
     try:
         jobs = {(name, size): manager.request(TrainingConfig(architecture=name, code_size=size, epochs=epochs))
                 for size in code_sizes for name in ARCHITECTURES}
@@ -150,34 +248,45 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"also train every architecture at code sizes {FAMILY_CODE_SIZES} for {FAMILY_EPOCHS} epochs "
                              "and print their test BCE next to PCA's")
     args = parser.parse_args(argv)
+    from ae.models import ARCHITECTURES
 
-    print(f"Autoencoder Explorer benchmark: dense model, code {CODE_SIZE}, batch {BATCH_SIZE}, "
-          f"full MNIST training set, {os.cpu_count()} CPU(s)", flush=True)
-    job = time_job(args.epochs)
-    plain = time_plain_fit(args.epochs)
-    floor = time_numpy_floor()
-    job_s, plain_s = _steady(job), _steady(plain)
-    print(f"{'path':<44}{'s/epoch':>10}{'first epoch':>13}{'x floor':>9}")
-    print(f"{'our training job (XLA, steps/execution)':<44}{job_s:>10.3f}{job[0]:>13.2f}{job_s / floor:>9.2f}")
-    print(f"{'plain model.fit, Keras defaults':<44}{plain_s:>10.3f}{plain[0]:>13.2f}{plain_s / floor:>9.2f}")
-    print(f"{'numpy floor (same matrix products)':<44}{floor:>10.3f}{'':>13}{1.0:>9.2f}")
-    print(f"speed-up of our job over plain fit: {plain_s / job_s:.2f}x", flush=True)
-    if not args.skip_architectures:
-        from ae.models import ARCHITECTURES
-
-        print(f"\n{'architecture (our job, code 49)':<44}{'s/epoch':>10}{'first epoch':>13}{'x dense':>9}")
-        for name, spec in ARCHITECTURES.items():
-            seconds = job if name == "dense" else time_job(args.epochs, name)
-            print(f"{spec.label:<44}{_steady(seconds):>10.3f}{seconds[0]:>13.2f}{_steady(seconds) / job_s:>9.2f}", flush=True)
+    print(f"Autoencoder Explorer benchmark: code {CODE_SIZE}, batch {BATCH_SIZE}, full MNIST training set, "
+          f"{os.cpu_count()} CPU(s)", flush=True)
+    architectures = ["dense"] if args.skip_architectures else list(ARCHITECTURES)
+    manager = _temporary_manager()
+    try:
+        jobs, first_panel = time_jobs(manager, args.epochs, architectures)
+        floor = time_numpy_floor()
+        plain = {name: time_plain_fit(args.epochs, name) for name in architectures}
+        job_s, plain_s = _steady(jobs["dense"]), _steady(plain["dense"])
+        print(f"\n{'path (the article model)':<44}{'s/epoch':>10}{'first epoch':>13}{'x floor':>9}")
+        print(f"{'our training job (compiled k-step calls)':<44}{job_s:>10.3f}{jobs['dense'][0]:>13.2f}{job_s / floor:>9.2f}")
+        print(f"{'plain model.fit, Keras defaults':<44}{plain_s:>10.3f}{plain['dense'][0]:>13.2f}{plain_s / floor:>9.2f}")
+        print(f"{'numpy floor (same matrix products)':<44}{floor:>10.3f}{'':>13}{1.0:>9.2f}")
+        print(f"speed-up of our job over plain fit: {plain_s / job_s:.2f}x")
+        print(f"first reconstruction panel on the web side: {first_panel:.2f} s after asking (TensorFlow loaded)", flush=True)
+        if len(architectures) > 1:
+            print(f"\n{'architecture (code 49)':<28}{'job s/epoch':>12}{'fit s/epoch':>12}{'job first':>11}{'fit/job':>9}")
+            for name in architectures:
+                job_epoch, fit_epoch = _steady(jobs[name]), _steady(plain[name])
+                print(f"{ARCHITECTURES[name].label:<28}{job_epoch:>12.3f}{fit_epoch:>12.3f}{jobs[name][0]:>11.2f}"
+                      f"{fit_epoch / job_epoch:>9.2f}", flush=True)
+        job_bce, fit_bce, codes = quality_both_ways(manager)
+        print(f"\ntest BCE after {QUALITY_EPOCHS} epochs, the same config: our job {job_bce:.4f}, plain fit {fit_bce:.4f} "
+              f"({(job_bce - fit_bce) / fit_bce:+.2%})", flush=True)
+    finally:
+        manager.close()
     if not args.skip_projections:
-        print(f"\n{'2-D projection':<44}{'seconds':>10}")
-        for label, seconds in time_projections():
-            print(f"{label:<44}{seconds:>10.2f}", flush=True)
+        labels = manager.dataset.y_test
+        print(f"\n{'2-D map of 10,000 codes of that model':<50}{'seconds':>9}{'kNN accuracy':>14}")
+        print(f"{'(the codes themselves, 49-D)':<50}{'':>9}{knn_accuracy(codes, labels):>14.4f}")
+        for label, seconds, coordinates in maps_before(codes) + maps_now(codes):
+            print(f"{label:<50}{seconds:>9.2f}{knn_accuracy(coordinates, labels):>14.4f}", flush=True)
     if args.family:
         family_table()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"\npeak memory (max RSS): {peak:,.0f} MiB; training process: {children:,.0f} MiB")
+    print(f"\npeak memory (max RSS): {peak:,.0f} MiB; largest child process (training or maps): {children:,.0f} MiB")
     print(f"ratio job/floor: {job_s / floor:.2f}")
     sys.stdout.flush()
 

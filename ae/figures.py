@@ -198,3 +198,21 @@ def noise_curve_figure(levels, curves: dict[str, list[float]], kind_label: str) 
                      height=340)
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=90))
     return figure
+
+
+def error_meter_figure(test_errors: np.ndarray, error: float, percentile: float, height: int = 250) -> go.Figure:
+    """An anomaly meter: the test digits' reconstruction errors as a histogram, and a line where
+    this digit's error falls. Beyond the 99th percentile the axis is cut, and the line sits at
+    the edge with its value written, so one odd drawing does not squash the histogram."""
+    test_errors = np.asarray(test_errors, dtype=np.float64)
+    edge = float(np.percentile(test_errors, 99.5))
+    shown = min(error, edge * 1.15)
+    figure = go.Figure(go.Histogram(x=np.clip(test_errors, None, edge * 1.15), nbinsx=60, marker_color="#88a9c9",
+                                    name="test digits", hovertemplate="BCE %{x}<br>%{y} digits<extra></extra>"))
+    figure.add_vline(x=shown, line=dict(color="#cc3311", width=4))
+    figure.add_annotation(x=shown, y=1, yref="paper", text=f"<b>yours: {error:.3f} ({percentile:.0f}th percentile)</b>",
+                          showarrow=False, xanchor="right" if shown > edge * 0.6 else "left", yanchor="top",
+                          font=dict(size=15, color="#cc3311"), bgcolor="rgba(255,255,255,0.85)")
+    figure = _layout(figure, "", "reconstruction error (BCE per pixel)", "test digits", height=height)
+    figure.update_layout(margin=dict(l=60, r=20, t=10, b=50), showlegend=False, bargap=0.05)
+    return figure

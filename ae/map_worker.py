@@ -26,7 +26,7 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress messages
 
 def map_main(connection) -> None:
     sys.modules.setdefault("tensorflow", None)  # umap-learn's optional import fails fast instead
-    import ae  # noqa: F401  (numba's threading layer and cache folder before numba loads)
+    import ae  # noqa: F401,I001  (numba's threading layer and cache folder before numba loads)
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s map-process %(levelname)s %(message)s")
     from ae.maps import save_map

@@ -328,6 +328,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.kl_term = validation_kl_term(model, self.validation, config.beta) \
             if ARCHITECTURES[config.architecture].variational else None
         self.last_panel = 0.0
+        self.panel_sent = False
         self.rate_start: tuple[float, float] | None = None
 
     def _refresh_panel(self, position: float) -> None:
@@ -335,7 +336,8 @@ class _ProgressCallback(keras.callbacks.Callback):
         with self.job._lock:
             self.job.panel_reconstructions, self.job.panel_epoch = reconstructions, position
             self.job.panel_version += 1
-        self.job.trainer.mark_dirty(self.job, urgent=False)
+        self.job.trainer.mark_dirty(self.job, urgent=not self.panel_sent)  # the first one goes out at once
+        self.panel_sent = True
         self.last_panel = time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):

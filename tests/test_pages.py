@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, wait_for_condition
 
-PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/code_size.py", "pages/probe.py"]
+PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/your_digit.py",
+         "pages/code_size.py", "pages/probe.py"]
 UNEXPECTED = "did not expect"
 
 
@@ -45,7 +46,7 @@ def test_every_page_renders_with_no_model(app_env, page):
         assert "No trained models for these settings yet" in texts(app)
     else:
         assert "Train a quick model" in " ".join(b.label for b in app.button)
-    if page in ("pages/reconstructions.py", "pages/latent.py", "pages/probe.py"):
+    if page in ("pages/reconstructions.py", "pages/latent.py", "pages/your_digit.py", "pages/probe.py"):
         assert "No model is trained yet" in texts(app)
 
 
@@ -169,7 +170,7 @@ def select_model(app: AppTest, key: str, label_start: str) -> None:
 MODEL_KINDS = {"conv": "code 8 · conv ·", "denoising": "code 8 · dense, denoising ·", "sparse": "code 16 · deep_dense, sparse ·",
                "variational": "code 2 · vae ·"}
 MODEL_PICKERS = {"pages/reconstructions.py": "reconstructions_model", "pages/latent.py": "latent_model",
-                 "pages/probe.py": "probe_model"}
+                 "pages/your_digit.py": "digit_model", "pages/probe.py": "probe_model"}
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
@@ -363,3 +364,51 @@ def test_latent_page_decodes_a_one_unit_code(trained_env):
     assert_clean(app)
     wait_for_slow_map(app, "t-SNE")
     assert "t-SNE: 500 of 500 test codes" in texts(app)
+
+
+def _digit_png(dataset, index: int) -> bytes:
+    """A test digit as a picture someone might upload: 280x280, off-centre, dark ink on paper."""
+    import io
+
+    from PIL import Image
+
+    big = Image.fromarray((dataset.test_images[index, ..., 0] * 255).astype("uint8")).resize((190, 190))
+    paper = Image.new("L", (280, 280), 255)
+    paper.paste(Image.eval(big, lambda value: 255 - value), (20, 60))
+    buffer = io.BytesIO()
+    paper.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_your_digit_page_reads_an_uploaded_digit(trained_env, dataset):
+    app = open_page("pages/your_digit.py")
+    select_model(app, "digit_model", "code 8 · dense · 2 epochs")
+    assert "Draw a digit" in texts(app)
+    app.radio(key="digit_source").set_value("Upload").run()
+    app.file_uploader(key="digit_upload").upload("seven.png", _digit_png(dataset, 0), "image/png").run()
+    assert_clean(app)
+    shown = texts(app)
+    assert "inverted to white on black" in shown
+    assert "The code says" in shown and "%" in shown
+    assert "test digits" in shown and "Error " in shown
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    meter, digit_map = charts[0], charts[1]
+    assert meter["data"][0]["type"] == "histogram" and meter["layout"]["shapes"]  # the line where it falls
+    assert digit_map["data"][-1]["marker"]["symbol"] == "star"
+    assert "Through the code" in " ".join(str(image.proto) for image in app.get("image"))
+    app.number_input(key="walk_end").set_value(900).run()
+    assert any("must be a whole number from 0 to 499" in e.value for e in app.error)
+    app.button(key="generate_digits").click().run()
+    assert_clean(app)
+    assert "was not trained to generate" in texts(app) and "(draw 2)" in texts(app)
+
+
+@pytest.mark.parametrize("kind, message", [("truncated", "damaged or cut short"), ("text", "not an image")])
+def test_your_digit_page_answers_a_bad_upload_in_one_sentence(trained_env, dataset, kind, message):
+    data = _digit_png(dataset, 1)[:900] if kind == "truncated" else b"not an image at all"
+    app = open_page("pages/your_digit.py")
+    app.radio(key="digit_source").set_value("Upload").run()
+    app.file_uploader(key="digit_upload").upload("upload.png", data, "image/png").run()
+    assert_clean(app)
+    assert any(message in warning.value for warning in app.warning), [w.value for w in app.warning]
+    assert "Draw a digit" in texts(app)

@@ -1,0 +1,126 @@
+"""Your digit: draw or upload one, see what the model makes of it, and walk between digits."""
+import numpy as np
+import streamlit as st
+
+from ae.digit_input import MAX_UPLOAD_MEGABYTES, DigitError, prepare_upload
+from ae.figures import PALETTES, error_meter_figure, latent_figure
+from ae.images import image_grid
+from ae.metrics import per_image_errors
+from ae.models import ARCHITECTURES, predict
+from ae.own_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_percentile, fit_code_classifier, generation_codes,
+                          nearest_codes, unusualness_sentence, walk_codes)
+from ae.projection import project
+from ae.results import decode
+from pages.digit_canvas import digit_canvas
+from pages.shared import chosen_model_or_stop, manager_or_stop, number_box
+
+manager = manager_or_stop()
+dataset = manager.dataset
+st.title("Your digit")
+job, snapshot, models, results = chosen_model_or_stop(manager, "digit_model")
+variational = ARCHITECTURES[snapshot.config.architecture].variational
+
+
+@st.cache_resource(max_entries=3, show_spinner="Reading the codes of all 60,000 training digits (once per model)...")
+def training_codes(key: str, saved_at: float, _models):
+    """Shared by every session: the training digits' codes, and a logistic regression on them."""
+    codes = predict(_models.encoder, dataset.train_images)
+    return codes, fit_code_classifier(codes, dataset.y_train)
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def test_map(key: str, saved_at: float, _codes):
+    """The Latent page's instant map of the test codes: the codes themselves at size 2, else PCA."""
+    return project(_codes, "codes" if _codes.shape[1] == 2 else "pca")
+
+
+source, seen, verdict = st.columns([1.15, 1, 1.35], gap="medium")
+with source:
+    how = st.radio("Your digit", ["Draw", "Upload"], horizontal=True, key="digit_source", label_visibility="collapsed")
+    if how == "Draw":
+        data = digit_canvas("digit_canvas")
+        st.caption("Draw one digit, large, with the mouse or a finger. Clear starts again.")
+    else:
+        upload = st.file_uploader(f"A PNG or JPEG of one digit (at most {MAX_UPLOAD_MEGABYTES} MB)",
+                                  type=["png", "jpg", "jpeg", "gif", "bmp", "webp"], key="digit_upload")
+        data = upload.getvalue() if upload is not None else None
+
+digit = None
+if data is not None:
+    try:
+        digit = prepare_upload(data)
+    except DigitError as problem:
+        source.warning(str(problem))
+if digit is None:
+    seen.info("Draw a digit (or upload a picture of one) to see what the model makes of it.")
+    st.stop()
+
+code = predict(models.encoder, digit.image[None, ..., None])
+reconstruction = decode(models, code)[0]
+bce = float(per_image_errors(digit.image[None], reconstruction[None])[0][0])
+percentile = error_percentile(bce, results.bce)
+with seen:
+    st.image(image_grid(np.stack([digit.image, reconstruction]), columns=2, scale=5),
+             caption="What the model sees (28x28, MNIST-style) · its reconstruction")
+    for note in digit.notes:
+        st.caption(note)
+    st.markdown(f"**Error {bce:.3f}: {unusualness_sentence(percentile)}.**")
+    st.plotly_chart(error_meter_figure(results.bce, bce, percentile, height=210), key="error_meter", theme=None)
+
+train_codes, classifier = training_codes(job.key, snapshot.saved_at, models)
+guess, probability = classifier.guess(code[0])
+neighbours, distances = nearest_codes(code[0], results.codes, NEIGHBOURS)
+with verdict:
+    st.markdown(f"### The code says **{guess}**, {probability:.0%}")
+    st.caption(f"A logistic regression on the codes of all 60,000 training digits "
+               f"({classifier.train_accuracy:.0%} right on them) reads the digit from the code alone.")
+    st.markdown(f"**Its {NEIGHBOURS} nearest test digits in code space**")
+    st.image(image_grid(dataset.test_images[neighbours], columns=NEIGHBOURS // 2, scale=2))
+    st.caption("Labels: " + ", ".join(f"{dataset.y_test[i]}" for i in neighbours)
+               + f" · distances {distances[0]:.2f} to {distances[-1]:.2f}")
+
+projection = test_map(job.key, snapshot.saved_at, results.codes)
+if projection.method == "codes":
+    star = code[0]
+elif projection.pca is not None:
+    star = projection.pca.transform(code.astype(np.float64))[0]
+else:  # a 1-unit code is drawn on the x axis
+    star = np.array([code[0, 0], 0.0])
+map_column, walk_column = st.columns([1, 1.25], gap="medium")
+with map_column:
+    title = "Where it lands among the test digits (" + ("the codes" if projection.method == "codes" else "PCA") + ")"
+    figure = latent_figure(projection.coordinates, dataset.y_test[projection.indices], projection.indices, title,
+                           highlight=(float(star[0]), float(star[1])), colours=PALETTES["Colour-blind safe"], height=400)
+    st.plotly_chart(figure, key="digit_map", theme=None)
+    st.caption("The star is your digit; the same map as on the Latent space page.")
+
+with walk_column:
+    st.subheader("Walk between two digits")
+    ends = st.columns(2)
+    start_choice = ends[0].radio("From", ["your digit", "a test digit"], horizontal=True, key="walk_from")
+    start_index = None
+    if start_choice == "a test digit":
+        start_index = number_box(ends[0], "From test digit #", 0, len(dataset.y_test) - 1, 0, key="walk_start")
+    end_index = number_box(ends[1], "To test digit #", 0, len(dataset.y_test) - 1, 1, key="walk_end")
+    if (start_choice == "your digit" or start_index is not None) and end_index is not None:
+        start_image = digit.image if start_index is None else dataset.test_images[start_index, ..., 0]
+        start_code = code[0] if start_index is None else results.codes[start_index]
+        latent = decode(models, walk_codes(start_code, results.codes[end_index], WALK_STEPS))
+        pixels = blend_pixels(start_image, dataset.test_images[end_index, ..., 0], WALK_STEPS)
+        st.image(image_grid(latent, columns=WALK_STEPS, scale=2), caption="Through the code: decoded along the straight line")
+        st.image(image_grid(pixels, columns=WALK_STEPS, scale=2), caption="Through the pixels: a plain cross-fade")
+        st.caption("Through the code every step is a digit-like shape; the cross-fade is two digits overlaid. "
+                   "That is what a latent space buys.")
+
+st.subheader("New digits")
+if st.button("Generate 20 new digits", icon=":material/casino:", key="generate_digits"):
+    st.session_state["generation_draw"] = st.session_state.get("generation_draw", 0) + 1
+draw = st.session_state.get("generation_draw", 0)
+generated = decode(models, generation_codes(train_codes, 20, seed=draw, variational=variational))
+st.image(image_grid(generated, columns=10, scale=3))
+if variational:
+    st.caption(f"20 codes drawn from the prior N(0, I) (draw {draw + 1}), decoded: the model was trained so that this works.")
+else:
+    st.caption(f"20 codes drawn from a Gaussian fitted to the training digits' codes (draw {draw + 1}), decoded. "
+               "This model was not trained to generate: many draws land between the digits and look like blends. "
+               "A variational autoencoder (Train, architecture VAE) is trained for it.")
