@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ae.warmup import start_background_warmup
+from pages.shared import PRESENTATION_CSS, presenting
 
 
 
@@ -36,6 +37,7 @@ PAGES = [
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("pages/your_digit.py", title="Your digit", icon=":material/draw:"),
     st.Page("pages/code_size.py", title="Code size", icon=":material/tune:"),
+    st.Page("pages/how_it_learns.py", title="Step by step", icon=":material/footprint:"),
     st.Page("pages/probe.py", title="Few labels", icon=":material/label:"),
 ]
 
@@ -48,6 +50,8 @@ h1 { padding-top: 0.2rem !important; padding-bottom: 0.3rem !important; }
 
 page = st.navigation(PAGES, position="top")
 st.html(COMPACT)
+if presenting():
+    st.html(PRESENTATION_CSS)
 try:
     page.run()
 except Exception as error:  # never a traceback page

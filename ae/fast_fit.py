@@ -75,16 +75,19 @@ def epoch_batches(count: int, batch_size: int, rng: np.random.Generator) -> list
 
 
 def fit(model, images: np.ndarray, batch_size: int, epochs: int, callbacks, validation: np.ndarray,
-        seed: int, xla: bool) -> None:
+        seed: int, xla: bool, report_at_steps=()) -> None:
     """Train `model` (compiled, with its optimizer) to reconstruct `images`, like
     `model.fit(images, images, batch_size, epochs, validation_data=(validation, validation),
     shuffle=True)`, calling the callbacks' `on_epoch_begin`, `on_train_batch_end` and
-    `on_epoch_end` (with `loss` and `val_loss`) the way `fit` does, at every call's end."""
+    `on_epoch_end` (with `loss` and `val_loss`) the way `fit` does, at every call's end.
+    A call also ends after each step count in `report_at_steps` (the training replay's early
+    frames), so the callbacks see the model at exactly those steps."""
     steps = CompiledSteps(model, images, validation, batch_size, xla)
     rng = np.random.default_rng(seed)
     model.stop_training = False
     for callback in callbacks:
         callback.set_model(model)
+    total_steps = 0
     for epoch in range(epochs):
         for metric in model.metrics:
             metric.reset_state()
@@ -93,10 +96,15 @@ def fit(model, images: np.ndarray, batch_size: int, epochs: int, callbacks, vali
         done = 0
         loss = float("nan")
         for table, count in epoch_batches(len(images), batch_size, rng):
-            loss = steps.run(table, count)
-            done += count
-            for callback in callbacks:
-                callback.on_train_batch_end(done - 1, {"loss": loss})
+            offset = 0
+            while offset < count and not model.stop_training:
+                upcoming = [mark - total_steps for mark in report_at_steps if mark > total_steps]
+                run = min([count - offset, *upcoming])
+                rows = table if offset == 0 else np.concatenate([table[offset:], table[:offset]])
+                loss = steps.run(rows, run)
+                offset, done, total_steps = offset + run, done + run, total_steps + run
+                for callback in callbacks:
+                    callback.on_train_batch_end(done - 1, {"loss": loss})
             if model.stop_training:
                 break
         logs = {"loss": loss, "val_loss": steps.validation_loss()}

@@ -216,3 +216,101 @@ def error_meter_figure(test_errors: np.ndarray, error: float, percentile: float,
     figure = _layout(figure, "", "reconstruction error (BCE per pixel)", "test digits", height=height)
     figure.update_layout(margin=dict(l=60, r=20, t=10, b=50), showlegend=False, bargap=0.05)
     return figure
+
+
+def weights_figure(before: np.ndarray, after: np.ndarray, row_labels, column_labels, title: str,
+                   height: int = 250) -> go.Figure:
+    """A weight matrix before and after one step, side by side on one colour scale, each cell
+    written out: the step's change is visible cell by cell."""
+    from plotly.subplots import make_subplots
+
+    limit = float(max(np.abs(before).max(), np.abs(after).max(), 1e-9))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("before the step", "after"), horizontal_spacing=0.06)
+    for column, values in enumerate((before, after), start=1):
+        figure.add_trace(go.Heatmap(z=values, x=list(column_labels), y=list(row_labels), zmin=-limit, zmax=limit,
+                                    colorscale="RdBu", reversescale=True, showscale=column == 2,
+                                    text=np.round(values, 2), texttemplate="%{text}", textfont=dict(size=11),
+                                    hovertemplate="%{y}, %{x}: %{z:.4f}<extra></extra>"), row=1, col=column)
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(title=dict(text=title, font=dict(size=17)), font=FONT, height=height,
+                         margin=dict(l=60, r=20, t=60, b=40), template="plotly_white")
+    return figure
+
+
+def loss_curve_figure(epoch_losses, height: int = 250) -> go.Figure:
+    """The table's loss after each epoch (epoch 0: before training)."""
+    figure = go.Figure(go.Scatter(x=list(range(len(epoch_losses))), y=list(epoch_losses), mode="lines+markers",
+                                  marker=dict(size=5), line=dict(width=3), name="loss"))
+    figure = _layout(figure, "", "epoch", "loss over the table", height=height)
+    figure.update_layout(margin=dict(l=60, r=20, t=10, b=50))
+    return figure
+
+
+def replay_figure(layouts: list[np.ndarray], labels: np.ndarray, reconstructions: list[np.ndarray], frame_labels: list[str],
+                  colours=SAFE_COLOURS, height: int = 470) -> go.Figure:
+    """The training replay as one Plotly animation: the sample's codes on a fixed map beside the
+    panel's reconstructions, frame by frame, with a Play button and a slider. Axes are fixed
+    (the 1st to 99th percentiles of all frames), so the clusters form in place."""
+    from plotly.subplots import make_subplots
+
+    from ae.images import image_grid
+
+    points = np.concatenate(layouts)
+    low, high = np.percentile(points, 1, axis=0), np.percentile(points, 99, axis=0)
+    margin = (high - low) * 0.08 + 1e-6
+    marker = dict(size=5, color=labels, colorscale=discrete_colourscale(colours), cmin=-0.5, cmax=9.5, opacity=0.8)
+
+    def traces(index: int) -> list:
+        grid = image_grid(np.asarray(reconstructions[index], dtype=np.float32), columns=4, scale=1, padding=1)
+        return [go.Scatter(x=layouts[index][:, 0], y=layouts[index][:, 1], mode="markers", marker=marker,
+                           hovertemplate="digit %{marker.color}<extra></extra>", showlegend=False),
+                go.Heatmap(z=grid[::-1], colorscale="gray", showscale=False, hoverinfo="skip")]
+
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.66, 0.34], horizontal_spacing=0.05,
+                           subplot_titles=("codes of 2,000 test digits", "reconstructions"))
+    for trace, column in zip(traces(len(layouts) - 1), (1, 2)):
+        figure.add_trace(trace, row=1, col=column)
+    figure.frames = [go.Frame(data=traces(index), name=label, traces=[0, 1]) for index, label in enumerate(frame_labels)]
+    figure.update_xaxes(range=[low[0] - margin[0], high[0] + margin[0]], row=1, col=1)
+    figure.update_yaxes(range=[low[1] - margin[1], high[1] + margin[1]], row=1, col=1)
+    figure.update_xaxes(visible=False, row=1, col=2)
+    figure.update_yaxes(visible=False, scaleanchor="x2", row=1, col=2)
+    step_args = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    figure.update_layout(
+        font=FONT, height=height, template="plotly_white", margin=dict(l=40, r=20, t=40, b=20),
+        updatemenus=[dict(type="buttons", x=0.0, y=-0.02, xanchor="left", yanchor="top", direction="left", buttons=[
+            dict(label="▶ Play", method="animate",
+                 args=[None, dict(frame=dict(duration=450, redraw=True), transition=dict(duration=250), fromcurrent=True)]),
+            dict(label="❚❚ Pause", method="animate", args=[[None], step_args]),
+        ])],
+        sliders=[dict(active=len(frame_labels) - 1, x=0.16, len=0.84, y=-0.02, yanchor="top",
+                      currentvalue=dict(prefix="after ", font=dict(size=16)),
+                      steps=[dict(label=label, method="animate", args=[[label], step_args]) for label in frame_labels])],
+    )
+    return figure
+
+
+PROJECTOR_SCALE = {"font": 1.35, "marker": 1.6, "line": 1.8}
+
+
+def for_projector(figure: go.Figure) -> go.Figure:
+    """The same figure, readable from a lecture hall's back row: larger text, bigger markers,
+    thicker lines. Applied by the pages in presentation mode."""
+    figure = go.Figure(figure)
+    font = figure.layout.font.size or FONT["size"]
+    figure.update_layout(font_size=round(font * PROJECTOR_SCALE["font"]))
+    if figure.layout.title and figure.layout.title.font and figure.layout.title.font.size:
+        figure.update_layout(title_font_size=round(figure.layout.title.font.size * PROJECTOR_SCALE["font"]))
+    for annotation in figure.layout.annotations or ():
+        if annotation.font and annotation.font.size:
+            annotation.font.size = round(annotation.font.size * PROJECTOR_SCALE["font"])
+    for trace in figure.data:
+        marker = getattr(trace, "marker", None)
+        if marker is not None and isinstance(getattr(marker, "size", None), (int, float)):
+            marker.size = marker.size * PROJECTOR_SCALE["marker"]
+        line = getattr(trace, "line", None)
+        if line is not None and getattr(line, "width", None):
+            line.width = line.width * PROJECTOR_SCALE["line"]
+        elif line is not None and getattr(trace, "type", "") == "scatter" and "lines" in (trace.mode or ""):
+            line.width = 2 * PROJECTOR_SCALE["line"]
+    return figure

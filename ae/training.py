@@ -24,6 +24,7 @@ from ae.data import Dataset
 from ae.jobs import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_inputs, training_indices
 from ae.metrics import ErrorSummary, evaluate_reconstructions
 from ae.models import ARCHITECTURES, BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
+from ae.replay import REPLAY_STEPS, Frame, add_frame, load_replay, sample_indices, save_replay
 from ae.store import ModelStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class TrainingJob:
     test_metrics: ErrorSummary | None = None
     training_seconds: float = 0.0
     saved_at: float | None = None
+    replay: list = field(default_factory=list)  # ae.replay frames, saved beside the model
     _state_before_queue: JobState | None = None
 
     def __post_init__(self) -> None:
@@ -215,6 +217,7 @@ class TrainingJob:
             checkpoint = load_checkpoint(trainer.store, self.key)
         if models is None and checkpoint is None and self.saved_at is not None and self.saved_to_disk:
             models = trainer.store.load_models(self.config)
+            self.replay = self.replay or load_replay(trainer.store.entry_dir(self.key))
         if models is None:
             models = build_models(self.config.architecture, self.config.code_size, self.config.training_options())
         compiled = getattr(models.autoencoder, "_ae_compiled", False)
@@ -243,13 +246,16 @@ class TrainingJob:
         x_train = dataset.train_images if indices is None else dataset.training_images(indices)
         x_val = dataset.test_images[:VALIDATION_SIZE]
         _, panel = panel_inputs(dataset.test_images, dataset.y_test, config)  # noisy for a denoising model
+        replay_images = dataset.test_images[sample_indices(len(dataset.test_images))]
+        fresh = self.epochs_done == 0 and not self.epoch_ends
         self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0, phase=Phase.COMPILING)
         # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
         epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
         if not self._stop_event.is_set():
             fast_fit.fit(models.autoencoder, x_train, config.batch_size, epochs_to_run,
-                         [_ProgressCallback(self, panel, config.batch_size, x_val)], x_val,
-                         seed=config.seed + len(self.epoch_ends), xla=uses_xla(config))
+                         [_ProgressCallback(self, panel, config.batch_size, x_val, models.encoder, replay_images)], x_val,
+                         seed=config.seed + len(self.epoch_ends), xla=uses_xla(config),
+                         report_at_steps=REPLAY_STEPS if fresh else ())
         return models
 
     def _finish(self, dataset: Dataset, models: AutoencoderModels, state: JobState, seconds: float) -> None:
@@ -266,6 +272,7 @@ class TrainingJob:
         warning, on_disk = None, True
         try:
             store.save(self.config, models, record)
+            save_replay(store.entry_dir(self.key), self.replay)
             self.trainer.checkpoints.flush()
             delete_checkpoint(store, self.key)
         except StoreError as error:
@@ -313,8 +320,10 @@ def validation_kl_term(model, images: np.ndarray, beta: float):
 class _ProgressCallback(keras.callbacks.Callback):
     """Copies Keras's progress into the job, refreshes the panel, checkpoints, honours stop()."""
 
-    def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int, validation: np.ndarray):
+    def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int, validation: np.ndarray,
+                 encoder=None, replay_images: np.ndarray | None = None):
         self.validation = validation
+        self.encoder, self.replay_images = encoder, replay_images
         super().__init__()
         self.job = job
         self.panel = panel
@@ -331,7 +340,15 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.panel_sent = False
         self.rate_start: tuple[float, float] | None = None
 
-    def _refresh_panel(self, position: float) -> None:
+    def _replay_frame(self, label: str, position: float, reconstructions: np.ndarray) -> None:
+        """The codes of the replay's sample and the panel's reconstructions, as they are now."""
+        if self.encoder is None or self.replay_images is None:
+            return
+        codes = predict(self.encoder, self.replay_images).astype(np.float16)
+        with self.job._lock:
+            add_frame(self.job.replay, Frame(round(position, 4), label, codes, reconstructions.astype(np.float16)))
+
+    def _refresh_panel(self, position: float) -> np.ndarray:
         reconstructions = predict(self.model, self.panel)[..., 0]
         with self.job._lock:
             self.job.panel_reconstructions, self.job.panel_epoch = reconstructions, position
@@ -339,6 +356,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.job.trainer.mark_dirty(self.job, urgent=not self.panel_sent)  # the first one goes out at once
         self.panel_sent = True
         self.last_panel = time.perf_counter()
+        return reconstructions
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
@@ -376,7 +394,10 @@ class _ProgressCallback(keras.callbacks.Callback):
             if len(job.step_losses) > MAX_STEP_LOSSES:
                 del job.step_losses[::2]
         job.trainer.mark_dirty(job, urgent=False)
-        if now - self.last_panel >= PANEL_REFRESH_SECONDS:
+        global_step = round(position * steps) if self.start_position == 0 else None
+        if global_step in REPLAY_STEPS and step < steps:  # an epoch's end has its own frame
+            self._replay_frame(f"step {global_step}", position, self._refresh_panel(position))
+        elif now - self.last_panel >= PANEL_REFRESH_SECONDS:
             self._refresh_panel(position)
         if job._stop_event.is_set() or position >= job.epochs_total - 1e-6:  # a resume may end mid-epoch
             self.model.stop_training = True
@@ -397,7 +418,7 @@ class _ProgressCallback(keras.callbacks.Callback):
                 job.kl_loss.append(self.kl_term())
             position = job.epochs_done
             stopping = job._stop_event.is_set()
-        self._refresh_panel(position)
+        self._replay_frame(f"epoch {position:g}", position, self._refresh_panel(position))
         job.trainer.mark_dirty(job)  # an epoch's end goes out at once
         if not stopping and position < job.epochs_total - 1e-6:  # the final save follows at once otherwise
             job.checkpoint(self.job.trainer.training_models(job.key))

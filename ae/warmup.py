@@ -42,3 +42,71 @@ def _warm() -> None:
             get_map_service(manager.store.root).start()  # it compiles UMAP's code at once
         except Exception:
             log.warning("The map process did not start; the first map will try again", exc_info=True)
+
+
+# ---- `python -m ae.warmup`: everything a lecture needs, trained and compiled ahead of it -----
+def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: bool = True) -> list[str]:
+    """Train and save every preset not saved yet (a terminal progress bar shows the epochs),
+    then start the map process so UMAP's code is compiled into its cache. Returns a line per
+    preset saying what was done."""
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from ae.manager import get_manager
+    from ae.presets import PRESETS
+
+    presets = PRESETS if presets is None else presets
+    manager = get_manager(cache_dir=cache_dir)
+    lines, jobs = [], {}
+    for preset in presets:
+        job = manager.get(preset.config.key)
+        if job is not None and job.snapshot().has_model and not job.snapshot().is_active:
+            lines.append(f"{preset.label}: saved already ({preset.config.key})")
+        else:
+            jobs[preset.name] = manager.request(preset.config)
+    total = sum(preset.config.epochs for preset in presets if preset.name in jobs)
+    with tqdm(total=total, unit="epoch", file=out or sys.stderr, desc="Training the presets",
+              bar_format="{l_bar}{bar}| {n:.1f}/{total} epochs [{elapsed}<{remaining}]") as bar:
+        while True:
+            snapshots = [job.snapshot() for job in jobs.values()]
+            bar.n = sum(min(s.epochs_done + s.step / max(1, s.steps_per_epoch), s.config.epochs) for s in snapshots)
+            bar.refresh()
+            if not any(s.is_active for s in snapshots):
+                break
+            time.sleep(0.5)
+    for preset in presets:
+        if preset.name in jobs:
+            snapshot = jobs[preset.name].snapshot()
+            done = f"trained, test BCE {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else f"failed: {snapshot.error}"
+            lines.append(f"{preset.label}: {done} ({preset.config.key})")
+    if warm_maps:
+        from ae.maps import get_map_service
+
+        maps = get_map_service(manager.store.root)
+        maps.start()
+        ready = maps.ready.wait(300)
+        lines.append("UMAP's compiled code: " + ("in numba's cache" if ready else "not ready after 5 minutes"))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from ae.presets import PRESETS, PRESETS_BY_NAME
+
+    parser = argparse.ArgumentParser(description="Train every preset and compile UMAP's code before a lecture.")
+    parser.add_argument("--only", nargs="*", choices=sorted(PRESETS_BY_NAME), help="these presets only")
+    parser.add_argument("--skip-maps", action="store_true", help="do not compile UMAP's code")
+    args = parser.parse_args(argv)
+    presets = [PRESETS_BY_NAME[name] for name in args.only] if args.only else list(PRESETS)
+    for line in warm_up_for_a_lecture(presets, warm_maps=not args.skip_maps):
+        print(line, flush=True)
+    from ae.manager import get_manager
+
+    get_manager().close()
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ from ae.models import ARCHITECTURES
 from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
                       rate_distortion_by_architecture, rate_distortion_csv, reconstruction_strip, sweep_configs)
 from ae.jobs import panel_indices
-from pages.shared import manager_or_stop, number_box, this_session
+from pages.shared import chart, manager_or_stop, number_box, this_session
 
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})
 STRIP_DIGITS = 8
@@ -79,7 +79,7 @@ def results() -> None:
     if not curves:
         st.info("No trained models for these settings yet: press **Start sweep**.")
         return
-    st.plotly_chart(rate_distortion_figure(curves, metric), key="rate_distortion", theme=None)
+    chart(rate_distortion_figure(curves, metric), key="rate_distortion")
     for label, points in curves.items():
         st.markdown(f"**{label}:** {comparison_sentence(points, metric)}" if len(curves) > 1
                     else f"**{comparison_sentence(points, metric)}**")

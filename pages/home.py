@@ -6,7 +6,9 @@ import streamlit as st
 
 from ae.data import DataError
 from ae.models import ARCHITECTURES
-from pages.shared import QUICK_CONFIG, credit, default_model, quick_train_button, trained_epochs_text
+from ae.presets import PRESETS
+from pages.shared import (PRESENT_KEY, QUICK_CONFIG, credit, presenting, default_model, quick_train_button, remember_my_job, request_job,
+                          trained_epochs_text)
 
 st.title("Autoencoder Explorer")
 st.markdown(
@@ -61,6 +63,30 @@ if quick is not None and quick.snapshot().has_model:
 elif estimate is not None:
     st.caption(f"About {estimate:.0f} s of training on this server, going by its earlier runs"
                + (", after the run in progress." if running is not None else "."))
+
+st.subheader("Presets for a lecture")
+present = st.toggle("Presentation mode: larger text, markers and digits for a projector (or add ?present=1 to any address)",
+                    value=presenting(), key="present_toggle")
+if present != presenting():
+    st.session_state[PRESENT_KEY] = present
+    st.query_params[PRESENT_KEY] = "1" if present else "0"
+    st.rerun()
+st.caption("One click each. A saved preset opens at once; run `python -m ae.warmup` before a lecture to save them all.")
+for column, preset in zip(st.columns(len(PRESETS)), PRESETS):
+    job = manager.get(preset.config.key)
+    snapshot = job.snapshot() if job is not None else None
+    ready = snapshot is not None and snapshot.has_model and not snapshot.is_active
+    if column.button(preset.label, key=f"preset_{preset.name}", width="stretch",
+                     icon=":material/check_circle:" if ready else ":material/play_arrow:"):
+        if ready:
+            remember_my_job(job.key)
+            st.switch_page(preset.page)
+        request_job(manager, preset.config)
+        st.switch_page("pages/train.py")
+    estimate = manager.estimate_seconds(preset.config)
+    state = ("saved: opens at once" if ready else "training now" if snapshot is not None and snapshot.is_active
+             else f"trains first, about {estimate:.0f} s" if estimate is not None else "trains first")
+    column.caption(f"{preset.description} · **{state}**")
 
 st.divider()
 credit()

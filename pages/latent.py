@@ -4,14 +4,15 @@ import time
 import numpy as np
 import streamlit as st
 
-from ae.figures import PALETTES, latent_figure, unit_heatmap
+from ae.figures import PALETTES, latent_figure, replay_figure, unit_heatmap
 from ae.metrics import code_activity
 from ae.images import image_grid, upscale
 from ae.maps import MapSpec, get_map_service
 from ae.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, available_methods, project
+from ae.replay import frame_layouts, load_replay, sample_indices
 from ae.models import ARCHITECTURES
 from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
-from pages.shared import chosen_model_or_stop, manager_or_stop, session_present, this_session
+from pages.shared import chart, chosen_model_or_stop, manager_or_stop, session_present, this_session
 
 manager = manager_or_stop()
 dataset = manager.dataset
@@ -125,7 +126,7 @@ def draw_map(projection) -> None:
         axis_names, highlight=decode_point, colours=PALETTES[palette],
     )
     with map_col:
-        st.plotly_chart(figure, key="latent_map", on_select="rerun", selection_mode="points", theme=None)
+        chart(figure, key="latent_map", on_select="rerun", selection_mode="points")
         st.caption(f"{METHOD_LABELS[method]}: " + " · ".join(details) + ". Each number sits at its digits' centre; "
                    "points are drawn in random order, so no digit hides another.")
 
@@ -172,6 +173,40 @@ def map_details(projection) -> list[str]:
 if projection is not None:
     draw_map(projection)
 
+
+
+@st.cache_resource(max_entries=4, show_spinner="Laying out the training replay...")
+def cached_replay(key: str, saved_at: float):
+    """The saved replay's frames on one stable layout, shared by every session."""
+    frames = load_replay(manager.store.entry_dir(key))
+    if not frames:
+        return None
+    return ([layout.astype(np.float32) for layout in frame_layouts(frames)], [frame.reconstructions for frame in frames],
+            [frame.label for frame in frames])
+
+
+@st.fragment
+def training_replay() -> None:
+    st.subheader("Training replay")
+    replay = cached_replay(job.key, snapshot.saved_at)
+    if replay is None:
+        st.caption("This model has no replay saved (it was trained before replays were kept, or its file is damaged). "
+                   "Models trained now keep one.")
+        return
+    layouts, reconstructions, frame_labels = replay
+    if not st.toggle(f"Show how the codes organised themselves ({len(frame_labels)} frames)", key="replay_show"):
+        return
+    labels = dataset.y_test[sample_indices(len(dataset.y_test))]
+    chart(replay_figure(layouts, labels, reconstructions, frame_labels, colours=PALETTES[palette]),
+                    key="replay_chart")
+    layout_note = ("the codes themselves" if code_size == 2 else
+                   "one PCA of the final codes, each frame turned to match the last (Procrustes)")
+    st.caption(f"Press Play, or drag the slider: frames after 1, 4, 16 and 64 steps, then each epoch's end. "
+               f"Layout: {layout_note}, so points move rather than jump.")
+
+
+training_replay()
+
 variational = ARCHITECTURES[snapshot.config.architecture].variational
 if code_size == 2 and method == "codes":
     st.subheader("The learned manifold")
@@ -197,7 +232,7 @@ if variational:
 
 st.subheader("Which units fire for which digits")
 activity = code_activity(results.codes, dataset.y_test)
-st.plotly_chart(unit_heatmap(activity), key="unit_heatmap", theme=None)
+chart(unit_heatmap(activity), key="unit_heatmap")
 sparse_note = (f" It was trained with an L1 penalty of {snapshot.config.sparsity:g} on the code, to use few units per digit."
                if snapshot.config.sparsity else "")
 st.caption(f"{activity.near_zero_share:.0%} of the code activations of the test digits are about zero (under 1% of "

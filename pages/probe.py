@@ -5,7 +5,7 @@ import streamlit as st
 from ae.figures import probe_figure
 from ae.models import predict
 from ae.probe import FEATURE_LABELS, probe_csv, run_probe
-from pages.shared import choose_model, load_models_or_stop, manager_or_stop, number_box
+from pages.shared import chart, choose_model, load_models_or_stop, manager_or_stop, number_box
 
 manager = manager_or_stop()
 dataset = manager.dataset
@@ -39,7 +39,7 @@ def probe(key: str, saved_at: float, draws: int, seed: int, _models):
 with st.spinner("Training logistic regressions (the first run also fits the raw-pixel baseline, about 10 s)..."):
     results = probe(job.key, snapshot.saved_at, draws, int(seed), models)
 
-st.plotly_chart(probe_figure(results, FEATURE_LABELS), key="probe_chart", theme=None)
+chart(probe_figure(results, FEATURE_LABELS), key="probe_chart")
 
 counts = results["autoencoder"].label_counts
 table = pd.DataFrame({

@@ -7,7 +7,7 @@ from ae.images import image_grid
 from ae.models import predict
 from ae.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
 from ae.results import NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
-from pages.shared import chosen_model_or_stop, load_models_or_stop, manager_or_stop
+from pages.shared import chart, chosen_model_or_stop, load_models_or_stop, manager_or_stop
 
 COLUMNS = 10
 METRICS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
@@ -62,9 +62,9 @@ for start in range(0, len(indices), COLUMNS):
             f"{'' if ae_better else '**'}PCA {pca_errors[position]:.3f}{'' if ae_better else '**'}"
         )
 
-st.plotly_chart(
+chart(
     error_histogram({"autoencoder": results.errors(metric), f"PCA ({code_size} components)": pca_errors_all}, metric.upper()),
-    theme=None, key="error_histogram",
+    key="error_histogram",
 )
 
 st.subheader("When the input is noisy")
@@ -113,7 +113,7 @@ with st.spinner("Measuring the error at each noise level on 1,000 test digits...
         other_models = load_models_or_stop(other)
         curves[f"{curve_name(other.snapshot().config)}, same size"] = noise_curve(
             other.key, other.snapshot().saved_at, noise_kind, other_models)
-st.plotly_chart(noise_curve_figure(NOISE_LEVELS, curves, NOISE_KINDS[noise_kind].split(" (")[0]), theme=None,
+chart(noise_curve_figure(NOISE_LEVELS, curves, NOISE_KINDS[noise_kind].split(" (")[0]),
                 key="noise_curve")
 if other is None:
     kind_to_train = "a denoising" if not snapshot.config.denoising else "a plain"

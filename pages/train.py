@@ -16,7 +16,7 @@ from ae.live import live_loss_figure, panel_png
 from ae.models import ARCHITECTURES, MAX_CODE_SIZE
 from ae.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.shared import (
-    MY_JOBS, SELECTED_JOB, default_model, format_epochs, format_seconds, guarded, manager_or_stop,
+    MY_JOBS, SELECTED_JOB, chart, default_model, format_epochs, format_seconds, guarded, manager_or_stop,
     quick_train_button, remember_my_job, request_job, this_session, trained_epochs_text,
 )
 
@@ -238,7 +238,7 @@ def render(job) -> None:
         metric_cols[1].metric("Validation loss", f"{snapshot.val_loss[-1]:.4f}" if snapshot.val_loss else "–")
         metric_cols[2].metric("Test loss", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–",
                               help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
-        st.plotly_chart(live_loss_figure(snapshot), key="loss_chart", theme=None)
+        chart(live_loss_figure(snapshot), key="loss_chart")
     with panel_col:
         st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**" if config.denoising
                     else "**16 test digits** over their **reconstructions**")

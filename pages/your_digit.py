@@ -12,7 +12,7 @@ from ae.own_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_percentile
 from ae.projection import project
 from ae.results import decode
 from pages.digit_canvas import digit_canvas
-from pages.shared import chosen_model_or_stop, manager_or_stop, number_box
+from pages.shared import chart, chosen_model_or_stop, manager_or_stop, number_box
 
 manager = manager_or_stop()
 dataset = manager.dataset
@@ -65,7 +65,7 @@ with seen:
     for note in digit.notes:
         st.caption(note)
     st.markdown(f"**Error {bce:.3f}: {unusualness_sentence(percentile)}.**")
-    st.plotly_chart(error_meter_figure(results.bce, bce, percentile, height=210), key="error_meter", theme=None)
+    chart(error_meter_figure(results.bce, bce, percentile, height=210), key="error_meter")
 
 train_codes, classifier = training_codes(job.key, snapshot.saved_at, models)
 guess, probability = classifier.guess(code[0])
@@ -91,7 +91,7 @@ with map_column:
     title = "Where it lands among the test digits (" + ("the codes" if projection.method == "codes" else "PCA") + ")"
     figure = latent_figure(projection.coordinates, dataset.y_test[projection.indices], projection.indices, title,
                            highlight=(float(star[0]), float(star[1])), colours=PALETTES["Colour-blind safe"], height=400)
-    st.plotly_chart(figure, key="digit_map", theme=None)
+    chart(figure, key="digit_map")
     st.caption("The star is your digit; the same map as on the Latent space page.")
 
 with walk_column:

@@ -412,3 +412,64 @@ def test_your_digit_page_answers_a_bad_upload_in_one_sentence(trained_env, datas
     assert_clean(app)
     assert any(message in warning.value for warning in app.warning), [w.value for w in app.warning]
     assert "Draw a digit" in texts(app)
+
+
+def test_step_by_step_page_shows_every_number_of_a_step(app_env):
+    app = open_page("pages/how_it_learns.py")
+    assert_clean(app)
+    assert "Press **Next step**" in texts(app)
+    app.button(key="next_step").click().run()
+    assert_clean(app)
+    assert "The last step: Ann" in texts(app) and "Loss" in texts(app)
+    weights = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    encoder = next(spec for spec in weights if "Encoder weights" in spec["layout"]["title"]["text"])
+    before, after = (plotly_array(trace["z"]) for trace in encoder["data"])
+    assert not np.array_equal(before, after)  # the step changed the weights shown
+    app.button(key="next_step").click().run()
+    assert "The last step: Ben" in texts(app)
+    app.button(key="run_epochs").click().run()  # 100 epochs
+    assert_clean(app)
+    assert "after 101 epoch(s)" in texts(app) or "after 100 epoch(s)" in texts(app)
+    recommended = [m.value for m in app.markdown if m.value.startswith("- ")]
+    assert recommended and "bought it" in " ".join(recommended)
+    app.radio(key="steps_code_size").set_value(3).run()  # new settings start over
+    assert "Press **Next step**" in texts(app)
+
+
+def test_presets_on_home_train_then_open_at_once(app_env):
+    from ae.presets import PRESETS
+
+    app = open_page("pages/home.py")
+    assert [app.button(key=f"preset_{preset.name}").label for preset in PRESETS] == [p.label for p in PRESETS]
+    assert "trains first" in texts(app)
+    app.toggle(key="present_toggle").set_value(True).run()
+    assert_clean(app)
+    assert app.session_state["present"] is True and app.query_params.get("present") == "1"
+
+
+def test_presentation_mode_enlarges_every_chart(trained_env):
+    from ae.figures import PROJECTOR_SCALE
+
+    sizes = {}
+    for present in ("0", "1"):
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        app.query_params["present"] = present
+        app.run()
+        app.switch_page("pages/latent.py").run()
+        assert_clean(app)
+        spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+        sizes[present] = (spec["layout"]["font"]["size"], spec["data"][0]["marker"]["size"])
+    assert sizes["1"][0] == round(sizes["0"][0] * PROJECTOR_SCALE["font"])
+    assert sizes["1"][1] > sizes["0"][1]
+
+
+def test_latent_page_replays_training(trained_env):
+    app = open_page("pages/latent.py")
+    select_model(app, "latent_model", "code 8 · dense · 2 epochs")
+    assert "Training replay" in texts(app)
+    app.toggle(key="replay_show").set_value(True).run()
+    assert_clean(app)
+    spec = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if json.loads(c.proto.spec).get("frames"))
+    labels = [frame["name"] for frame in spec["frames"]]
+    assert labels[:3] == ["step 1", "step 4", "step 16"] and labels[-1] == "epoch 2"
+    assert spec["layout"]["sliders"][0]["steps"][-1]["label"] == "epoch 2"
