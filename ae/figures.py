@@ -213,27 +213,28 @@ def error_meter_figure(test_errors: np.ndarray, error: float, percentile: float,
     figure.add_annotation(x=shown, y=1, yref="paper", text=f"<b>yours: {error:.3f} ({percentile:.0f}th percentile)</b>",
                           showarrow=False, xanchor="right" if shown > edge * 0.6 else "left", yanchor="top",
                           font=dict(size=15, color="#cc3311"), bgcolor="rgba(255,255,255,0.85)")
-    figure = _layout(figure, "", "reconstruction error (BCE per pixel)", "test digits", height=height)
+    figure = _layout(figure, "", "error (BCE per pixel)", "test digits", height=height)
     figure.update_layout(margin=dict(l=60, r=20, t=10, b=50), showlegend=False, bargap=0.05)
     return figure
 
 
 def weights_figure(before: np.ndarray, after: np.ndarray, row_labels, column_labels, title: str,
-                   height: int = 250) -> go.Figure:
-    """A weight matrix before and after one step, side by side on one colour scale, each cell
-    written out: the step's change is visible cell by cell."""
+                   height: int = 330) -> go.Figure:
+    """A weight matrix before and after one step, one above the other on one colour scale, each
+    cell written out: the step's change is visible cell by cell."""
     from plotly.subplots import make_subplots
 
     limit = float(max(np.abs(before).max(), np.abs(after).max(), 1e-9))
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("before the step", "after"), horizontal_spacing=0.06)
-    for column, values in enumerate((before, after), start=1):
+    figure = make_subplots(rows=2, cols=1, subplot_titles=("before the step", "after"), vertical_spacing=0.16)
+    for row, values in enumerate((before, after), start=1):
         figure.add_trace(go.Heatmap(z=values, x=list(column_labels), y=list(row_labels), zmin=-limit, zmax=limit,
-                                    colorscale="RdBu", reversescale=True, showscale=column == 2,
+                                    colorscale="RdBu", reversescale=True, showscale=False,
                                     text=np.round(values, 2), texttemplate="%{text}", textfont=dict(size=11),
-                                    hovertemplate="%{y}, %{x}: %{z:.4f}<extra></extra>"), row=1, col=column)
+                                    hovertemplate="%{y}, %{x}: %{z:.4f}<extra></extra>"), row=row, col=1)
     figure.update_yaxes(autorange="reversed")
     figure.update_layout(title=dict(text=title, font=dict(size=17)), font=FONT, height=height,
-                         margin=dict(l=60, r=20, t=60, b=40), template="plotly_white")
+                         margin=dict(l=60, r=10, t=60, b=30), template="plotly_white")
+    figure.update_xaxes(tickfont=dict(size=12))
     return figure
 
 
@@ -266,24 +267,34 @@ def replay_figure(layouts: list[np.ndarray], labels: np.ndarray, reconstructions
                            hovertemplate="digit %{marker.color}<extra></extra>", showlegend=False),
                 go.Heatmap(z=grid[::-1], colorscale="gray", showscale=False, hoverinfo="skip")]
 
+    def digit_labels(index: int) -> list[dict]:
+        """Each digit's label at its cluster's median in this frame, as on the latent map."""
+        return [dict(x=centre[0], y=centre[1], xref="x", yref="y", text=f"<b>{digit}</b>", showarrow=False,
+                     font=dict(size=18, color="black"), bgcolor="rgba(255,255,255,0.85)", bordercolor=colours[digit],
+                     borderwidth=3, borderpad=2) for digit, centre in cluster_centres(layouts[index], labels).items()]
+
     figure = make_subplots(rows=1, cols=2, column_widths=[0.66, 0.34], horizontal_spacing=0.05,
                            subplot_titles=("codes of 2,000 test digits", "reconstructions"))
-    for trace, column in zip(traces(len(layouts) - 1), (1, 2)):
+    for trace, column in zip(traces(0), (1, 2)):  # it opens on the first frame: Play shows the clusters form
         figure.add_trace(trace, row=1, col=column)
-    figure.frames = [go.Frame(data=traces(index), name=label, traces=[0, 1]) for index, label in enumerate(frame_labels)]
+    titles = list(figure.layout.annotations)  # the subplot titles stay in every frame
+    figure.update_layout(annotations=titles + digit_labels(0))
+    figure.frames = [go.Frame(data=traces(index), name=label, traces=[0, 1],
+                              layout=dict(annotations=titles + digit_labels(index)))
+                     for index, label in enumerate(frame_labels)]
     figure.update_xaxes(range=[low[0] - margin[0], high[0] + margin[0]], row=1, col=1)
     figure.update_yaxes(range=[low[1] - margin[1], high[1] + margin[1]], row=1, col=1)
     figure.update_xaxes(visible=False, row=1, col=2)
     figure.update_yaxes(visible=False, scaleanchor="x2", row=1, col=2)
     step_args = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     figure.update_layout(
-        font=FONT, height=height, template="plotly_white", margin=dict(l=40, r=20, t=40, b=20),
-        updatemenus=[dict(type="buttons", x=0.0, y=-0.02, xanchor="left", yanchor="top", direction="left", buttons=[
+        font=FONT, height=height, template="plotly_white", margin=dict(l=40, r=20, t=40, b=40),
+        updatemenus=[dict(type="buttons", x=0.0, y=-0.12, xanchor="left", yanchor="top", direction="left", buttons=[
             dict(label="▶ Play", method="animate",
                  args=[None, dict(frame=dict(duration=450, redraw=True), transition=dict(duration=250), fromcurrent=True)]),
             dict(label="❚❚ Pause", method="animate", args=[[None], step_args]),
         ])],
-        sliders=[dict(active=len(frame_labels) - 1, x=0.16, len=0.84, y=-0.02, yanchor="top",
+        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.06, yanchor="top",
                       currentvalue=dict(prefix="after ", font=dict(size=16)),
                       steps=[dict(label=label, method="animate", args=[[label], step_args]) for label in frame_labels])],
     )

@@ -26,8 +26,8 @@ def unusualness_sentence(percentile: float) -> str:
     if percentile >= 90:
         return f"more unusual than {percentile:.0f}% of test digits"
     if percentile >= 50:
-        return f"a little unusual: its error is above {percentile:.0f}% of test digits'"
-    return f"an ordinary digit to this model: its error is below {100 - percentile:.0f}% of test digits'"
+        return f"a little unusual: more unusual than {percentile:.0f}% of test digits"
+    return f"an ordinary digit to this model: more unusual than only {percentile:.0f}% of test digits"
 
 
 def nearest_codes(code: np.ndarray, codes: np.ndarray, count: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:

@@ -20,8 +20,8 @@ HTML = f"""
 
 CSS = f"""
 .digit-canvas {{ display: flex; flex-direction: column; gap: 0.4rem; align-items: flex-start; }}
-canvas {{ width: {SIZE}px; height: {SIZE}px; background: #000; border-radius: 6px; touch-action: none; cursor: crosshair; }}
-button.clear {{ font: inherit; padding: 0.25rem 0.9rem; border-radius: 6px; border: 1px solid #888; background: transparent;
+.digit-canvas canvas {{ width: {SIZE}px; height: {SIZE}px; background: #000; border-radius: 6px; touch-action: none; cursor: crosshair; }}
+.digit-canvas button.clear {{ font: inherit; padding: 0.25rem 0.9rem; border-radius: 6px; border: 1px solid #888; background: transparent;
                color: inherit; cursor: pointer; }}
 """
 
@@ -70,7 +70,10 @@ export default function(component) {
 }
 """
 
-_canvas = st.components.v2.component("autoencoder_explorer.digit_canvas", html=HTML, css=CSS, js=JS)
+# Not style-isolated (no shadow root), so tests and screen readers find the canvas like any
+# element; the CSS is scoped by the .digit-canvas class instead.
+_canvas = st.components.v2.component("autoencoder_explorer.digit_canvas", html=HTML, css=CSS, js=JS,
+                                     isolate_styles=False)
 
 
 def digit_canvas(key: str) -> bytes | None:

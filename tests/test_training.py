@@ -20,6 +20,7 @@ from ae.config import TrainingConfig
 from ae.metrics import evaluate_reconstructions, per_image_errors
 from ae.models import build_models, predict
 from ae.jobs import PANEL_SIZE, JobSnapshot, JobState
+from ae.replay import REPLAY_FILE
 from ae.manager import JobHandle as TrainingJob
 from ae.store import RECORD_FILE, WEIGHTS_SUFFIX, ModelStore, StoreError
 
@@ -194,7 +195,7 @@ def test_stopped_job_can_be_extended(cache_dir, managers):
     assert extended.training_seconds > stopped.training_seconds
     # Saved over the old entry atomically: one clean folder, no temporary or old copies.
     assert entry_names(manager.store.root) == [LARGE.key]
-    assert entry_files(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX])
+    assert entry_files(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX, REPLAY_FILE])
 
 
 def test_extend_needs_a_trained_model(cache_dir, managers):

@@ -92,7 +92,9 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
         for title, link, parts in (
             ("Reconstructions", "Reconstructions", {"summary": '[data-testid="stMetric"]'}),
             ("Latent space", "Latent space", {"map": ".st-key-latent_map .js-plotly-plot", "digit labels": ".st-key-latent_map .annotation"}),
+            ("Your digit", "Your digit", {"canvas": "canvas[aria-label^='Drawing area']"}),
             ("Code size", "Code size", {"Start sweep": ".st-key-start_sweep"}),
+            ("How it learns, step by step", "Step by step", {"Next step": ".st-key-next_step"}),
             ("Few labels", "Few labels", {"title": "h1"}),
             ("Autoencoder Explorer", "Home", {"current model": '[data-testid="stMetric"]'}),
         ):
