@@ -25,23 +25,47 @@ class CompiledSteps:
         import tensorflow as tf
 
         self.model = model
+        if not model.optimizer.built:  # its variables made inside the traced step would cost a second trace
+            model.optimizer.build(model.trainable_variables)
         self.images = tf.convert_to_tensor(images)  # 10x quicker than tf.constant for 188 MB
         self.validation = tf.convert_to_tensor(validation)
         self.batch_size = batch_size
-        self._function = tf.function(self._steps, jit_compile=xla)
+        # One trace for every table and step count (a count passed as a plain value would be
+        # traced again per value); XLA still compiles once per table shape.
+        table, count = tf.TensorSpec((STEPS_PER_CALL, None), tf.int32), tf.TensorSpec((), tf.int32)
+        self._some_steps = tf.function(self._steps, jit_compile=xla, input_signature=[table, count])
+        self._all_steps = tf.function(self._every_step, jit_compile=xla, input_signature=[table])
         self._validation_function = tf.function(self._validation_loss, jit_compile=xla)
 
-    def _steps(self, batch_indices, count):
+    def _step(self, batch_indices, index):
+        import tensorflow as tf
+
+        batch = tf.gather(self.images, batch_indices[index])
+        return self.model.train_step((batch, batch))["loss"]
+
+    def _every_step(self, batch_indices):
+        """All STEPS_PER_CALL rows: a fixed trip count, the fastest loop (most calls)."""
         import tensorflow as tf
 
         loss = tf.constant(float("nan"))
-        for step in tf.range(count):
-            batch = tf.gather(self.images, batch_indices[step])
-            loss = self.model.train_step((batch, batch))["loss"]
+        for index in tf.range(STEPS_PER_CALL):
+            loss = self._step(batch_indices, index)
+        return loss
+
+    def _steps(self, batch_indices, count):
+        """The first `count` rows: the same fixed trip count with the other rows skipped, since
+        XLA would compile a loop bounded by the count again for every distinct count."""
+        import tensorflow as tf
+
+        loss = tf.constant(float("nan"))
+        for index in tf.range(STEPS_PER_CALL):
+            loss = tf.cond(index < count, lambda: self._step(batch_indices, index), lambda: loss)
         return loss
 
     def run(self, batch_indices: np.ndarray, count: int) -> float:
-        return float(self._function(batch_indices, np.int32(count)))
+        if count == STEPS_PER_CALL:
+            return float(self._all_steps(batch_indices))
+        return float(self._some_steps(batch_indices, np.int32(count)))
 
     def _validation_loss(self):
         for start in range(0, int(self.validation.shape[0]), self.batch_size):

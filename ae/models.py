@@ -66,7 +66,7 @@ def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingO
     if variational:  # the encoder gives a mean and a log-variance
         moments = encoder
         code = _sampling_layer()(options.beta, name="sampling")(moments(corrupted))
-        encoder = keras.Model(moments.inputs, moments.outputs[0], name="encoder")  # pages use the means
+        encoder = keras.Model(moments.inputs[0], moments.outputs[0], name="encoder")  # pages use the means
     else:
         code = encoder(corrupted)
     if options.sparsity > 0:
