@@ -50,12 +50,7 @@ class WorkerGone(RuntimeError):
 
 
 class TrainingBackend(Protocol):
-    def start(self, crash_notes: dict[str, str]) -> None:
-        """Start `python -m ae.worker` and wait (30 s at most) for it to connect back."""
-        arguments = {"data_path": str(self.data_path), "store_root": str(self.store_root), "crash_notes": dict(crash_notes)}
-        self.process, self._connection = start_connected_process("ae.worker", arguments, "training process")
-        threading.Thread(target=self._receive, name="ae-worker-receiver", daemon=True).start()
-
+    def start(self, crash_notes: dict[str, str]) -> None: ...
     def call(self, *command) -> tuple[str | None, list, list]: ...
     def post(self, *command) -> None: ...
     def close(self) -> None: ...
@@ -130,37 +125,9 @@ class LocalWorker:
         return self.process.pid if self.process is not None else None
 
     def start(self, crash_notes: dict[str, str]) -> None:
-        """Start `python -m ae.worker` and wait (30 s at most) for it to connect back.
-
-        Not multiprocessing's "spawn": under Streamlit, `__main__` is the app script, and
-        spawn would run the whole app again in the child. The child connects over a Unix
-        socket in a private folder and both sides prove they hold a random key.
-        """
-        folder = Path(tempfile.mkdtemp(prefix="ae-worker-"))
-        address = str(folder / "socket")
-        authkey = os.urandom(32)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(address)
-        server.listen(1)
-        server.settimeout(CONNECT_TIMEOUT)
-        environment = dict(os.environ, AE_WORKER_KEY=authkey.hex())
-        arguments = json.dumps({"address": address, "data_path": str(self.data_path), "store_root": str(self.store_root),
-                                "crash_notes": dict(crash_notes)})
-        self.process = subprocess.Popen([sys.executable, "-m", "ae.worker", arguments], env=environment,
-                                        cwd=Path(__file__).resolve().parent.parent, stdin=subprocess.DEVNULL)
-        try:
-            accepted, _ = server.accept()
-        except OSError as error:
-            self.process.kill()
-            raise WorkerGone(f"The training process did not start ({error}).") from None
-        finally:
-            server.close()
-            shutil.rmtree(folder, ignore_errors=True)
-        accepted.settimeout(None)
-        connection = Connection(accepted.detach())
-        deliver_challenge(connection, authkey)
-        answer_challenge(connection, authkey)
-        self._connection = connection
+        """Start `python -m ae.worker` and wait (30 s at most) for it to connect back."""
+        arguments = {"data_path": str(self.data_path), "store_root": str(self.store_root), "crash_notes": dict(crash_notes)}
+        self.process, self._connection = start_connected_process("ae.worker", arguments, "training process")
         threading.Thread(target=self._receive, name="ae-worker-receiver", daemon=True).start()
 
     def call(self, *command) -> tuple[str | None, list, list]:
