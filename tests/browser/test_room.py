@@ -17,7 +17,7 @@ from .test_user_flow import nav_link, wait_until
 pytestmark = pytest.mark.browser
 
 PROJECTOR = {"width": 1280, "height": 720}
-SHARED_LINK = "/train?code=8&epochs=30&digits=20000&seed=3"
+SHARED_LINK = "/train?code=8&epochs=200&digits=60000&seed=3"  # over a minute of training: still running when stopped
 
 # Elements whose text is cut (ellipsis or overflow), and where the named parts sit.
 CUT_TEXT = """() => [...document.querySelectorAll(
@@ -51,9 +51,9 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
         # The lecturer opens the shared link: the controls show exactly its settings.
         lecturer = open_at(lecturer_context, app_server + SHARED_LINK)
         expect(lecturer.get_by_role("spinbutton", name="Code size (1 to 784)")).to_have_value("8")
-        expect(lecturer.get_by_role("spinbutton", name="Epochs (1 to 200)")).to_have_value("30")
+        expect(lecturer.get_by_role("spinbutton", name="Epochs (1 to 200)")).to_have_value("200")
         lecturer.get_by_role("button", name="Train", exact=True).click()
-        expect(lecturer.get_by_text(re.compile(r"Epoch \d+ of 30")).first).to_be_visible(timeout=60_000)
+        expect(lecturer.get_by_text(re.compile(r"Epoch \d+ of 200")).first).to_be_visible(timeout=60_000)
         wait_until(lambda: loss_chart_points(lecturer) > 0, 60, "the loss chart stayed empty")
         wait_for_app_idle(lecturer)
 
@@ -66,7 +66,7 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
 
         # A student who did not ask for the run sees it, but cannot stop it, and is told why.
         student = open_at(student_context, app_server + "/train")
-        expect(student.get_by_text(re.compile(r"Epoch \d+ of 30")).first).to_be_visible(timeout=30_000)
+        expect(student.get_by_text(re.compile(r"Epoch \d+ of 200")).first).to_be_visible(timeout=30_000)
         expect(student.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
         expect(student.get_by_text(re.compile(r"Started by 1 session, who can stop it")).first).to_be_visible()
 
@@ -79,16 +79,16 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
         # The lecturer's Stop alone does not stop the student's run...
         lecturer.get_by_role("button", name="Stop", exact=True).click()
         expect(lecturer.get_by_text(re.compile(r"1 other session asked for this run too")).first).to_be_visible(timeout=30_000)
-        expect(lecturer.get_by_text(re.compile(r"Epoch \d+ of 30")).first).to_be_visible()
+        expect(lecturer.get_by_text(re.compile(r"Epoch \d+ of 200")).first).to_be_visible()
         # ...the student's Stop, the last one, does.
         student.get_by_role("button", name="Stop", exact=True).click()
         for page in (student, lecturer):
-            expect(page.get_by_text(re.compile(r"Stopped after [\d.]+ of 30 epochs")).first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(re.compile(r"Stopped after [\d.]+ of 200 epochs")).first).to_be_visible(timeout=60_000)
 
         # Every page on the projector: the title, and no text cut short.
         wait_for_app_idle(lecturer)
         screenshot_viewport(lecturer, "projector-train-stopped")
-        expect(lecturer.get_by_role("button", name="Resume to 30")).to_be_enabled()
+        expect(lecturer.get_by_role("button", name="Resume to 200")).to_be_enabled()
         for title, link, parts in (
             ("Reconstructions", "Reconstructions", {"summary": '[data-testid="stMetric"]'}),
             ("Latent space", "Latent space", {"map": ".st-key-latent_map .js-plotly-plot", "digit labels": ".st-key-latent_map .annotation"}),

@@ -16,7 +16,7 @@ from .conftest import loss_chart_points, plotly_traces, screenshot, wait_for_app
 pytestmark = pytest.mark.browser
 
 PROGRESS_TEXT = re.compile(r"Epoch (\d+) of (\d+) · step (\d+)/(\d+)")
-STOPPED_TEXT = re.compile(r"Stopped after ([\d.]+) of 30 epochs")
+STOPPED_TEXT = re.compile(r"Stopped after ([\d.]+) of 100 epochs")
 
 # The progress bar that is shown (a fragment rerun briefly keeps a hidden stale copy).
 READ_PROGRESS = """() => {
@@ -96,14 +96,14 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
     expect(page.get_by_text(re.compile(r"^1 of 1 epochs")).first).to_be_visible()
     screenshot(page, "train_quick_done")
 
-    # b) A 30-epoch run: progress and the loss chart move while it runs, and freeze after Stop.
+    # b) A 100-epoch run: progress and the loss chart move while it runs, and freeze after Stop.
     epochs = page.get_by_role("spinbutton", name="Epochs (1 to 200)")
-    epochs.fill("30")
+    epochs.fill("100")
     epochs.press("Enter")
     page.wait_for_timeout(500)
     wait_for_app_idle(page)
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.get_by_text(re.compile(r"Epoch \d+ of 30")).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"Epoch \d+ of 100")).first).to_be_visible(timeout=30_000)
 
     observations = []
 
@@ -115,7 +115,7 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
         values = {o["value"] for o in observations if o["value"] is not None}
         return len(steps) >= 3 and len(values) >= 2 and observations[-1]["points"] > 0
 
-    wait_until(moving, 90, "the 30-epoch run's progress did not move")
+    wait_until(moving, 90, "the 100-epoch run's progress did not move")
     first_points = observations[-1]["points"]
     first_at = time.monotonic()
     wait_until(lambda: time.monotonic() - first_at >= 2.5 and loss_chart_points(page) > first_points, 30,
@@ -129,7 +129,7 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
     assert steps[-1] > steps[0], f"training steps did not increase: {steps}"
     assert values[-1] > values[0], f"the progress bar (aria-valuenow) did not increase: {values}"
     assert observations[-1]["points"] > first_points
-    assert " of 30" in final["text"], final["text"]
+    assert " of 100" in final["text"], final["text"]
 
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.get_by_text("Stopped:").first).to_be_visible(timeout=60_000)
@@ -140,7 +140,7 @@ def test_new_user_trains_stops_and_explores(browser, app_server, page):  # brows
     screenshot(page, "train_stopped")
     assert (read_progress(page), loss_chart_points(page)) == stopped, "progress kept changing after Stop"
     shown = STOPPED_TEXT.search(stopped[0]["text"])
-    assert shown and float(shown.group(1)) < 30, f"the run was stopped early, yet shows {stopped[0]['text']!r}"
+    assert shown and float(shown.group(1)) < 100, f"the run was stopped early, yet shows {stopped[0]['text']!r}"
     assert stopped[0]["value"] < 100, "a stopped run's bar must not look complete"
     expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
 
