@@ -18,8 +18,9 @@ STEPS_PER_CALL = 16
 class CompiledSteps:
     """One model's training function: `run(batch_indices, count)` takes `count` optimizer
     steps over the rows of a (STEPS_PER_CALL, batch) index table and returns the epoch's
-    running loss. Index tables have fixed shapes, so a full run compiles at most twice: one
-    shape for full batches, one for an epoch's last, smaller batch."""
+    running loss. Index tables have fixed shapes, so a run compiles three times at most: full
+    calls, shorter calls (an epoch's remainder, the replay's early frames), and the shorter
+    function again for an epoch's last, smaller batch."""
 
     def __init__(self, model, images: np.ndarray, validation: np.ndarray, batch_size: int, xla: bool):
         import tensorflow as tf

@@ -15,6 +15,7 @@ Speed choices, measured on 10,000 codes of the article's model (`python -m ae.be
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -178,16 +179,10 @@ def _tsne(points, seed, progress, perplexity: float = 30.0):
     tsne = openTSNE.TSNE(
         perplexity=perplexity, early_exaggeration_iter=TSNE_EARLY_ITERATIONS, n_iter=TSNE_ITERATIONS,
         negative_gradient_method="fft", initialization="pca" if points.shape[1] >= 2 else "random",
-        random_state=seed, n_jobs=_cpu_count(), callbacks=report, callbacks_every_iters=TSNE_CALLBACK_EVERY,
+        random_state=seed, n_jobs=max(1, os.cpu_count() or 1), callbacks=report, callbacks_every_iters=TSNE_CALLBACK_EVERY,
     )
     coordinates = np.asarray(tsne.fit(points.astype(np.float64)))
     return coordinates, {"perplexity": perplexity, "iterations": total}, None
-
-
-def _cpu_count() -> int:
-    import os
-
-    return max(1, os.cpu_count() or 1)
 
 
 _RUNNERS = {"codes": _codes, "pca": _pca, "umap": _umap, "tsne": _tsne}

@@ -237,7 +237,8 @@ class ModelStore:
         return done
 
     def _clean_entry(self, entry: Path) -> list[str]:
-        ours = [p for p in entry.iterdir() if p.name.endswith(WEIGHTS_SUFFIX) or f"{RECORD_FILE}.tmp-" in p.name]
+        ours = [p for p in entry.iterdir()  # weights, and a record, replay or map cut short by a crash
+                if p.name.endswith(WEIGHTS_SUFFIX) or f"{RECORD_FILE}.tmp-" in p.name or p.name.startswith(".tmp-")]
         if not (entry / RECORD_FILE).exists():
             if len(ours) == len(list(entry.iterdir())):  # only a first save's leftovers: drop the folder
                 shutil.rmtree(entry, ignore_errors=True)

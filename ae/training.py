@@ -247,7 +247,6 @@ class TrainingJob:
         x_val = dataset.test_images[:VALIDATION_SIZE]
         _, panel = panel_inputs(dataset.test_images, dataset.y_test, config)  # noisy for a denoising model
         replay_images = dataset.test_images[sample_indices(len(dataset.test_images))]
-        fresh = self.epochs_done == 0 and not self.epoch_ends
         self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0, phase=Phase.COMPILING)
         # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
         epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
@@ -255,7 +254,7 @@ class TrainingJob:
             fast_fit.fit(models.autoencoder, x_train, config.batch_size, epochs_to_run,
                          [_ProgressCallback(self, panel, config.batch_size, x_val, models.encoder, replay_images)], x_val,
                          seed=config.seed + len(self.epoch_ends), xla=uses_xla(config),
-                         report_at_steps=REPLAY_STEPS if fresh else ())
+                         report_at_steps=REPLAY_STEPS if self.epochs_done == 0 else ())  # a fresh model's early frames
         return models
 
     def _finish(self, dataset: Dataset, models: AutoencoderModels, state: JobState, seconds: float) -> None:
@@ -321,7 +320,7 @@ class _ProgressCallback(keras.callbacks.Callback):
     """Copies Keras's progress into the job, refreshes the panel, checkpoints, honours stop()."""
 
     def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int, validation: np.ndarray,
-                 encoder=None, replay_images: np.ndarray | None = None):
+                 encoder, replay_images: np.ndarray):
         self.validation = validation
         self.encoder, self.replay_images = encoder, replay_images
         super().__init__()
@@ -342,8 +341,6 @@ class _ProgressCallback(keras.callbacks.Callback):
 
     def _replay_frame(self, label: str, position: float, reconstructions: np.ndarray) -> None:
         """The codes of the replay's sample and the panel's reconstructions, as they are now."""
-        if self.encoder is None or self.replay_images is None:
-            return
         codes = predict(self.encoder, self.replay_images).astype(np.float16)
         with self.job._lock:
             add_frame(self.job.replay, Frame(round(position, 4), label, codes, reconstructions.astype(np.float16)))

@@ -12,7 +12,7 @@ st.caption("The article's worked example. Customers are rows, products columns, 
            "h = sigmoid(W x + b), the output y = sigmoid(V h + c), the loss binary cross-entropy, and training is plain "
            "SGD, one customer at a time. Every number below comes from that computation (numpy).")
 
-controls = st.columns([1.1, 1.5, 0.8, 0.8, 1.1, 1.1, 1.1, 0.8], vertical_alignment="bottom")
+controls = st.columns([1.35, 1.35, 0.75, 0.75, 1.1, 1.05, 1.05, 0.85], vertical_alignment="bottom")
 code_size = controls[0].radio("Code size", CODE_SIZES, horizontal=True, key="steps_code_size")
 learning_rate = controls[1].select_slider("Learning rate", [0.1, 0.3, 1.0, 2.0, 5.0], 1.0, key="steps_learning_rate")
 seed = number_box(controls[2], "Seed", 0, 9999, 0, key="steps_seed")
@@ -27,7 +27,7 @@ with table_column:
     edited = st.data_editor(
         pd.DataFrame(PURCHASES.astype(bool), index=list(CUSTOMERS), columns=list(PRODUCTS)),
         key="purchase_table", width="stretch", height=423,
-        column_config={name: st.column_config.CheckboxColumn(name, width="small") for name in PRODUCTS},
+        column_config={name: st.column_config.CheckboxColumn(name, width=62) for name in PRODUCTS},  # all 8 on a projector
     )
 table = edited.to_numpy(dtype=np.float64)
 settings = (code_size, learning_rate, seed or 0)

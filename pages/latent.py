@@ -67,6 +67,20 @@ if method in SLOW_METHODS:
         options = (("umap_seeded", seeded),)
 
 
+def map_details(projection) -> list[str]:
+    details = [f"{len(projection.indices):,} of {len(results.codes):,} test codes", f"{projection.seconds:.2f} s"]
+    settings = projection.settings
+    if "explained_variance" in settings:
+        details.append(f"the 2 axes keep {settings['explained_variance']:.0%} of the codes' variance")
+    if method == "umap":
+        details.append(f"{settings['n_neighbors']} neighbours, {settings.get('epochs', UMAP_EPOCHS)} optimisation epochs "
+                       "(umap-learn would choose 500 at up to 10,000 points), "
+                       + ("seeded" if settings.get("seeded") else "unseeded (fast)"))
+    if method == "tsne":
+        details.append(f"perplexity {settings['perplexity']:g}, {settings.get('iterations', 500)} iterations (openTSNE, FFT)")
+    return details
+
+
 def draw_map(projection) -> None:
     """The map, the decoder beside it, and the clicked digit."""
     labels = dataset.y_test[projection.indices]
@@ -135,10 +149,10 @@ if method in SLOW_METHODS:
     maps = get_map_service(manager.store.root)
     maps.session_present = session_present
     spec = MapSpec(job.key, snapshot.saved_at, method, max_points, 0, options)
-    again = map_col.empty()
+    map_slot = map_col.empty()  # the progress line, or what stopped the map
     task = maps.request(spec, results.codes, this_session())
     if task.state in ("stopped", "failed"):
-        with again.container():
+        with map_slot.container():
             if task.state == "failed":
                 st.error(f"The {METHOD_LABELS[method]} map failed: {task.error}")
             else:
@@ -147,27 +161,13 @@ if method in SLOW_METHODS:
                 maps.request(spec, results.codes, this_session(), again=True)
                 st.rerun()
     elif task.active:
-        with again.container():
+        with map_slot.container():
             if "map_stop_answer" in st.session_state:
                 st.info(st.session_state.pop("map_stop_answer"))
             map_progress(maps, spec)
     projection = task.projection
 else:
     projection = cached_projection(job.key, snapshot.saved_at, method, results.codes)
-
-
-def map_details(projection) -> list[str]:
-    details = [f"{len(projection.indices):,} of {len(results.codes):,} test codes", f"{projection.seconds:.2f} s"]
-    settings = projection.settings
-    if "explained_variance" in settings:
-        details.append(f"the 2 axes keep {settings['explained_variance']:.0%} of the codes' variance")
-    if method == "umap":
-        details.append(f"{settings['n_neighbors']} neighbours, {settings.get('epochs', UMAP_EPOCHS)} optimisation epochs "
-                       "(umap-learn would choose 500 at up to 10,000 points), "
-                       + ("seeded" if settings.get("seeded") else "unseeded (fast)"))
-    if method == "tsne":
-        details.append(f"perplexity {settings['perplexity']:g}, {settings.get('iterations', 500)} iterations (openTSNE, FFT)")
-    return details
 
 
 if projection is not None:
@@ -185,6 +185,14 @@ def cached_replay(key: str, saved_at: float):
             [frame.label for frame in frames])
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def cached_replay_figure(key: str, saved_at: float, palette_name: str):
+    """Built once per model and palette: 64 frames of 2,000 points are slow to lay out on every rerun."""
+    layouts, reconstructions, frame_labels = cached_replay(key, saved_at)
+    labels = dataset.y_test[sample_indices(len(dataset.y_test))]
+    return replay_figure(layouts, labels, reconstructions, frame_labels, colours=PALETTES[palette_name])
+
+
 @st.fragment
 def training_replay() -> None:
     st.subheader("Training replay")
@@ -193,12 +201,9 @@ def training_replay() -> None:
         st.caption("This model has no replay saved (it was trained before replays were kept, or its file is damaged). "
                    "Models trained now keep one.")
         return
-    layouts, reconstructions, frame_labels = replay
-    if not st.toggle(f"Show how the codes organised themselves ({len(frame_labels)} frames)", key="replay_show"):
+    if not st.toggle(f"Show how the codes organised themselves ({len(replay[2])} frames)", key="replay_show"):
         return
-    labels = dataset.y_test[sample_indices(len(dataset.y_test))]
-    chart(replay_figure(layouts, labels, reconstructions, frame_labels, colours=PALETTES[palette]),
-                    key="replay_chart")
+    chart(cached_replay_figure(job.key, snapshot.saved_at, palette), key="replay_chart")
     layout_note = ("the codes themselves" if code_size == 2 else
                    "one PCA of the final codes, each frame turned to match the last (Procrustes)")
     st.caption(f"Press Play, or drag the slider: frames after 1, 4, 16 and 64 steps, then each epoch's end. "

@@ -28,6 +28,12 @@ def training_codes(key: str, saved_at: float, _models):
     return codes, fit_code_classifier(codes, dataset.y_train)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def prepared(data: bytes):
+    """Decoded once per picture, not on every rerun (a 20-megapixel photo takes a second or two)."""
+    return prepare_upload(data)
+
+
 @st.cache_resource(max_entries=6, show_spinner=False)
 def test_map(key: str, saved_at: float, _codes):
     """The Latent page's instant map of the test codes: the codes themselves at size 2, else PCA."""
@@ -48,7 +54,7 @@ with source:
 digit = None
 if data is not None:
     try:
-        digit = prepare_upload(data)
+        digit = prepared(data)
     except DigitError as problem:
         source.warning(str(problem))
 if digit is None:
