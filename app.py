@@ -37,8 +37,8 @@ PAGES = [
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("pages/your_digit.py", title="Your digit", icon=":material/draw:"),
     st.Page("pages/code_size.py", title="Code size", icon=":material/tune:"),
-    st.Page("pages/how_it_learns.py", title="Step by step", icon=":material/footprint:"),
-    st.Page("pages/probe.py", title="Few labels", icon=":material/label:"),
+    st.Page("pages/step_by_step.py", title="Step by step", icon=":material/footprint:"),
+    st.Page("pages/few_labels.py", title="Few labels", icon=":material/label:"),
 ]
 
 # A projector is 1280x720: pages go in a bar across the top (a sidebar would take a fifth of

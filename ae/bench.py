@@ -1,7 +1,7 @@
 """Speed and memory benchmark: `python -m ae.bench`.
 
 Prints, from one run on the full training set (code size 49, batch 256):
-- seconds per epoch of the article's model through our training job (`ae.fast_fit`), through
+- seconds per epoch of the article's model through our training job (`ae.training.fast_fit`), through
   plain `model.fit` with Keras defaults, and for a numpy floor doing the same matrix products;
   the first epoch, and how long the first panel of reconstructions takes to reach the web side;
 - the same job and plain fit for every architecture;
@@ -38,9 +38,9 @@ def _steady(seconds: list[float]) -> float:
 
 
 def _temporary_manager():
-    from ae.data import load_dataset
-    from ae.manager import JobManager
-    from ae.store import ModelStore
+    from ae.model.data import load_dataset
+    from ae.jobs.manager import JobManager
+    from ae.storage.store import ModelStore
 
     return JobManager(load_dataset(), ModelStore(Path(tempfile.mkdtemp(prefix="ae-bench-"))))
 
@@ -57,7 +57,7 @@ def _wait(job):
 def time_jobs(manager, epochs: int, architectures) -> tuple[dict, float]:
     """Epoch seconds of each architecture through our job, and the seconds from asking for the
     article's model until its first panel of reconstructions reached this (the web) side."""
-    from ae.config import TrainingConfig
+    from ae.model.config import TrainingConfig
 
     manager.request(TrainingConfig(code_size=2, epochs=1, train_size=1000, batch_size=BATCH_SIZE))  # loads TensorFlow
     while manager.latest() is None or manager.latest().snapshot().is_active:
@@ -78,8 +78,8 @@ def time_jobs(manager, epochs: int, architectures) -> tuple[dict, float]:
 def time_plain_fit(epochs: int, architecture: str = "dense") -> list[float]:
     import keras
 
-    from ae.data import load_dataset
-    from ae.models import build_models
+    from ae.model.data import load_dataset
+    from ae.model.architectures import build_models
 
     images = load_dataset().train_images
     keras.utils.set_random_seed(0)
@@ -103,10 +103,10 @@ def quality_both_ways(manager, epochs: int = QUALITY_EPOCHS) -> tuple[float, flo
     optimizer and batches: both test BCEs, and the job's model's codes of the test digits."""
     import keras
 
-    from ae.config import TrainingConfig
-    from ae.metrics import evaluate_reconstructions
-    from ae.models import build_models, predict
-    from ae.training import VALIDATION_SIZE, pixel_binary_crossentropy
+    from ae.model.config import TrainingConfig
+    from ae.analysis.metrics import evaluate_reconstructions
+    from ae.model.architectures import build_models, predict
+    from ae.training.trainer import VALIDATION_SIZE, pixel_binary_crossentropy
 
     config = TrainingConfig(code_size=CODE_SIZE, epochs=epochs, batch_size=BATCH_SIZE)
     job_bce = _wait(manager.request(config)).test_metrics.bce
@@ -126,7 +126,7 @@ def quality_both_ways(manager, epochs: int = QUALITY_EPOCHS) -> tuple[float, flo
 def time_numpy_floor(repeats: int = 3) -> float:
     """One epoch of the model's matrix products (forward, and the weight and input gradients),
     with numpy's BLAS on one thread per core."""
-    from ae.data import load_dataset
+    from ae.model.data import load_dataset
 
     flat = load_dataset().train_images.reshape(-1, 784)
     rng = np.random.default_rng(0)
@@ -180,8 +180,8 @@ def maps_before(codes: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
 def maps_now(codes: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
     """Our maps through fresh map processes (no warm-up), so each start is a cold one: the first
     start may fill numba's cache, the second finds it. Then a warm UMAP and a t-SNE."""
-    from ae.maps import MapService, MapSpec
-    from ae.projection import TSNE_EARLY_ITERATIONS, TSNE_ITERATIONS, UMAP_EPOCHS
+    from ae.maps.service import MapService, MapSpec
+    from ae.analysis.projection import TSNE_EARLY_ITERATIONS, TSNE_ITERATIONS, UMAP_EPOCHS
 
     os.environ["AE_WARM_UMAP"] = "0"
     rows = []
@@ -215,9 +215,9 @@ FAMILY_EPOCHS = 10
 def family_table(epochs: int = FAMILY_EPOCHS, code_sizes=FAMILY_CODE_SIZES) -> None:
     """Test BCE of every architecture at a few code sizes after `epochs` epochs, next to PCA
     with as many components: the README's comparison of the family."""
-    from ae.config import TrainingConfig
-    from ae.metrics import evaluate_pca
-    from ae.models import ARCHITECTURES
+    from ae.model.config import TrainingConfig
+    from ae.analysis.metrics import evaluate_pca
+    from ae.model.architectures import ARCHITECTURES
 
     manager = _temporary_manager()
     dataset = manager.dataset
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"also train every architecture at code sizes {FAMILY_CODE_SIZES} for {FAMILY_EPOCHS} epochs "
                              "and print their test BCE next to PCA's")
     args = parser.parse_args(argv)
-    from ae.models import ARCHITECTURES
+    from ae.model.architectures import ARCHITECTURES
 
     print(f"Autoencoder Explorer benchmark: code {CODE_SIZE}, batch {BATCH_SIZE}, full MNIST training set, "
           f"{os.cpu_count()} CPU(s)", flush=True)

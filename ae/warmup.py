@@ -26,10 +26,10 @@ def start_background_warmup() -> None:
 
 def _warm() -> None:
     try:
-        from ae.manager import get_manager
+        from ae.jobs.manager import get_manager
 
         manager = get_manager()  # starts the training process
-        from ae.models import build_models
+        from ae.model.architectures import build_models
 
         build_models("dense", 2)  # TensorFlow for the pages' inference, in this process
     except Exception:  # the page that needs it shows the real error in words
@@ -37,7 +37,7 @@ def _warm() -> None:
         return
     if os.environ.get("AE_WARM_UMAP", "1") != "0":
         try:
-            from ae.maps import get_map_service
+            from ae.maps.service import get_map_service
 
             get_map_service(manager.store.root).start()  # it compiles UMAP's code at once
         except Exception:
@@ -54,8 +54,8 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
 
     from tqdm import tqdm
 
-    from ae.manager import get_manager
-    from ae.presets import PRESETS
+    from ae.jobs.manager import get_manager
+    from ae.model.presets import PRESETS
 
     presets = PRESETS if presets is None else presets
     manager = get_manager(cache_dir=cache_dir)
@@ -82,7 +82,7 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
             done = f"trained, test BCE {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else f"failed: {snapshot.error}"
             lines.append(f"{preset.label}: {done} ({preset.config.key})")
     if warm_maps:
-        from ae.maps import get_map_service
+        from ae.maps.service import get_map_service
 
         maps = get_map_service(manager.store.root)
         maps.start()
@@ -94,7 +94,7 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from ae.presets import PRESETS, PRESETS_BY_NAME
+    from ae.model.presets import PRESETS, PRESETS_BY_NAME
 
     parser = argparse.ArgumentParser(description="Train every preset and compile UMAP's code before a lecture.")
     parser.add_argument("--only", nargs="*", choices=sorted(PRESETS_BY_NAME), help="these presets only")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     presets = [PRESETS_BY_NAME[name] for name in args.only] if args.only else list(PRESETS)
     for line in warm_up_for_a_lecture(presets, warm_maps=not args.skip_maps):
         print(line, flush=True)
-    from ae.manager import get_manager
+    from ae.jobs.manager import get_manager
 
     get_manager().close()
 

@@ -3,13 +3,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ae.config import MAX_EPOCHS, TrainingConfig, usable_training_digits
-from ae.figures import rate_distortion_figure
-from ae.images import image_grid
-from ae.models import ARCHITECTURES
-from ae.sweep import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
+from ae.model.config import MAX_EPOCHS, TrainingConfig, usable_training_digits
+from ae.display.figures import rate_distortion_figure
+from ae.display.images import image_grid
+from ae.model.architectures import ARCHITECTURES
+from ae.analysis.code_size import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
                       rate_distortion_by_architecture, rate_distortion_csv, reconstruction_strip, sweep_configs)
-from ae.jobs import panel_indices
+from ae.training.snapshot import panel_indices
 from pages.shared import chart, manager_or_stop, number_box, this_session
 
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})

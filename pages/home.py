@@ -4,9 +4,9 @@ Reads the job list only (no TensorFlow in the web process), so it paints at once
 """
 import streamlit as st
 
-from ae.data import DataError
-from ae.models import ARCHITECTURES
-from ae.presets import PRESETS
+from ae.model.data import DataError
+from ae.model.architectures import ARCHITECTURES
+from ae.model.presets import PRESETS
 from pages.shared import (PRESENT_KEY, QUICK_CONFIG, credit, presenting, default_model, quick_train_button, remember_my_job, request_job,
                           trained_epochs_text)
 
@@ -21,7 +21,7 @@ st.markdown(
 )
 
 try:
-    from ae.manager import get_manager
+    from ae.jobs.manager import get_manager
 
     manager = get_manager()  # reads saved records only: no TensorFlow in this process
 except DataError as error:

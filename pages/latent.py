@@ -4,14 +4,14 @@ import time
 import numpy as np
 import streamlit as st
 
-from ae.figures import PALETTES, latent_figure, replay_figure, unit_heatmap
-from ae.metrics import code_activity
-from ae.images import image_grid, upscale
-from ae.maps import MapSpec, get_map_service
-from ae.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, available_methods, project
-from ae.replay import frame_layouts, load_replay, sample_indices
-from ae.models import ARCHITECTURES
-from ae.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
+from ae.display.figures import PALETTES, latent_figure, replay_figure, unit_heatmap
+from ae.analysis.metrics import code_activity
+from ae.display.images import image_grid, upscale
+from ae.maps.service import MapSpec, get_map_service
+from ae.analysis.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, available_methods, project
+from ae.analysis.replay import frame_layouts, load_replay, sample_indices
+from ae.model.architectures import ARCHITECTURES
+from ae.analysis.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
 from pages.shared import chart, chosen_model_or_stop, manager_or_stop, session_present, this_session
 
 manager = manager_or_stop()

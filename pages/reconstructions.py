@@ -2,11 +2,11 @@
 import numpy as np
 import streamlit as st
 
-from ae.figures import error_histogram, noise_curve_figure
-from ae.images import image_grid
-from ae.models import predict
-from ae.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
-from ae.results import NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
+from ae.display.figures import error_histogram, noise_curve_figure
+from ae.display.images import image_grid
+from ae.model.architectures import predict
+from ae.model.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
+from ae.analysis.results import NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
 from pages.shared import chart, chosen_model_or_stop, load_models_or_stop, manager_or_stop
 
 COLUMNS = 10

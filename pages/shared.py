@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ae.config import TrainingConfig, number_problem
-from ae.data import CREDIT, DataError
+from ae.model.config import TrainingConfig, number_problem
+from ae.model.data import CREDIT, DataError
 
 
 
@@ -52,7 +52,7 @@ def session_present(session: str) -> bool:
 def manager_or_stop():
     """The process-wide JobManager; a bad data file becomes one message and the page stops."""
     try:
-        from ae.manager import get_manager
+        from ae.jobs.manager import get_manager
 
         with st.spinner("Loading the digits (first visit only)..."):
             manager = get_manager()
@@ -204,7 +204,7 @@ def choose_model(manager, key: str):
 
 def load_models_or_stop(job):
     """The saved model of a job; a damaged file becomes a message, not a traceback."""
-    from ae.store import StoreError
+    from ae.storage.store import StoreError
 
     try:
         return job.models()
@@ -216,7 +216,7 @@ def load_models_or_stop(job):
 def chosen_model_or_stop(manager, key: str):
     """The picked model's job, snapshot, Keras models and test-set results; the page stops
     with the quick-train offer when nothing is trained yet."""
-    from ae.results import test_set_results
+    from ae.analysis.results import test_set_results
 
     job = choose_model(manager, key)
     if job is None:
@@ -263,7 +263,7 @@ def presenting() -> bool:
 
 def chart(figure, container=None, **kwargs) -> None:
     """A Plotly chart, made bigger for the back row in presentation mode."""
-    from ae.figures import for_projector
+    from ae.display.figures import for_projector
 
     kwargs.setdefault("theme", None)
     (container or st).plotly_chart(for_projector(figure) if presenting() else figure, **kwargs)

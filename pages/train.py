@@ -1,6 +1,6 @@
 """Train: choose a config, start, stop, continue or resume a job, and watch it learn.
 
-Training runs in its own process (ae.worker). A fragment polls the job's snapshot about once
+Training runs in its own process (ae.training.process). A fragment polls the job's snapshot about once
 a second while it is active and stops polling when it ends; the main script stays short.
 The settings live in the URL (`/train?code=10&epochs=3`), so a reload keeps them and a
 lecturer can share a link that opens exactly that config and its job. The layout keeps the
@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import streamlit as st
 
-from ae.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
-from ae.live import live_loss_figure, panel_png
-from ae.models import ARCHITECTURES, MAX_CODE_SIZE
-from ae.noise import LEVEL_MEANING, NOISE_KINDS
+from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
+from ae.display.live import live_loss_figure, panel_png
+from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
+from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.shared import (
     MY_JOBS, SELECTED_JOB, chart, default_model, format_epochs, format_seconds, guarded, manager_or_stop,
     quick_train_button, remember_my_job, request_job, this_session, trained_epochs_text,
@@ -208,7 +208,7 @@ def job_buttons(job, snapshot) -> None:
 
 def render(job) -> None:
     """Everything here is cheap per session: the figure and the panel picture are built once
-    per snapshot version (ae.live) and shared by every session watching."""
+    per snapshot version (ae.display.live) and shared by every session watching."""
     snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"

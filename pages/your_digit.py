@@ -2,15 +2,15 @@
 import numpy as np
 import streamlit as st
 
-from ae.digit_input import MAX_UPLOAD_MEGABYTES, DigitError, prepare_upload
-from ae.figures import PALETTES, error_meter_figure, latent_figure
-from ae.images import image_grid
-from ae.metrics import per_image_errors
-from ae.models import ARCHITECTURES, predict
-from ae.own_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_percentile, fit_code_classifier, generation_codes,
+from ae.analysis.digit_input import MAX_UPLOAD_MEGABYTES, DigitError, prepare_upload
+from ae.display.figures import PALETTES, error_meter_figure, latent_figure
+from ae.display.images import image_grid
+from ae.analysis.metrics import per_image_errors
+from ae.model.architectures import ARCHITECTURES, predict
+from ae.analysis.your_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_percentile, fit_code_classifier, generation_codes,
                           nearest_codes, unusualness_sentence, walk_codes)
-from ae.projection import project
-from ae.results import decode
+from ae.analysis.projection import project
+from ae.analysis.results import decode
 from pages.digit_canvas import digit_canvas
 from pages.shared import chart, chosen_model_or_stop, manager_or_stop, number_box
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ae  # noqa: E402,F401  (thread settings before TensorFlow loads)
-from ae.data import BUNDLED_PATH  # noqa: E402
+from ae.model.data import BUNDLED_PATH  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def small_mnist_path(tmp_path_factory) -> Path:
 @pytest.fixture
 def dataset(small_mnist_path):
     """The small slice, loaded (once per process: load_dataset caches by path)."""
-    from ae.data import load_dataset
+    from ae.model.data import load_dataset
 
     return load_dataset(small_mnist_path)
 
@@ -50,8 +50,8 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 def close_new_managers():
     """Each JobManager runs a training process, each MapService a map process; close those a test
     created, so processes never pile up across tests (a later test gets fresh ones)."""
-    from ae import manager as manager_module
-    from ae import maps as maps_module
+    from ae.jobs import manager as manager_module
+    from ae.maps import service as maps_module
 
     before = dict(manager_module._managers)
     maps_before = dict(maps_module._services)
@@ -69,8 +69,8 @@ def close_new_managers():
 @pytest.fixture
 def managers(dataset):
     """Makes JobManagers (one training process each) on given folders; closes them after the test."""
-    from ae.manager import JobManager
-    from ae.store import ModelStore
+    from ae.jobs.manager import JobManager
+    from ae.storage.store import ModelStore
 
     made = []
 
@@ -106,10 +106,10 @@ def trained_cache(small_mnist_path, tmp_path_factory):
     """A cache holding small trained models, one of each kind: dense at code sizes 1, 8 (2 epochs
     each) and 2 (3 epochs: the most trained, so every page's default); a convolutional model, a
     denoising one and a sparse one (2 epochs each)."""
-    from ae.config import TrainingConfig
-    from ae.data import load_dataset
-    from ae.store import ModelStore
-    from ae.manager import get_manager
+    from ae.model.config import TrainingConfig
+    from ae.model.data import load_dataset
+    from ae.storage.store import ModelStore
+    from ae.jobs.manager import get_manager
 
     cache = tmp_path_factory.mktemp("trained-cache")
     manager = get_manager(load_dataset(small_mnist_path), cache)

@@ -1,4 +1,4 @@
-"""ae.config: validation with actionable messages, the stable key, hashing and serialization."""
+"""ae.model.config: validation with actionable messages, the stable key, hashing and serialization."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ae.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SIZE, TrainingConfig, validation_errors
+from ae.model.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SIZE, TrainingConfig, validation_errors
 
 DEFAULTS = dict(
     architecture="dense", code_size=49, epochs=5, batch_size=256, learning_rate=1e-3, train_size=60_000, seed=0,

@@ -1,4 +1,4 @@
-"""ae.data: the MNIST loader, its once-per-process cache, AE_DATA_PATH, and every bad-file error."""
+"""ae.model.data: the MNIST loader, its once-per-process cache, AE_DATA_PATH, and every bad-file error."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ae.data import BUNDLED_PATH, DataError, Dataset, data_path, load_dataset, to_model_input
+from ae.model.data import BUNDLED_PATH, DataError, Dataset, data_path, load_dataset, to_model_input
 
 
 def _good_arrays(train: int = 20, test: int = 10) -> dict[str, np.ndarray]:

@@ -11,13 +11,13 @@ import keras
 import numpy as np
 import pytest
 
-from ae.config import TrainingConfig, validation_errors
-from ae.data import load_dataset
-from ae.metrics import code_activity, evaluate_reconstructions
-from ae.models import ARCHITECTURES, TrainingOptions, build_models, predict
-from ae.noise import NOISE_KINDS, add_noise
-from ae.store import ModelStore
-from ae.training import pixel_binary_crossentropy
+from ae.model.config import TrainingConfig, validation_errors
+from ae.model.data import load_dataset
+from ae.analysis.metrics import code_activity, evaluate_reconstructions
+from ae.model.architectures import ARCHITECTURES, TrainingOptions, build_models, predict
+from ae.model.noise import NOISE_KINDS, add_noise
+from ae.storage.store import ModelStore
+from ae.training.trainer import pixel_binary_crossentropy
 
 OLD_MODELS = Path(__file__).parent / "data" / "models-before-training-options"
 
@@ -158,7 +158,7 @@ def test_models_saved_before_the_options_keep_their_keys_and_load(tmp_path, smal
 
 
 def test_the_kl_term_matches_a_hand_computation():
-    from ae.models import kl_divergence
+    from ae.model.architectures import kl_divergence
 
     z_mean = np.array([[1.0, 2.0], [0.0, 0.0]])
     z_log_var = np.array([[0.0, np.log(4.0)], [0.0, 0.0]])

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ae.config import TrainingConfig
-from ae.data import DataError, load_dataset
-from ae.jobs import JobState
-from ae.manager import JobManager
-from ae.store import RECORD_FILE, ModelStore
+from ae.model.config import TrainingConfig
+from ae.model.data import DataError, load_dataset
+from ae.training.snapshot import JobState
+from ae.jobs.manager import JobManager
+from ae.storage.store import RECORD_FILE, ModelStore
 from tests.conftest import ROOT
 from tests.test_training import entry_names, wait_for, wait_until_done
 
@@ -117,9 +117,9 @@ import sys, time
 sys.path.insert(0, {root!r})
 import ae
 from pathlib import Path
-from ae.config import TrainingConfig
-from ae.models import build_models
-from ae.store import ModelStore
+from ae.model.config import TrainingConfig
+from ae.model.architectures import build_models
+from ae.storage.store import ModelStore
 store = ModelStore(Path({cache!r}))
 config = TrainingConfig(code_size=8, epochs=1, train_size=100)
 models = build_models("dense", 8)
@@ -153,7 +153,7 @@ def test_kills_during_saves_never_lose_the_entry_and_leftovers_are_cleaned(cache
 def test_an_entry_left_half_renamed_by_the_old_layout_is_restored(cache_dir):
     store = ModelStore(cache_dir)
     config = TrainingConfig(code_size=8, epochs=1, train_size=100)
-    from ae.models import build_models
+    from ae.model.architectures import build_models
 
     store.save(config, build_models("dense", 8), {"saved_at": 1.0})
     os.replace(store.entry_dir(config.key), cache_dir / f".old-{config.key}-1234abcd")
@@ -172,7 +172,7 @@ def test_an_entry_left_half_renamed_by_the_old_layout_is_restored(cache_dir):
     ("stopped_early", "yes", "stopped_early"),
 ])
 def test_bad_values_in_a_record_make_it_a_damaged_entry_not_a_broken_page(cache_dir, field, value, phrase):
-    from ae.models import build_models
+    from ae.model.architectures import build_models
 
     store = ModelStore(cache_dir)
     config = TrainingConfig(code_size=3, epochs=1, train_size=100)
@@ -219,7 +219,7 @@ def test_stop_and_continue_pressed_at_once_end_consistent(manager):
 
 def test_training_models_kept_in_memory_are_bounded(dataset, cache_dir):
     """The training process keeps at most two training copies, however many configs a room tries."""
-    from ae.training import TRAINING_MODELS_KEPT, Trainer
+    from ae.training.trainer import TRAINING_MODELS_KEPT, Trainer
 
     trainer = Trainer(dataset, ModelStore(cache_dir))
     jobs = [trainer.request(SMALL.with_changes(code_size=size)) for size in (2, 3, 4, 5)]
@@ -267,7 +267,7 @@ def test_a_plain_npy_renamed_npz_gets_a_data_file_sentence(tmp_path):
 
 
 def test_training_digits_offered_never_exceed_what_a_config_accepts(tmp_path):
-    from ae.config import MAX_TRAIN_SIZE, usable_training_digits
+    from ae.model.config import MAX_TRAIN_SIZE, usable_training_digits
 
     class Big:
         x_train = np.zeros((70_000, 28, 28), dtype=np.uint8)
@@ -277,7 +277,7 @@ def test_training_digits_offered_never_exceed_what_a_config_accepts(tmp_path):
 
 
 def test_a_subset_of_training_digits_is_converted_alone(dataset):
-    from ae.data import Dataset
+    from ae.model.data import Dataset
 
     fresh = Dataset(dataset.path, dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
     indices = np.arange(0, 2000, 10)

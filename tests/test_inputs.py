@@ -80,7 +80,7 @@ def test_sweep_epochs_out_of_range_are_refused(app_env, typed, phrase):
 
 
 def test_few_labels_seed_out_of_range_is_refused(trained_env):
-    app = open_page("pages/probe.py")
+    app = open_page("pages/few_labels.py")
     app.number_input(key="probe_seed").set_value(-1).run()
     assert_clean(app)
     assert any("Seed must be a whole number from 0 to 10,000; got -1" in e.value for e in app.error)
@@ -136,7 +136,7 @@ def test_every_sweep_number_box_accepts_or_refuses_any_value(app_env, page_key, 
 
 
 @FUZZ
-@given(page_key=st.sampled_from([("pages/train.py", "extra_epochs", 1, 200), ("pages/probe.py", "probe_seed", 0, 10_000)]),
+@given(page_key=st.sampled_from([("pages/train.py", "extra_epochs", 1, 200), ("pages/few_labels.py", "probe_seed", 0, 10_000)]),
        value=ODD_NUMBERS)
 def test_number_boxes_on_model_pages_accept_or_refuse_any_value(trained_env, page_key, value):
     _type_into(*page_key, value)

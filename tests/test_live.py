@@ -1,4 +1,4 @@
-"""ae.live: the live Train view's pieces are built once per snapshot version, for every session."""
+"""ae.display.live: the live Train view's pieces are built once per snapshot version, for every session."""
 from __future__ import annotations
 
 import io
@@ -6,9 +6,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from ae import live
-from ae.config import TrainingConfig
-from ae.jobs import JobSnapshot, JobState
+from ae.display import live
+from ae.model.config import TrainingConfig
+from ae.training.snapshot import JobSnapshot, JobState
 
 
 def snapshot(version: int, panel_version: int = 1, steps: int = 5000) -> JobSnapshot:

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from ae.maps import STOP_GRACE_SECONDS, MapService, MapSpec, load_map
+from ae.maps.service import STOP_GRACE_SECONDS, MapService, MapSpec, load_map
 from tests.conftest import wait_for_condition
 
 

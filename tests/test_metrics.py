@@ -1,4 +1,4 @@
-"""ae.metrics: per-image errors by hand, per-digit summaries, and the PCA baseline."""
+"""ae.analysis.metrics: per-image errors by hand, per-digit summaries, and the PCA baseline."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ae.data import load_dataset
-from ae.metrics import (
+from ae.model.data import load_dataset
+from ae.analysis.metrics import (
     EPSILON,
     ErrorSummary,
     evaluate_pca,

@@ -1,11 +1,11 @@
-"""ae.models: shapes, the reference parameter count, shared layers, the registry and bad input."""
+"""ae.model.architectures: shapes, the reference parameter count, shared layers, the registry and bad input."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ae.data import load_dataset
-from ae.models import ARCHITECTURES, MAX_CODE_SIZE, build_models, predict
+from ae.model.data import load_dataset
+from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE, build_models, predict
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT, wait_for_condition
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/reconstructions.py", "pages/latent.py", "pages/your_digit.py",
-         "pages/code_size.py", "pages/probe.py"]
+         "pages/code_size.py", "pages/few_labels.py"]
 UNEXPECTED = "did not expect"
 
 
@@ -46,7 +46,7 @@ def test_every_page_renders_with_no_model(app_env, page):
         assert "No trained models for these settings yet" in texts(app)
     else:
         assert "Train a quick model" in " ".join(b.label for b in app.button)
-    if page in ("pages/reconstructions.py", "pages/latent.py", "pages/your_digit.py", "pages/probe.py"):
+    if page in ("pages/reconstructions.py", "pages/latent.py", "pages/your_digit.py", "pages/few_labels.py"):
         assert "No model is trained yet" in texts(app)
 
 
@@ -71,9 +71,9 @@ def test_train_page_rejects_bad_code_sizes_in_words(app_env):
 
 
 def test_a_queued_job_shows_its_place_not_an_empty_chart(app_env, small_mnist_path):
-    from ae.config import TrainingConfig
-    from ae.data import load_dataset
-    from ae.manager import get_manager
+    from ae.model.config import TrainingConfig
+    from ae.model.data import load_dataset
+    from ae.jobs.manager import get_manager
 
     manager = get_manager(load_dataset(small_mnist_path), app_env)
     running = manager.request(TrainingConfig(code_size=32, epochs=50, batch_size=8, train_size=2000, seed=2))
@@ -95,9 +95,9 @@ def test_a_queued_job_shows_its_place_not_an_empty_chart(app_env, small_mnist_pa
 def test_a_run_stopped_by_a_watcher_stays_shown(app_env, small_mnist_path):
     """A session that opened Train while someone else's run trained (and left) stops it: the
     page keeps showing that run as stopped, not the default model."""
-    from ae.config import TrainingConfig
-    from ae.data import load_dataset
-    from ae.manager import get_manager
+    from ae.model.config import TrainingConfig
+    from ae.model.data import load_dataset
+    from ae.jobs.manager import get_manager
 
     manager = get_manager(load_dataset(small_mnist_path), app_env)
     quick = manager.request(TrainingConfig(code_size=4, epochs=1, batch_size=64, train_size=500))
@@ -170,7 +170,7 @@ def select_model(app: AppTest, key: str, label_start: str) -> None:
 MODEL_KINDS = {"conv": "code 8 · conv ·", "denoising": "code 8 · dense, denoising ·", "sparse": "code 16 · deep_dense, sparse ·",
                "variational": "code 2 · vae ·"}
 MODEL_PICKERS = {"pages/reconstructions.py": "reconstructions_model", "pages/latent.py": "latent_model",
-                 "pages/your_digit.py": "digit_model", "pages/probe.py": "probe_model"}
+                 "pages/your_digit.py": "digit_model", "pages/few_labels.py": "probe_model"}
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
@@ -207,7 +207,7 @@ KIND_HEADINGS = {"conv": "Convolutional, code size 8", "denoising": "Dense (arti
 @pytest.mark.parametrize("kind", KIND_CONFIGS)
 def test_train_and_home_show_every_kind_of_model(trained_env, kind):
     """The session's own model of each kind (as after pressing Train) on Train and on Home."""
-    from ae.config import TrainingConfig
+    from ae.model.config import TrainingConfig
 
     key = TrainingConfig(epochs=2, batch_size=64, train_size=2000, **KIND_CONFIGS[kind]).key
     app = open_page("pages/train.py")
@@ -302,8 +302,8 @@ def test_a_broken_data_file_gives_one_clear_message(monkeypatch, tmp_path, page)
 
 
 def test_a_damaged_saved_model_is_reported_not_fatal(app_env, small_mnist_path):
-    from ae.data import load_dataset
-    from ae.store import ModelStore
+    from ae.model.data import load_dataset
+    from ae.storage.store import ModelStore
 
     root = ModelStore.for_dataset(load_dataset(small_mnist_path), app_env).root
     (root / "dense-c3-e1-deadbeef").mkdir(parents=True)
@@ -340,7 +340,7 @@ def test_code_size_page_runs_a_sweep_and_compares_with_pca(app_env):
 
 
 def test_few_labels_page_shows_three_feature_kinds(trained_env):
-    app = open_page("pages/probe.py")
+    app = open_page("pages/few_labels.py")
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     names = [t["name"] for t in spec["data"]]
     assert names == ["autoencoder codes", "PCA codes (same size)", "raw pixels"]
@@ -415,7 +415,7 @@ def test_your_digit_page_answers_a_bad_upload_in_one_sentence(trained_env, datas
 
 
 def test_step_by_step_page_shows_every_number_of_a_step(app_env):
-    app = open_page("pages/how_it_learns.py")
+    app = open_page("pages/step_by_step.py")
     assert_clean(app)
     assert "Press **Next step**" in texts(app)
     app.button(key="next_step").click().run()
@@ -437,7 +437,7 @@ def test_step_by_step_page_shows_every_number_of_a_step(app_env):
 
 
 def test_presets_on_home_train_then_open_at_once(app_env):
-    from ae.presets import PRESETS
+    from ae.model.presets import PRESETS
 
     app = open_page("pages/home.py")
     assert [app.button(key=f"preset_{preset.name}").label for preset in PRESETS] == [p.label for p in PRESETS]
@@ -448,7 +448,7 @@ def test_presets_on_home_train_then_open_at_once(app_env):
 
 
 def test_presentation_mode_enlarges_every_chart(trained_env):
-    from ae.figures import PROJECTOR_SCALE
+    from ae.display.figures import PROJECTOR_SCALE
 
     sizes = {}
     for present in ("0", "1"):

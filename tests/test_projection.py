@@ -1,4 +1,4 @@
-"""ae.projection: 2-D maps of codes, subsampling, inversion back to codes, and serialized runs."""
+"""ae.analysis.projection: 2-D maps of codes, subsampling, inversion back to codes, and serialized runs."""
 from __future__ import annotations
 
 import threading
@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from ae import projection
-from ae.projection import DEFAULT_MAX_POINTS, available_methods, project, subsample
+from ae.analysis import projection
+from ae.analysis.projection import DEFAULT_MAX_POINTS, available_methods, project, subsample
 
 
 def _codes(count: int = 300, size: int = 8, seed: int = 0) -> np.ndarray:

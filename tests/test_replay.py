@@ -3,8 +3,8 @@ import time
 
 import numpy as np
 
-from ae.config import TrainingConfig
-from ae.replay import (MAX_FRAMES, REPLAY_SAMPLE, Frame, add_frame, frame_layouts, load_replay, procrustes_align,
+from ae.model.config import TrainingConfig
+from ae.analysis.replay import (MAX_FRAMES, REPLAY_SAMPLE, Frame, add_frame, frame_layouts, load_replay, procrustes_align,
                        save_replay)
 from tests.conftest import wait_for_condition
 

@@ -1,4 +1,4 @@
-"""ae.results and ae.images: a trained model on the test set, selections, exports, pictures."""
+"""ae.analysis.results and ae.display.images: a trained model on the test set, selections, exports, pictures."""
 from __future__ import annotations
 
 import csv
@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from ae.data import load_dataset
-from ae.images import image_grid, pairs_grid, to_uint8
-from ae.metrics import evaluate_pca, per_image_errors
-from ae.models import build_models
-from ae.results import (codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, pca_test_set_results,
+from ae.model.data import load_dataset
+from ae.display.images import image_grid, pairs_grid, to_uint8
+from ae.analysis.metrics import evaluate_pca, per_image_errors
+from ae.model.architectures import build_models
+from ae.analysis.results import (codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, pca_test_set_results,
                         select_digits)
-from ae.results import test_set_results as model_test_set_results  # not a test: pytest collects test_*
+from ae.analysis.results import test_set_results as model_test_set_results  # not a test: pytest collects test_*
 
 
 @pytest.fixture(scope="module")

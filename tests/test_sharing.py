@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ae.config import TrainingConfig
-from ae.jobs import JobState
+from ae.model.config import TrainingConfig
+from ae.training.snapshot import JobState
 from tests.test_training import LARGE, wait_for, wait_until_done
 
 RESUMABLE = TrainingConfig(code_size=16, epochs=3, batch_size=16, train_size=2000, seed=5)

@@ -1,4 +1,4 @@
-"""ae.manager, ae.training and ae.store: real Keras training jobs, in the real training
+"""ae.jobs.manager, ae.training.trainer and ae.storage.store: real Keras training jobs, in the real training
 process, on a real MNIST slice.
 
 Each test makes its own JobManager (one training process each) on its own cache folder; the
@@ -15,14 +15,14 @@ import keras
 import numpy as np
 import pytest
 
-from ae.config import TrainingConfig
+from ae.model.config import TrainingConfig
 
-from ae.metrics import evaluate_reconstructions, per_image_errors
-from ae.models import build_models, predict
-from ae.jobs import PANEL_SIZE, JobSnapshot, JobState
-from ae.replay import REPLAY_FILE
-from ae.manager import JobHandle as TrainingJob
-from ae.store import RECORD_FILE, WEIGHTS_SUFFIX, ModelStore, StoreError
+from ae.analysis.metrics import evaluate_reconstructions, per_image_errors
+from ae.model.architectures import build_models, predict
+from ae.training.snapshot import PANEL_SIZE, JobSnapshot, JobState
+from ae.analysis.replay import REPLAY_FILE
+from ae.jobs.manager import JobHandle as TrainingJob
+from ae.storage.store import RECORD_FILE, WEIGHTS_SUFFIX, ModelStore, StoreError
 
 DEADLINE = 120.0
 SMALL = TrainingConfig(code_size=32, epochs=3, batch_size=32, train_size=1000, seed=1)

@@ -1,8 +1,8 @@
 """`python -m ae.warmup` before a lecture: presets trained and saved, then left alone."""
 import io
 
-from ae.config import TrainingConfig
-from ae.presets import PRESETS, Preset
+from ae.model.config import TrainingConfig
+from ae.model.presets import PRESETS, Preset
 from ae.warmup import warm_up_for_a_lecture
 
 TINY = [Preset("tiny", "A tiny one", "dense, code 4", TrainingConfig(code_size=4, epochs=1, train_size=500),

@@ -27,7 +27,7 @@ REPLAY_STATE = """() => {
 
 
 def test_next_step_changes_the_weights_and_the_replay_plays(browser, app_server, page):
-    page.goto(app_server + "/how_it_learns")
+    page.goto(app_server + "/step_by_step")
     wait_for_app_idle(page)
     seen = []
     for number in range(3):

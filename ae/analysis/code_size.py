@@ -1,0 +1,198 @@
+"""Code-size sweep: one ordinary training job per code size, and the rate-distortion table.
+
+A sweep is only bookkeeping over the JobManager: each code size is a normal job (queued,
+live, stoppable), and a size whose model is already trained is reused, not retrained.
+The table is built from the saved models, so results survive a restart; PCA's error with
+the same number of components is computed on the spot for each row.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from ae.model.config import TrainingConfig
+from ae.analysis.metrics import evaluate_pca
+
+DEFAULT_CODE_SIZES = (2, 4, 8, 16, 32, 49, 64, 128)
+
+
+def sweep_configs(base: TrainingConfig, code_sizes, architectures=None) -> list[TrainingConfig]:
+    """One config per distinct code size (and architecture, when several are compared),
+    smallest size first; everything else as in `base`."""
+    sizes = sorted({int(size) for size in code_sizes})
+    if not sizes:
+        raise ValueError("Choose at least one code size for the sweep.")
+    names = list(dict.fromkeys(architectures or [base.architecture]))
+    return [base.with_changes(code_size=size, architecture=name) for size in sizes for name in names]
+
+
+def same_run_except_code_size(config: TrainingConfig, base: TrainingConfig) -> bool:
+    return config.with_changes(code_size=base.code_size) == base
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One code size's job as the sweep sees it."""
+
+    code_size: int
+    architecture: str
+    key: str
+    state: str  # a JobState value, or "not started" when the job is unknown (cancelled)
+    progress: float
+    epochs_done: float
+    queue_position: int | None
+    has_model: bool
+
+
+class Sweep:
+    """The jobs of one sweep, in code-size order."""
+
+    def __init__(self, manager, configs: list[TrainingConfig]):
+        self.manager = manager
+        self.configs = configs
+
+    @classmethod
+    def start(cls, manager, base: TrainingConfig, code_sizes, session: str | None = None,
+              architectures=None) -> "Sweep":
+        """Request every code size's job (reusing trained ones); they queue smallest first.
+        `session` asked for them: other sessions cannot stop them (see JobManager)."""
+        configs = sweep_configs(base, code_sizes, architectures)
+        for config in configs:
+            manager.request(config, session=session)
+        return cls(manager, configs)
+
+    def jobs(self) -> list:
+        """The job of each config, or None where it was cancelled before it trained."""
+        return [self.manager.get(config.key) for config in self.configs]
+
+    def rows(self) -> list[SweepRow]:
+        rows = []
+        for config, job in zip(self.configs, self.jobs()):
+            if job is None:
+                rows.append(SweepRow(config.code_size, config.architecture, config.key, "not started", 0.0, 0, None, False))
+                continue
+            snapshot = job.snapshot()
+            rows.append(SweepRow(
+                config.code_size, config.architecture, config.key, snapshot.state.value, snapshot.progress,
+                snapshot.epochs_done, snapshot.queue_position, snapshot.has_model,
+            ))
+        return rows
+
+    @property
+    def active(self) -> bool:
+        return any(job is not None and job.snapshot().is_active for job in self.jobs())
+
+    def stop(self, session: str | None = None) -> None:
+        """Stop the running job and cancel the queued ones; trained sizes keep their models.
+        A size another session asked for as well goes on for them."""
+        for job in reversed(self.jobs()):  # cancel the queue first so nothing new starts
+            if job is not None:
+                job.stop(session)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """Test error of one saved autoencoder and of PCA with as many components."""
+
+    code_size: int
+    key: str
+    epochs_done: float
+    stopped_early: bool
+    autoencoder_bce: float
+    autoencoder_mse: float
+    pca_bce: float
+    pca_mse: float
+
+    def error(self, model: str, metric: str) -> float:
+        return getattr(self, f"{model}_{metric}")
+
+
+def rate_distortion(manager, base: TrainingConfig) -> list[RatePoint]:
+    """Every saved model that matches `base` in all but code size, smallest code first."""
+    points = []
+    for job in manager.trained_jobs():
+        snapshot = job.snapshot()
+        if not same_run_except_code_size(snapshot.config, base) or snapshot.test_metrics is None:
+            continue
+        pca = evaluate_pca(manager.dataset, snapshot.config.code_size)
+        points.append(RatePoint(
+            snapshot.config.code_size, job.key, snapshot.epochs_done, snapshot.state.value == "stopped",
+            snapshot.test_metrics.bce, snapshot.test_metrics.mse, pca.bce, pca.mse,
+        ))
+    return sorted(points, key=lambda point: point.code_size)
+
+
+def rate_distortion_by_architecture(manager, base: TrainingConfig, architectures) -> dict[str, list[RatePoint]]:
+    """The rate-distortion points of each architecture (settings otherwise as in `base`)."""
+    return {name: rate_distortion(manager, base.with_changes(architecture=name)) for name in dict.fromkeys(architectures)}
+
+
+def architectures_sentence(curves: dict[str, list[RatePoint]], metric: str) -> str:
+    """Which architecture reconstructs best at each code size trained by two or more, in words."""
+    from ae.model.architectures import ARCHITECTURES
+
+    errors: dict[int, dict[str, float]] = {}
+    for name, points in curves.items():
+        for point in points:
+            errors.setdefault(point.code_size, {})[name] = point.error("autoencoder", metric)
+    shared = {size: by_name for size, by_name in sorted(errors.items()) if len(by_name) > 1}
+    if not shared:
+        return ""
+    winners: dict[str, list[int]] = {}
+    for size, by_name in shared.items():
+        winners.setdefault(min(by_name, key=by_name.get), []).append(size)
+    parts = [f"{ARCHITECTURES[name].label} at code size {_list(sizes)}" for name, sizes in winners.items()]
+    return f"Lowest test {metric.upper()} among the architectures: " + "; ".join(parts) + "."
+
+
+def _list(sizes: list[int]) -> str:
+    sizes = [str(size) for size in sizes]
+    return sizes[0] if len(sizes) == 1 else ", ".join(sizes[:-1]) + " and " + sizes[-1]
+
+
+def comparison_sentence(points: list[RatePoint], metric: str) -> str:
+    """Who wins where, in words, computed from the numbers."""
+    if not points:
+        return "No trained models for these settings yet."
+    wins = [p.code_size for p in points if p.error("autoencoder", metric) < p.error("pca", metric)]
+    losses = [p.code_size for p in points if p.code_size not in wins]
+    name = metric.upper()
+    if not losses:
+        return f"The autoencoder reconstructs better than PCA ({name}) at every code size tried: {_list(wins)}."
+    if not wins:
+        return (f"PCA reconstructs better than the autoencoder ({name}) at every code size tried: {_list(losses)}. "
+                "PCA is the best linear code, so this is a fair fight; try more epochs per size.")
+    ratios = [p.error("autoencoder", metric) / p.error("pca", metric) for p in points]
+    best = points[int(np.argmin(ratios))]
+    return (f"The autoencoder beats PCA ({name}) at code size {_list(wins)}; PCA wins at {_list(losses)}. "
+            f"The autoencoder's biggest lead is at code size {best.code_size}: "
+            f"{best.error('autoencoder', metric):.4f} against {best.error('pca', metric):.4f}.")
+
+
+def rate_distortion_csv(points: list[RatePoint]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["code_size", "architecture", "model_key", "epochs_done", "stopped_early",
+                     "autoencoder_bce", "pca_bce", "autoencoder_mse", "pca_mse"])
+    for p in points:
+        writer.writerow([p.code_size, p.key.split("-c")[0], p.key, p.epochs_done, p.stopped_early,
+                         f"{p.autoencoder_bce:.6g}", f"{p.pca_bce:.6g}", f"{p.autoencoder_mse:.6g}", f"{p.pca_mse:.6g}"])
+    return buffer.getvalue()
+
+
+def reconstruction_strip(manager, points: list[RatePoint], indices: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """For each code size: the autoencoder's and PCA's reconstructions of the same test digits."""
+    from ae.analysis.metrics import fit_pca
+    from ae.model.architectures import predict
+
+    originals = manager.dataset.test_images[indices]
+    rows = []
+    for point in points:
+        models = manager.get(point.key).models()
+        autoencoder = predict(models.autoencoder, originals)[..., 0]
+        pca = fit_pca(manager.dataset, point.code_size).reconstruct(originals)
+        rows.append((point.code_size, autoencoder, pca))
+    return rows

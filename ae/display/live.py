@@ -1,0 +1,84 @@
+"""What the live Train view draws, built once per snapshot version and shared by every session.
+
+A lecture hall of 20 sessions polls the same job once a second. Building the loss figure or
+encoding the digit panel per session would multiply the web process's work by the room's
+size; here each is built once per new snapshot (the training process publishes about once a
+second) and every session reuses it.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ae.display.figures import loss_figure
+from ae.display.images import image_grid
+from ae.training.snapshot import JobSnapshot, panel_inputs
+
+MAX_LOSS_POINTS = 400  # the loss chart's recent-steps curve never holds more points than this
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple, object] = OrderedDict()
+_lock = threading.Lock()
+build_counts = {"loss": 0, "panel": 0}  # how often each piece was really built (for tests and benchmarks)
+
+
+def _cached(key: tuple, build):
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = build()
+    with _lock:
+        _cache[key] = value
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
+
+
+def thin(points, limit: int = MAX_LOSS_POINTS) -> list:
+    """At most `limit` points, evenly spread, the last always kept."""
+    points = list(points)
+    if len(points) <= limit:
+        return points
+    chosen = np.linspace(0, len(points) - 1, limit).round().astype(int)
+    return [points[i] for i in chosen]
+
+
+def live_loss_figure(snapshot: JobSnapshot):
+    """The loss chart for this snapshot; the same object for every session that asks."""
+
+    def build():
+        build_counts["loss"] += 1
+        return loss_figure(thin(snapshot.step_losses), snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss,
+                           kl_loss=snapshot.kl_loss)
+
+    return _cached(("loss", snapshot.key, snapshot.version), build)
+
+
+def panel_png(snapshot: JobSnapshot, test_images: np.ndarray, test_labels: np.ndarray) -> bytes:
+    """16 test digits over their reconstructions (two blocks of 8), as PNG bytes encoded once
+    per new panel; for a denoising model each block shows the noisy input, the reconstruction
+    and the clean digit. Before the first panel the reconstruction rows are black."""
+
+    def build():
+        from PIL import Image
+
+        build_counts["panel"] += 1
+        clean, shown = panel_inputs(test_images, test_labels, snapshot.config)
+        originals = clean[..., 0]
+        noisy = shown[..., 0] if snapshot.config.denoising else None
+        reconstructions = snapshot.panel_reconstructions
+        if reconstructions is None:
+            reconstructions = np.zeros_like(originals)
+        rows = [originals, reconstructions] if noisy is None else [noisy, reconstructions, originals]
+        half = len(originals) // 2
+        blocks = [image_grid(np.concatenate([row[part] for row in rows]), columns=half, scale=4)
+                  for part in (slice(0, half), slice(half, None))]
+        gap = np.full((12, blocks[0].shape[1]), 255, dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(np.vstack([blocks[0], gap, blocks[1]])).save(buffer, format="PNG", optimize=False)
+        return buffer.getvalue()
+
+    return _cached(("panel", snapshot.key, snapshot.panel_version, snapshot.panel_reconstructions is None), build)

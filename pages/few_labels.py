@@ -1,0 +1,65 @@
+"""Few labels: do a model's codes help a classifier when labelled digits are scarce?"""
+import pandas as pd
+import streamlit as st
+
+from ae.display.figures import probe_figure
+from ae.model.architectures import predict
+from ae.analysis.few_labels import FEATURE_LABELS, probe_csv, run_probe
+from pages.shared import chart, choose_model, load_models_or_stop, manager_or_stop, number_box
+
+manager = manager_or_stop()
+dataset = manager.dataset
+st.title("Few labels")
+st.markdown(
+    "The article says autoencoders help *extract features for a classifier when labelled examples are scarce*. "
+    "Here a logistic regression learns digits from a few labelled examples, using the autoencoder's codes, "
+    "PCA codes of the same size, or the raw pixels, and is scored on all test digits."
+)
+
+job = choose_model(manager, "probe_model")
+if job is None:
+    st.stop()
+snapshot = job.snapshot()
+models = load_models_or_stop(job)
+controls = st.columns(3)
+draws = controls[0].slider("Random draws of the labelled digits", 1, 5, 3, key="probe_draws")
+seed = number_box(controls[1], "Seed", 0, 10_000, 0, key="probe_seed")
+if seed is None:
+    st.stop()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def probe(key: str, saved_at: float, draws: int, seed: int, _models):
+    """Shared by every session; raw-pixel and PCA results are shared across models too."""
+    train_codes = predict(_models.encoder, dataset.train_images)
+    test_codes = predict(_models.encoder, dataset.test_images)
+    return run_probe(dataset, train_codes, test_codes, draws=draws, seed=int(seed))
+
+
+with st.spinner("Training logistic regressions (the first run also fits the raw-pixel baseline, about 10 s)..."):
+    results = probe(job.key, snapshot.saved_at, draws, int(seed), models)
+
+chart(probe_figure(results, FEATURE_LABELS), key="probe_chart")
+
+counts = results["autoencoder"].label_counts
+table = pd.DataFrame({
+    "labelled digits": [f"{c:,}" for c in counts],
+    **{
+        f"{FEATURE_LABELS[name]} ({result.dimensions}-D)": [f"{m:.1%} ± {s:.1%}" for m, s in zip(result.mean(), result.spread())]
+        for name, result in results.items()
+    },
+})
+st.dataframe(table, hide_index=True)
+
+autoencoder, pca, pixels = (results[name].mean() for name in ("autoencoder", "pca", "pixels"))
+beats_both = [f"{c:,}" for c, a, p, x in zip(counts, autoencoder, pca, pixels) if a > p and a > x]
+beats_pca = [f"{c:,}" for c, a, p in zip(counts, autoencoder, pca) if a > p]
+if beats_both:
+    verdict = f"The autoencoder's codes give the best classifier with {', '.join(beats_both)} labelled digits."
+elif beats_pca:
+    verdict = f"The autoencoder's codes beat PCA's with {', '.join(beats_pca)} labelled digits, but raw pixels do better still."
+else:
+    verdict = "Here the autoencoder's codes do not beat PCA's or the raw pixels at any number of labels: train longer or change the code size."
+st.markdown(f"**{verdict}** ± is the standard deviation over {draws} draw(s); with all {counts[-1]:,} labelled "
+            "training digits there is only one possible draw, so one fit and no ±.")
+st.download_button("Probe results (CSV)", probe_csv(results), file_name=f"{job.key}-probe.csv", mime="text/csv", icon=":material/download:")
