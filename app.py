@@ -10,8 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from ae.warmup import start_background_warmup
-from pages.shared import PRESENTATION_CSS, presenting
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.presentation import PRESENTATION_CSS, presenting
 
+leave_legacy_pages_mode()  # before anything else: a first request may have come in legacy pages/ mode
 
 
 def keep_keras_state_between_runs() -> None:

@@ -10,7 +10,13 @@ from ae.model.architectures import ARCHITECTURES
 from ae.analysis.code_size import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
                       rate_distortion_by_architecture, rate_distortion_csv, reconstruction_strip, sweep_configs)
 from ae.training.snapshot import panel_indices
-from pages.shared import chart, manager_or_stop, number_box, this_session
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import manager_or_stop
+from pages.number_box import number_box
+from pages.presentation import chart
+from pages.session import this_session
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})
 STRIP_DIGITS = 8

@@ -5,7 +5,12 @@ import streamlit as st
 from ae.display.figures import probe_figure
 from ae.model.architectures import predict
 from ae.analysis.few_labels import FEATURE_LABELS, probe_csv, run_probe
-from pages.shared import chart, choose_model, load_models_or_stop, manager_or_stop, number_box
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import choose_model, load_models_or_stop, manager_or_stop
+from pages.number_box import number_box
+from pages.presentation import chart
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 manager = manager_or_stop()
 dataset = manager.dataset

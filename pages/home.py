@@ -7,8 +7,13 @@ import streamlit as st
 from ae.model.data import DataError
 from ae.model.architectures import ARCHITECTURES
 from ae.model.presets import PRESETS
-from pages.shared import (PRESENT_KEY, QUICK_CONFIG, credit, presenting, default_model, quick_train_button, remember_my_job, request_job,
-                          trained_epochs_text)
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import QUICK_CONFIG, quick_train_button
+from pages.presentation import PRESENT_KEY, presenting
+from pages.session import default_model, remember_my_job, request_job
+from pages.wording import credit, trained_epochs_text
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 st.title("Autoencoder Explorer")
 st.markdown(

@@ -12,7 +12,12 @@ from ae.analysis.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, ava
 from ae.analysis.replay import frame_layouts, load_replay, sample_indices
 from ae.model.architectures import ARCHITECTURES
 from ae.analysis.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
-from pages.shared import chart, chosen_model_or_stop, manager_or_stop, session_present, this_session
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import chosen_model_or_stop, manager_or_stop
+from pages.presentation import chart
+from pages.session import session_present, this_session
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 manager = manager_or_stop()
 dataset = manager.dataset

@@ -7,7 +7,11 @@ from ae.display.images import image_grid
 from ae.model.architectures import predict
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
 from ae.analysis.results import NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
-from pages.shared import chart, chosen_model_or_stop, load_models_or_stop, manager_or_stop
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import chosen_model_or_stop, load_models_or_stop, manager_or_stop
+from pages.presentation import chart
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 COLUMNS = 10
 METRICS = {"bce": "binary cross-entropy", "mse": "mean squared error"}

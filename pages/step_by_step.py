@@ -5,7 +5,11 @@ import streamlit as st
 
 from ae.display.figures import loss_curve_figure, weights_figure
 from ae.analysis.step_by_step import CODE_SIZES, CUSTOMERS, PRODUCTS, PURCHASES, StepByStep, because_sentence, recommendations
-from pages.shared import chart, number_box
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.number_box import number_box
+from pages.presentation import chart
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 st.title("How it learns, step by step")
 st.caption("The article's worked example. Customers are rows, products columns, 1 means bought. The code is "

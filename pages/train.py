@@ -15,10 +15,14 @@ from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_t
 from ae.display.live import live_loss_figure, panel_png
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
-from pages.shared import (
-    MY_JOBS, SELECTED_JOB, chart, default_model, format_epochs, format_seconds, guarded, manager_or_stop,
-    quick_train_button, remember_my_job, request_job, this_session, trained_epochs_text,
-)
+from pages.error_guard import guarded
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import manager_or_stop, quick_train_button
+from pages.presentation import chart
+from pages.session import MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job, this_session
+from pages.wording import format_epochs, format_seconds, trained_epochs_text
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]

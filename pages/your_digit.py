@@ -12,7 +12,12 @@ from ae.analysis.your_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_
 from ae.analysis.projection import project
 from ae.analysis.results import decode
 from pages.digit_canvas import digit_canvas
-from pages.shared import chart, chosen_model_or_stop, manager_or_stop, number_box
+from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.model_picker import chosen_model_or_stop, manager_or_stop
+from pages.number_box import number_box
+from pages.presentation import chart
+
+leave_legacy_pages_mode()  # first: see its docstring
 
 manager = manager_or_stop()
 dataset = manager.dataset
