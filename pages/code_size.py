@@ -16,52 +16,52 @@ from pages.number_box import number_box
 from pages.presentation import chart
 from pages.session import this_session
 
-leave_legacy_pages_mode()  # first: see its docstring
-
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})
 STRIP_DIGITS = 8
-
-manager = manager_or_stop()
-dataset = manager.dataset
-st.title("Code size")
-st.markdown(
+INTRODUCTION = (
     "How small can the code be? Train one model per code size and compare each with **PCA** keeping as many "
     "components: the article claims an autoencoder reduces dimension *more powerfully than PCA*. Check where that holds."
 )
 
-controls = st.columns([3, 1.3, 1, 1.2])
-sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
-architectures = controls[1].multiselect("Architectures", list(ARCHITECTURES), ["dense"],
-                                        format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architectures",
-                                        help="Several at once: one rate-distortion curve each, side by side.")
-epochs = number_box(controls[2], "Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
-usable = usable_training_digits(dataset)
-train_size = number_box(controls[3], "Training digits", 10, usable, usable, key="sweep_train_size", step=1000)
-ready = bool(sizes) and bool(architectures) and epochs is not None and train_size is not None
-base = TrainingConfig(architecture=architectures[0], code_size=sizes[0], epochs=epochs, train_size=train_size) if ready else None
 
-if not sizes:
-    st.warning("Choose at least one code size.")
-if not architectures:
-    st.warning("Choose at least one architecture.")
+def sweep_settings(dataset):
+    """The sweep's controls; returns (base config, or None while a setting is unusable; sizes; architectures)."""
+    controls = st.columns([3, 1.3, 1, 1.2])
+    sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
+    architectures = controls[1].multiselect("Architectures", list(ARCHITECTURES), ["dense"],
+                                            format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architectures",
+                                            help="Several at once: one rate-distortion curve each, side by side.")
+    epochs = number_box(controls[2], "Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
+    usable = usable_training_digits(dataset)
+    train_size = number_box(controls[3], "Training digits", 10, usable, usable, key="sweep_train_size", step=1000)
+    ready = bool(sizes) and bool(architectures) and epochs is not None and train_size is not None
+    base = TrainingConfig(architecture=architectures[0], code_size=sizes[0], epochs=epochs, train_size=train_size) if ready else None
+    if not sizes:
+        st.warning("Choose at least one code size.")
+    if not architectures:
+        st.warning("Choose at least one architecture.")
+    return base, sizes, architectures
 
 
-def stop_sweep() -> None:
+def stop_sweep(manager) -> None:
     if "sweep" in st.session_state:
         Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop(this_session())
 
 
-buttons = st.columns([1, 1, 3])
-# Handled in this run, not in an on_click callback: a callback would run with the settings
-# of the run that drew the button, which lag behind a value typed just before the click.
-if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not ready, key="start_sweep", width="stretch"):
-    Sweep.start(manager, base, sizes, session=this_session(), architectures=architectures)
-    st.session_state["sweep"] = (base, tuple(sizes), tuple(architectures))
-sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
-buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep, key="stop_sweep", width="stretch")
-buttons[2].caption("Sizes already trained with these settings are reused, not retrained. Each size is an ordinary job: "
-                   "its live view is on the Train page.")
-metric = st.radio("Error", ["bce", "mse"], horizontal=True, format_func=str.upper, key="sweep_metric")
+def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
+    """Start and Stop; returns this session's sweep, if it started one."""
+    buttons = st.columns([1, 1, 3])
+    # Handled in this run, not in an on_click callback: a callback would run with the settings
+    # of the run that drew the button, which lag behind a value typed just before the click.
+    if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=base is None, key="start_sweep", width="stretch"):
+        Sweep.start(manager, base, sizes, session=this_session(), architectures=architectures)
+        st.session_state["sweep"] = (base, tuple(sizes), tuple(architectures))
+    sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
+    buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep,
+                      args=(manager,), key="stop_sweep", width="stretch")
+    buttons[2].caption("Sizes already trained with these settings are reused, not retrained. Each size is an ordinary job: "
+                       "its live view is on the Train page.")
+    return sweep
 
 
 def sweep_status(sweep: Sweep) -> None:
@@ -76,10 +76,11 @@ def sweep_status(sweep: Sweep) -> None:
     st.dataframe(table, hide_index=True, column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
 
 
-def results() -> None:
+def results(manager, base, architectures, metric: str) -> None:
     if base is None:
         st.info("Fix the settings above to see the results for them.")
         return
+    dataset = manager.dataset
     by_name = rate_distortion_by_architecture(manager, base, architectures)
     curves = {ARCHITECTURES[name].label: points for name, points in by_name.items() if points}
     if not curves:
@@ -96,7 +97,7 @@ def results() -> None:
     if any(p.stopped_early for p in every_point):
         st.caption("Hollow circles: models stopped before their last epoch.")
     st.download_button("Results (CSV)", rate_distortion_csv(every_point),
-                       file_name=f"code-size-sweep-{'-'.join(architectures)}-e{int(epochs)}.csv",
+                       file_name=f"code-size-sweep-{'-'.join(architectures)}-e{int(base.epochs)}.csv",
                        mime="text/csv", icon=":material/download:", key="sweep_csv")
 
     st.subheader("The same digits at each code size")
@@ -112,16 +113,25 @@ def results() -> None:
             pca_col.image(image_grid(pca, columns=STRIP_DIGITS, scale=2), caption=f"PCA, {code_size} components")
 
 
-polling = sweep is not None and sweep.active
-
-
-@st.fragment(run_every=1.5 if polling else None)
-def live() -> None:
+def live(manager, sweep, base, architectures, metric: str, polling: bool) -> None:
+    """The sweep's progress and the results so far (a fragment's body, polled while the sweep runs)."""
     if sweep is not None:
         sweep_status(sweep)
-    results()
+    results(manager, base, architectures, metric)
     if polling and not sweep.active:
         st.rerun()
 
 
-live()
+def code_size_page() -> None:
+    leave_legacy_pages_mode()
+    manager = manager_or_stop()
+    st.title("Code size")
+    st.markdown(INTRODUCTION)
+    base, sizes, architectures = sweep_settings(manager.dataset)
+    sweep = sweep_buttons(manager, base, sizes, architectures)
+    metric = st.radio("Error", ["bce", "mse"], horizontal=True, format_func=str.upper, key="sweep_metric")
+    polling = sweep is not None and sweep.active
+    st.fragment(live, run_every=1.5 if polling else None)(manager, sweep, base, architectures, metric, polling)
+
+
+code_size_page()

@@ -10,61 +10,70 @@ from pages.model_picker import choose_model, load_models_or_stop, manager_or_sto
 from pages.number_box import number_box
 from pages.presentation import chart
 
-leave_legacy_pages_mode()  # first: see its docstring
-
-manager = manager_or_stop()
-dataset = manager.dataset
-st.title("Few labels")
-st.markdown(
+INTRODUCTION = (
     "The article says autoencoders help *extract features for a classifier when labelled examples are scarce*. "
     "Here a logistic regression learns digits from a few labelled examples, using the autoencoder's codes, "
     "PCA codes of the same size, or the raw pixels, and is scored on all test digits."
 )
 
-job = choose_model(manager, "probe_model")
-if job is None:
-    st.stop()
-snapshot = job.snapshot()
-models = load_models_or_stop(job)
-controls = st.columns(3)
-draws = controls[0].slider("Random draws of the labelled digits", 1, 5, 3, key="probe_draws")
-seed = number_box(controls[1], "Seed", 0, 10_000, 0, key="probe_seed")
-if seed is None:
-    st.stop()
-
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def probe(key: str, saved_at: float, draws: int, seed: int, _models):
+def probe(key: str, saved_at: float, draws: int, seed: int, _models, _dataset):
     """Shared by every session; raw-pixel and PCA results are shared across models too."""
-    train_codes = predict(_models.encoder, dataset.train_images)
-    test_codes = predict(_models.encoder, dataset.test_images)
-    return run_probe(dataset, train_codes, test_codes, draws=draws, seed=int(seed))
+    train_codes = predict(_models.encoder, _dataset.train_images)
+    test_codes = predict(_models.encoder, _dataset.test_images)
+    return run_probe(_dataset, train_codes, test_codes, draws=draws, seed=int(seed))
 
 
-with st.spinner("Training logistic regressions (the first run also fits the raw-pixel baseline, about 10 s)..."):
-    results = probe(job.key, snapshot.saved_at, draws, int(seed), models)
+def probe_table(results) -> None:
+    counts = results["autoencoder"].label_counts
+    table = pd.DataFrame({
+        "labelled digits": [f"{c:,}" for c in counts],
+        **{
+            f"{FEATURE_LABELS[name]} ({result.dimensions}-D)": [f"{m:.1%} ± {s:.1%}" for m, s in zip(result.mean(), result.spread())]
+            for name, result in results.items()
+        },
+    })
+    st.dataframe(table, hide_index=True)
 
-chart(probe_figure(results, FEATURE_LABELS), key="probe_chart")
 
-counts = results["autoencoder"].label_counts
-table = pd.DataFrame({
-    "labelled digits": [f"{c:,}" for c in counts],
-    **{
-        f"{FEATURE_LABELS[name]} ({result.dimensions}-D)": [f"{m:.1%} ± {s:.1%}" for m, s in zip(result.mean(), result.spread())]
-        for name, result in results.items()
-    },
-})
-st.dataframe(table, hide_index=True)
+def verdict(results, draws: int) -> None:
+    counts = results["autoencoder"].label_counts
+    autoencoder, pca, pixels = (results[name].mean() for name in ("autoencoder", "pca", "pixels"))
+    beats_both = [f"{c:,}" for c, a, p, x in zip(counts, autoencoder, pca, pixels) if a > p and a > x]
+    beats_pca = [f"{c:,}" for c, a, p in zip(counts, autoencoder, pca) if a > p]
+    if beats_both:
+        sentence = f"The autoencoder's codes give the best classifier with {', '.join(beats_both)} labelled digits."
+    elif beats_pca:
+        sentence = f"The autoencoder's codes beat PCA's with {', '.join(beats_pca)} labelled digits, but raw pixels do better still."
+    else:
+        sentence = "Here the autoencoder's codes do not beat PCA's or the raw pixels at any number of labels: train longer or change the code size."
+    st.markdown(f"**{sentence}** ± is the standard deviation over {draws} draw(s); with all {counts[-1]:,} labelled "
+                "training digits there is only one possible draw, so one fit and no ±.")
 
-autoencoder, pca, pixels = (results[name].mean() for name in ("autoencoder", "pca", "pixels"))
-beats_both = [f"{c:,}" for c, a, p, x in zip(counts, autoencoder, pca, pixels) if a > p and a > x]
-beats_pca = [f"{c:,}" for c, a, p in zip(counts, autoencoder, pca) if a > p]
-if beats_both:
-    verdict = f"The autoencoder's codes give the best classifier with {', '.join(beats_both)} labelled digits."
-elif beats_pca:
-    verdict = f"The autoencoder's codes beat PCA's with {', '.join(beats_pca)} labelled digits, but raw pixels do better still."
-else:
-    verdict = "Here the autoencoder's codes do not beat PCA's or the raw pixels at any number of labels: train longer or change the code size."
-st.markdown(f"**{verdict}** ± is the standard deviation over {draws} draw(s); with all {counts[-1]:,} labelled "
-            "training digits there is only one possible draw, so one fit and no ±.")
-st.download_button("Probe results (CSV)", probe_csv(results), file_name=f"{job.key}-probe.csv", mime="text/csv", icon=":material/download:")
+
+def few_labels_page() -> None:
+    leave_legacy_pages_mode()
+    manager = manager_or_stop()
+    st.title("Few labels")
+    st.markdown(INTRODUCTION)
+    job = choose_model(manager, "probe_model")
+    if job is None:
+        st.stop()
+    snapshot = job.snapshot()
+    models = load_models_or_stop(job)
+    controls = st.columns(3)
+    draws = controls[0].slider("Random draws of the labelled digits", 1, 5, 3, key="probe_draws")
+    seed = number_box(controls[1], "Seed", 0, 10_000, 0, key="probe_seed")
+    if seed is None:
+        st.stop()
+    with st.spinner("Training logistic regressions (the first run also fits the raw-pixel baseline, about 10 s)..."):
+        results = probe(job.key, snapshot.saved_at, draws, int(seed), models, manager.dataset)
+    chart(probe_figure(results, FEATURE_LABELS), key="probe_chart")
+    probe_table(results)
+    verdict(results, draws)
+    st.download_button("Probe results (CSV)", probe_csv(results), file_name=f"{job.key}-probe.csv", mime="text/csv",
+                       icon=":material/download:")
+
+
+few_labels_page()

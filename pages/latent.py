@@ -1,5 +1,6 @@
 """Latent space: the test digits' codes as a 2-D map coloured by digit; decode any point."""
 import time
+from typing import NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -17,16 +18,14 @@ from pages.model_picker import chosen_model_or_stop, manager_or_stop
 from pages.presentation import chart
 from pages.session import session_present, this_session
 
-leave_legacy_pages_mode()  # first: see its docstring
 
-manager = manager_or_stop()
-dataset = manager.dataset
-st.title("Latent space")
+class MapChoice(NamedTuple):
+    """The map asked for: its method, a slow method's settings, and the colours."""
 
-top = st.columns([3.1, 2.1, 1.2])  # one row of controls, so the map fits a 1280x720 projector
-with top[0]:
-    job, snapshot, models, results = chosen_model_or_stop(manager, "latent_model")
-code_size = snapshot.config.code_size
+    method: str
+    max_points: int | None
+    options: tuple
+    palette: str
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)
@@ -36,13 +35,13 @@ def cached_projection(key: str, saved_at: float, method: str, _codes):
 
 
 @st.fragment(run_every=0.5)
-def map_progress(maps, spec: MapSpec) -> None:
+def map_progress(maps, spec: MapSpec, codes) -> None:
     """The slow map's progress, polled; the whole page is drawn again once it is done."""
-    task = maps.request(spec, results.codes)
+    task = maps.request(spec, codes)
     if not task.active:
         st.rerun(scope="app")
     elapsed = time.monotonic() - task.started
-    points = min(spec.max_points or len(results.codes), len(results.codes))
+    points = min(spec.max_points or len(codes), len(codes))
     st.progress(task.fraction, text=f"{METHOD_LABELS[spec.method]} of {points:,} codes: {task.text} · {elapsed:.0f} s")
     if st.button("Stop", icon=":material/stop:", key="stop_map"):
         st.session_state["map_stop_answer"] = maps.stop(spec, this_session())
@@ -51,29 +50,60 @@ def map_progress(maps, spec: MapSpec) -> None:
                "It is saved beside the model, so nobody waits for it twice.")
 
 
-methods = available_methods(code_size)
-method = top[1].radio(
-    "Map", methods, horizontal=True, format_func=METHOD_LABELS.get, key=f"method_{code_size == 2}",
-    help="PCA is instant and can be decoded back into codes. UMAP and t-SNE show clusters better but are slow.",
-)
-palette = top[2].selectbox("Colours", list(PALETTES), key="palette", persist_state="session",
-                                help="The colour-blind-safe palette never puts red beside green.")
-max_points = None
-options = ()
-map_col, side_col = st.columns([2.3, 1], gap="medium")
-side_top = side_col.container()  # the slow maps' settings, above the decoder
-if method in SLOW_METHODS:
-    max_points = side_top.select_slider("Points", [1000, 2000, 3000, 5000, 10000], 5000, key="points")
-    if method == "umap":
-        seeded = side_top.checkbox(
-            "Reproducible layout", key="umap_seeded",
-            help="A seeded UMAP gives the same map every time but runs on one thread: about 10x slower.",
-        )
-        options = (("umap_seeded", seeded),)
+def map_method(top, code_size: int) -> tuple[str, str]:
+    """The map's method and its colours, in the page's top row."""
+    methods = available_methods(code_size)
+    method = top[1].radio(
+        "Map", methods, horizontal=True, format_func=METHOD_LABELS.get, key=f"method_{code_size == 2}",
+        help="PCA is instant and can be decoded back into codes. UMAP and t-SNE show clusters better but are slow.",
+    )
+    palette = top[2].selectbox("Colours", list(PALETTES), key="palette", persist_state="session",
+                               help="The colour-blind-safe palette never puts red beside green.")
+    return method, palette
 
 
-def map_details(projection) -> list[str]:
-    details = [f"{len(projection.indices):,} of {len(results.codes):,} test codes", f"{projection.seconds:.2f} s"]
+def slow_map_settings(container, method: str) -> tuple[int | None, tuple]:
+    """A slow map's settings (points, and UMAP's seeding); (None, ()) for an instant map."""
+    max_points = None
+    options = ()
+    if method in SLOW_METHODS:
+        max_points = container.select_slider("Points", [1000, 2000, 3000, 5000, 10000], 5000, key="points")
+        if method == "umap":
+            seeded = container.checkbox(
+                "Reproducible layout", key="umap_seeded",
+                help="A seeded UMAP gives the same map every time but runs on one thread: about 10x slower.",
+            )
+            options = (("umap_seeded", seeded),)
+    return max_points, options
+
+
+def slow_map(store_root, job, snapshot, codes, choice: MapChoice, map_col):
+    """A UMAP or t-SNE map from the map service: its progress meanwhile, or what stopped it; None until done."""
+    maps = get_map_service(store_root)
+    maps.session_present = session_present
+    method = choice.method
+    spec = MapSpec(job.key, snapshot.saved_at, method, choice.max_points, 0, choice.options)
+    map_slot = map_col.empty()  # the progress line, or what stopped the map
+    task = maps.request(spec, codes, this_session())
+    if task.state in ("stopped", "failed"):
+        with map_slot.container():
+            if task.state == "failed":
+                st.error(f"The {METHOD_LABELS[method]} map failed: {task.error}")
+            else:
+                st.info(st.session_state.pop("map_stop_answer", None) or f"The {METHOD_LABELS[method]} map was stopped.")
+            if st.button("Compute the map again", icon=":material/refresh:", key="map_again"):
+                maps.request(spec, codes, this_session(), again=True)
+                st.rerun()
+    elif task.active:
+        with map_slot.container():
+            if "map_stop_answer" in st.session_state:
+                st.info(st.session_state.pop("map_stop_answer"))
+            map_progress(maps, spec, codes)
+    return task.projection
+
+
+def map_details(projection, method: str, code_count: int) -> list[str]:
+    details = [f"{len(projection.indices):,} of {code_count:,} test codes", f"{projection.seconds:.2f} s"]
     settings = projection.settings
     if "explained_variance" in settings:
         details.append(f"the 2 axes keep {settings['explained_variance']:.0%} of the codes' variance")
@@ -86,15 +116,16 @@ def map_details(projection) -> list[str]:
     return details
 
 
-def draw_map(projection) -> None:
+def draw_map(projection, dataset, job, models, results, choice: MapChoice, map_col, side_col) -> None:
     """The map, the decoder beside it, and the clicked digit."""
+    method = choice.method
     labels = dataset.y_test[projection.indices]
-    details = map_details(projection)
+    details = map_details(projection, method, len(results.codes))
 
     # A click arrives as the chart's selection in session state, before the chart is drawn again.
     # It is read here, once: the star, the decode sliders and the digit panel all follow the same
     # click at once (the chart's own return value is empty in the run where its figure changed).
-    map_identity = (job.key, method, max_points, options)
+    map_identity = (job.key, method, choice.max_points, choice.options)
     if st.session_state.get("clicked_for") != map_identity:
         st.session_state["clicked_for"], st.session_state["clicked_point"] = map_identity, None
     selection = st.session_state.get("latent_map")
@@ -142,7 +173,7 @@ def draw_map(projection) -> None:
     axis_names = ("code 1", "code 2") if method == "codes" else (f"{METHOD_LABELS[method]} 1", f"{METHOD_LABELS[method]} 2")
     figure = latent_figure(
         projection.coordinates, labels, projection.indices, f"Test digits' codes ({METHOD_LABELS[method]})",
-        axis_names, highlight=decode_point, colours=PALETTES[palette],
+        axis_names, highlight=decode_point, colours=PALETTES[choice.palette],
     )
     with map_col:
         chart(figure, key="latent_map", on_select="rerun", selection_mode="points")
@@ -150,40 +181,10 @@ def draw_map(projection) -> None:
                    "points are drawn in random order, so no digit hides another.")
 
 
-if method in SLOW_METHODS:
-    maps = get_map_service(manager.store.root)
-    maps.session_present = session_present
-    spec = MapSpec(job.key, snapshot.saved_at, method, max_points, 0, options)
-    map_slot = map_col.empty()  # the progress line, or what stopped the map
-    task = maps.request(spec, results.codes, this_session())
-    if task.state in ("stopped", "failed"):
-        with map_slot.container():
-            if task.state == "failed":
-                st.error(f"The {METHOD_LABELS[method]} map failed: {task.error}")
-            else:
-                st.info(st.session_state.pop("map_stop_answer", None) or f"The {METHOD_LABELS[method]} map was stopped.")
-            if st.button("Compute the map again", icon=":material/refresh:", key="map_again"):
-                maps.request(spec, results.codes, this_session(), again=True)
-                st.rerun()
-    elif task.active:
-        with map_slot.container():
-            if "map_stop_answer" in st.session_state:
-                st.info(st.session_state.pop("map_stop_answer"))
-            map_progress(maps, spec)
-    projection = task.projection
-else:
-    projection = cached_projection(job.key, snapshot.saved_at, method, results.codes)
-
-
-if projection is not None:
-    draw_map(projection)
-
-
-
 @st.cache_resource(max_entries=4, show_spinner="Laying out the training replay...")
-def cached_replay(key: str, saved_at: float):
+def cached_replay(key: str, saved_at: float, _store):
     """The saved replay's frames on one stable layout, shared by every session."""
-    frames = load_replay(manager.store.entry_dir(key))
+    frames = load_replay(_store.entry_dir(key))
     if not frames:
         return None
     return ([layout.astype(np.float32) for layout in frame_layouts(frames)], [frame.reconstructions for frame in frames],
@@ -191,34 +192,31 @@ def cached_replay(key: str, saved_at: float):
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def cached_replay_figure(key: str, saved_at: float, palette_name: str):
+def cached_replay_figure(key: str, saved_at: float, palette_name: str, _store, _test_labels):
     """Built once per model and palette: 64 frames of 2,000 points are slow to lay out on every rerun."""
-    layouts, reconstructions, frame_labels = cached_replay(key, saved_at)
-    labels = dataset.y_test[sample_indices(len(dataset.y_test))]
+    layouts, reconstructions, frame_labels = cached_replay(key, saved_at, _store)
+    labels = _test_labels[sample_indices(len(_test_labels))]
     return replay_figure(layouts, labels, reconstructions, frame_labels, colours=PALETTES[palette_name])
 
 
 @st.fragment
-def training_replay() -> None:
+def training_replay(store, job, snapshot, palette: str, test_labels) -> None:
     st.subheader("Training replay")
-    replay = cached_replay(job.key, snapshot.saved_at)
+    replay = cached_replay(job.key, snapshot.saved_at, store)
     if replay is None:
         st.caption("This model has no replay saved (it was trained before replays were kept, or its file is damaged). "
                    "Models trained now keep one.")
         return
     if not st.toggle(f"Show how the codes organised themselves ({len(replay[2])} frames)", key="replay_show"):
         return
-    chart(cached_replay_figure(job.key, snapshot.saved_at, palette), key="replay_chart")
-    layout_note = ("the codes themselves" if code_size == 2 else
+    chart(cached_replay_figure(job.key, snapshot.saved_at, palette, store, test_labels), key="replay_chart")
+    layout_note = ("the codes themselves" if snapshot.config.code_size == 2 else
                    "one PCA of the final codes, each frame turned to match the last (Procrustes)")
     st.caption(f"Press Play, or drag the slider: frames after 1, 4, 16 and 64 steps, then each epoch's end. "
                f"Layout: {layout_note}, so points move rather than jump.")
 
 
-training_replay()
-
-variational = ARCHITECTURES[snapshot.config.architecture].variational
-if code_size == 2 and method == "codes":
+def learned_manifold(models, codes, variational: bool) -> None:
     st.subheader("The learned manifold")
     per_side = st.slider("Images per side", 5, 20, 12, key="manifold_size")
     if variational:
@@ -226,12 +224,13 @@ if code_size == 2 and method == "codes":
         caption = ("Codes on a grid of the prior's quantiles (5% to 95% of a standard normal on each axis), "
                    "each decoded into an image: the space a variational model is trained to fill.")
     else:
-        positions, _ = manifold_positions(results.codes, per_side)
+        positions, _ = manifold_positions(codes, per_side)
         caption = "Codes on an even grid across the map (same orientation), each decoded into an image."
     st.image(image_grid(decode(models, positions), columns=per_side, scale=2, padding=0))
     st.caption(caption)
 
-if variational:
+
+def prior_digits(models, code_size: int) -> None:
     st.subheader("New digits from the prior")
     if st.button("Sample new digits", icon=":material/casino:", key="sample_prior"):
         st.session_state["prior_draw"] = st.session_state.get("prior_draw", 0) + 1
@@ -240,19 +239,56 @@ if variational:
     st.image(image_grid(samples, columns=10, scale=3))
     st.caption(f"20 codes drawn from the prior N(0, I) (draw {draw + 1}), decoded: digits no one wrote.")
 
-st.subheader("Which units fire for which digits")
-activity = code_activity(results.codes, dataset.y_test)
-chart(unit_heatmap(activity), key="unit_heatmap")
-sparse_note = (f" It was trained with an L1 penalty of {snapshot.config.sparsity:g} on the code, to use few units per digit."
-               if snapshot.config.sparsity else "")
-st.caption(f"{activity.near_zero_share:.0%} of the code activations of the test digits are about zero (under 1% of "
-           f"their unit's largest).{sparse_note} A unit that fires for one digit only shows as a single dark cell in its column.")
 
-st.subheader("Downloads")
-downloads = st.columns(3)
-downloads[0].download_button("Codes and labels (CSV)", lambda: codes_csv(results.codes, dataset.y_test),
-                             file_name=f"{job.key}-codes.csv", mime="text/csv", icon=":material/download:")
-downloads[1].download_button("Loss history (CSV)", lambda: history_csv(snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
-                             file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
-downloads[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
-                             file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")
+def unit_activity(codes, test_labels, sparsity: float) -> None:
+    st.subheader("Which units fire for which digits")
+    activity = code_activity(codes, test_labels)
+    chart(unit_heatmap(activity), key="unit_heatmap")
+    sparse_note = (f" It was trained with an L1 penalty of {sparsity:g} on the code, to use few units per digit."
+                   if sparsity else "")
+    st.caption(f"{activity.near_zero_share:.0%} of the code activations of the test digits are about zero (under 1% of "
+               f"their unit's largest).{sparse_note} A unit that fires for one digit only shows as a single dark cell in its column.")
+
+
+def downloads(job, snapshot, models, codes, test_labels) -> None:
+    st.subheader("Downloads")
+    columns = st.columns(3)
+    columns[0].download_button("Codes and labels (CSV)", lambda: codes_csv(codes, test_labels),
+                               file_name=f"{job.key}-codes.csv", mime="text/csv", icon=":material/download:")
+    columns[1].download_button("Loss history (CSV)", lambda: history_csv(snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
+                               file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
+    columns[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
+                               file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")
+
+
+def latent_page() -> None:
+    leave_legacy_pages_mode()
+    manager = manager_or_stop()
+    dataset = manager.dataset
+    st.title("Latent space")
+    top = st.columns([3.1, 2.1, 1.2])  # one row of controls, so the map fits a 1280x720 projector
+    with top[0]:
+        job, snapshot, models, results = chosen_model_or_stop(manager, "latent_model")
+    config = snapshot.config
+    method, palette = map_method(top, config.code_size)
+    map_col, side_col = st.columns([2.3, 1], gap="medium")
+    side_top = side_col.container()  # the slow maps' settings, above the decoder
+    choice = MapChoice(method, *slow_map_settings(side_top, method), palette)
+    if method in SLOW_METHODS:
+        projection = slow_map(manager.store.root, job, snapshot, results.codes, choice, map_col)
+    else:
+        projection = cached_projection(job.key, snapshot.saved_at, method, results.codes)
+    if projection is not None:
+        draw_map(projection, dataset, job, models, results, choice, map_col, side_col)
+
+    training_replay(manager.store, job, snapshot, palette, dataset.y_test)
+    variational = ARCHITECTURES[config.architecture].variational
+    if config.code_size == 2 and method == "codes":
+        learned_manifold(models, results.codes, variational)
+    if variational:
+        prior_digits(models, config.code_size)
+    unit_activity(results.codes, dataset.y_test, config.sparsity)
+    downloads(job, snapshot, models, results.codes, dataset.y_test)
+
+
+latent_page()

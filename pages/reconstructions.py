@@ -11,91 +11,85 @@ from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import chosen_model_or_stop, load_models_or_stop, manager_or_stop
 from pages.presentation import chart
 
-leave_legacy_pages_mode()  # first: see its docstring
-
 COLUMNS = 10
 METRICS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
-
-manager = manager_or_stop()
-dataset = manager.dataset
-st.title("Reconstructions")
-
-job, snapshot, models, results = chosen_model_or_stop(manager, "reconstructions_model")
-code_size = snapshot.config.code_size
-
-controls = st.columns([1.2, 1, 1.3, 1.3])
-count = controls[0].slider("Digits shown", 10, 100, 20, step=10, key="count")
-digit_choice = controls[1].selectbox("Digit class", ["all", *range(10)], key="digit_class")
-order = controls[2].radio(
-    "Which digits", ["first", "worst", "best"], horizontal=True, key="order",
-    format_func={"first": "First in test set", "worst": "Worst", "best": "Best"}.get,
-)
-metric = controls[3].radio("Error", list(METRICS), horizontal=True, format_func=lambda m: m.upper(), key="metric")
-
-digit = None if digit_choice == "all" else int(digit_choice)
-indices = select_digits(results.errors(metric), dataset.y_test, count, digit, order)
-with st.spinner(f"Fitting PCA with {code_size} components on the training digits..."):
-    pca = pca_test_set_results(dataset, code_size)
-pca_errors_all = pca.errors(metric)
-pca_images, pca_errors = pca.reconstructions[indices], pca_errors_all[indices]
-ae_errors = results.errors(metric)[indices]
-
-summary = st.columns(3)
-summary[0].metric(f"Autoencoder, test {metric.upper()}", f"{results.errors(metric).mean():.4f}")
-summary[1].metric(f"PCA ({code_size} components), test {metric.upper()}", f"{pca_errors_all.mean():.4f}")
-wins = float((results.errors(metric) < pca_errors_all).mean())
-summary[2].metric("Digits where the autoencoder beats PCA", f"{wins:.0%}")
-
-class_text = "all classes" if digit is None else f"digit {digit}"
-st.markdown(
-    f"**{len(indices)} test digits ({order}, {class_text}).** Each column: the original (top), the "
-    f"**autoencoder**'s reconstruction (middle) and **PCA**'s with {code_size} components (bottom); "
-    f"under it the {METRICS[metric]} of each (lower is better; the better one in bold)."
-)
-if len(indices) == 0:
-    st.info("No test digits match this filter.")
-for start in range(0, len(indices), COLUMNS):
-    columns = st.columns(COLUMNS)
-    for offset, index in enumerate(indices[start : start + COLUMNS]):
-        position = start + offset
-        strip = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index], pca_images[position]])
-        columns[offset].image(image_grid(strip, columns=1, scale=3), width="stretch")
-        ae_better = ae_errors[position] < pca_errors[position]
-        columns[offset].markdown(
-            f"{'**' if ae_better else ''}AE {ae_errors[position]:.3f}{'**' if ae_better else ''}  \n"
-            f"{'' if ae_better else '**'}PCA {pca_errors[position]:.3f}{'' if ae_better else '**'}"
-        )
-
-chart(
-    error_histogram({"autoencoder": results.errors(metric), f"PCA ({code_size} components)": pca_errors_all}, metric.upper()),
-    key="error_histogram",
-)
-
-st.subheader("When the input is noisy")
-noise_controls = st.columns([1.4, 1.2, 3])
 NOISES = [kind for kind in NOISE_KINDS if kind != "none"]
-noise_kind = noise_controls[0].selectbox(  # a denoising model starts with the noise it was trained on
-    "Noise", NOISES, format_func=NOISE_KINDS.get, key="recon_noise",
-    index=NOISES.index(snapshot.config.noise_kind if snapshot.config.denoising else "masking"),
-)
-noise_level = noise_controls[1].slider("Level", 0.0, 0.5, 0.3, step=0.05, key="recon_noise_level")
-noise_controls[2].caption(f"Level: {LEVEL_MEANING[noise_kind]}. A denoising model was trained on such inputs; "
-                          "a plain one never saw noise.")
-shown = indices[:COLUMNS]
-if len(shown):
-    noisy = add_noise(dataset.test_images[shown], noise_kind, noise_level, seed=0)
-    strip = np.concatenate([noisy, predict(models.autoencoder, noisy), dataset.test_images[shown]])[..., 0]
-    st.image(image_grid(strip, columns=len(shown), scale=3),
-             caption="Noisy input (top), the model's reconstruction of it (middle), the clean digit (bottom).")
+
+
+def digit_controls(dataset, results):
+    """Which test digits to show and by which error; returns (indices, metric, description of the choice)."""
+    controls = st.columns([1.2, 1, 1.3, 1.3])
+    count = controls[0].slider("Digits shown", 10, 100, 20, step=10, key="count")
+    digit_choice = controls[1].selectbox("Digit class", ["all", *range(10)], key="digit_class")
+    order = controls[2].radio(
+        "Which digits", ["first", "worst", "best"], horizontal=True, key="order",
+        format_func={"first": "First in test set", "worst": "Worst", "best": "Best"}.get,
+    )
+    metric = controls[3].radio("Error", list(METRICS), horizontal=True, format_func=lambda m: m.upper(), key="metric")
+    digit = None if digit_choice == "all" else int(digit_choice)
+    indices = select_digits(results.errors(metric), dataset.y_test, count, digit, order)
+    class_text = "all classes" if digit is None else f"digit {digit}"
+    return indices, metric, f"{order}, {class_text}"
+
+
+def summary(results, pca_errors_all, metric: str, code_size: int) -> None:
+    summary_cols = st.columns(3)
+    summary_cols[0].metric(f"Autoencoder, test {metric.upper()}", f"{results.errors(metric).mean():.4f}")
+    summary_cols[1].metric(f"PCA ({code_size} components), test {metric.upper()}", f"{pca_errors_all.mean():.4f}")
+    wins = float((results.errors(metric) < pca_errors_all).mean())
+    summary_cols[2].metric("Digits where the autoencoder beats PCA", f"{wins:.0%}")
+
+
+def digit_columns(dataset, results, pca, pca_errors_all, indices, metric: str, choice: str, code_size: int) -> None:
+    """Each chosen digit over the autoencoder's and PCA's reconstructions, with both errors."""
+    pca_images, pca_errors = pca.reconstructions[indices], pca_errors_all[indices]
+    ae_errors = results.errors(metric)[indices]
+    st.markdown(
+        f"**{len(indices)} test digits ({choice}).** Each column: the original (top), the "
+        f"**autoencoder**'s reconstruction (middle) and **PCA**'s with {code_size} components (bottom); "
+        f"under it the {METRICS[metric]} of each (lower is better; the better one in bold)."
+    )
+    if len(indices) == 0:
+        st.info("No test digits match this filter.")
+    for start in range(0, len(indices), COLUMNS):
+        columns = st.columns(COLUMNS)
+        for offset, index in enumerate(indices[start : start + COLUMNS]):
+            position = start + offset
+            strip = np.stack([dataset.test_images[index, ..., 0], results.reconstructions[index], pca_images[position]])
+            columns[offset].image(image_grid(strip, columns=1, scale=3), width="stretch")
+            ae_better = ae_errors[position] < pca_errors[position]
+            columns[offset].markdown(
+                f"{'**' if ae_better else ''}AE {ae_errors[position]:.3f}{'**' if ae_better else ''}  \n"
+                f"{'' if ae_better else '**'}PCA {pca_errors[position]:.3f}{'' if ae_better else '**'}"
+            )
+
+
+def noisy_digits(dataset, models, config, indices) -> str:
+    """The first shown digits with noise added, and the model's reconstruction of them; returns the noise kind."""
+    noise_controls = st.columns([1.4, 1.2, 3])
+    noise_kind = noise_controls[0].selectbox(  # a denoising model starts with the noise it was trained on
+        "Noise", NOISES, format_func=NOISE_KINDS.get, key="recon_noise",
+        index=NOISES.index(config.noise_kind if config.denoising else "masking"),
+    )
+    noise_level = noise_controls[1].slider("Level", 0.0, 0.5, 0.3, step=0.05, key="recon_noise_level")
+    noise_controls[2].caption(f"Level: {LEVEL_MEANING[noise_kind]}. A denoising model was trained on such inputs; "
+                              "a plain one never saw noise.")
+    shown = indices[:COLUMNS]
+    if len(shown):
+        noisy = add_noise(dataset.test_images[shown], noise_kind, noise_level, seed=0)
+        strip = np.concatenate([noisy, predict(models.autoencoder, noisy), dataset.test_images[shown]])[..., 0]
+        st.image(image_grid(strip, columns=len(shown), scale=3),
+                 caption="Noisy input (top), the model's reconstruction of it (middle), the clean digit (bottom).")
+    return noise_kind
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def noise_curve(key: str, saved_at: float, kind: str, _models):
+def noise_curve(key: str, saved_at: float, kind: str, _models, _dataset):
     """Shared by every session: computed once per model and noise kind."""
-    return error_against_noise(_models, dataset, kind)
+    return error_against_noise(_models, _dataset, kind)
 
 
-def counterpart(config):
+def counterpart(manager, config):
     """A trained model like this one (architecture, code size) but plain if it denoises, or
     denoising if it is plain: the comparison the curve is for."""
     for other in manager.trained_jobs():
@@ -110,16 +104,46 @@ def curve_name(config) -> str:
     return f"denoising ({config.noise_kind.replace('_', ' and ')} {config.noise_level:g})" if config.denoising else "plain"
 
 
-with st.spinner("Measuring the error at each noise level on 1,000 test digits..."):
-    curves = {f"this model: {curve_name(snapshot.config)}": noise_curve(job.key, snapshot.saved_at, noise_kind, models)}
-    other = counterpart(snapshot.config)
-    if other is not None:
-        other_models = load_models_or_stop(other)
-        curves[f"{curve_name(other.snapshot().config)}, same size"] = noise_curve(
-            other.key, other.snapshot().saved_at, noise_kind, other_models)
-chart(noise_curve_figure(NOISE_LEVELS, curves, NOISE_KINDS[noise_kind].split(" (")[0]),
-                key="noise_curve")
-if other is None:
-    kind_to_train = "a denoising" if not snapshot.config.denoising else "a plain"
-    st.caption(f"Train {kind_to_train} model with the same architecture and code size (Train, More settings) "
-               "to see both curves side by side.")
+def noise_curves(manager, job, snapshot, models, noise_kind: str) -> None:
+    """The error at each noise level, for this model and its plain or denoising counterpart."""
+    dataset = manager.dataset
+    with st.spinner("Measuring the error at each noise level on 1,000 test digits..."):
+        curves = {f"this model: {curve_name(snapshot.config)}": noise_curve(job.key, snapshot.saved_at, noise_kind, models,
+                                                                             dataset)}
+        other = counterpart(manager, snapshot.config)
+        if other is not None:
+            other_models = load_models_or_stop(other)
+            curves[f"{curve_name(other.snapshot().config)}, same size"] = noise_curve(
+                other.key, other.snapshot().saved_at, noise_kind, other_models, dataset)
+    chart(noise_curve_figure(NOISE_LEVELS, curves, NOISE_KINDS[noise_kind].split(" (")[0]),
+          key="noise_curve")
+    if other is None:
+        kind_to_train = "a denoising" if not snapshot.config.denoising else "a plain"
+        st.caption(f"Train {kind_to_train} model with the same architecture and code size (Train, More settings) "
+                   "to see both curves side by side.")
+
+
+def reconstructions_page() -> None:
+    leave_legacy_pages_mode()
+    manager = manager_or_stop()
+    dataset = manager.dataset
+    st.title("Reconstructions")
+    job, snapshot, models, results = chosen_model_or_stop(manager, "reconstructions_model")
+    code_size = snapshot.config.code_size
+    indices, metric, choice = digit_controls(dataset, results)
+    with st.spinner(f"Fitting PCA with {code_size} components on the training digits..."):
+        pca = pca_test_set_results(dataset, code_size)
+    pca_errors_all = pca.errors(metric)
+    summary(results, pca_errors_all, metric, code_size)
+    digit_columns(dataset, results, pca, pca_errors_all, indices, metric, choice, code_size)
+    chart(
+        error_histogram({"autoencoder": results.errors(metric), f"PCA ({code_size} components)": pca_errors_all},
+                        metric.upper()),
+        key="error_histogram",
+    )
+    st.subheader("When the input is noisy")
+    noise_kind = noisy_digits(dataset, models, snapshot.config, indices)
+    noise_curves(manager, job, snapshot, models, noise_kind)
+
+
+reconstructions_page()

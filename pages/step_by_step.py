@@ -1,4 +1,6 @@
 """How it learns, step by step: the article's purchase-table autoencoder, one customer at a time."""
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -9,52 +11,71 @@ from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.number_box import number_box
 from pages.presentation import chart
 
-leave_legacy_pages_mode()  # first: see its docstring
+INTRODUCTION = ("The article's worked example. Customers are rows, products columns, 1 means bought. The code is "
+                "h = sigmoid(W x + b), the output y = sigmoid(V h + c), the loss binary cross-entropy, and training is plain "
+                "SGD, one customer at a time. Every number below comes from that computation (numpy).")
 
-st.title("How it learns, step by step")
-st.caption("The article's worked example. Customers are rows, products columns, 1 means bought. The code is "
-           "h = sigmoid(W x + b), the output y = sigmoid(V h + c), the loss binary cross-entropy, and training is plain "
-           "SGD, one customer at a time. Every number below comes from that computation (numpy).")
 
-controls = st.columns([1.35, 1.35, 0.75, 0.75, 1.1, 1.05, 1.05, 0.85], vertical_alignment="bottom")
-code_size = controls[0].radio("Code size", CODE_SIZES, horizontal=True, key="steps_code_size")
-learning_rate = controls[1].select_slider("Learning rate", [0.1, 0.3, 1.0, 2.0, 5.0], 1.0, key="steps_learning_rate")
-seed = number_box(controls[2], "Seed", 0, 9999, 0, key="steps_seed")
-epochs = number_box(controls[3], "Epochs", 1, 5000, 100, key="steps_epochs")
-next_step = controls[4].button("Next step", icon=":material/skip_next:", key="next_step", type="primary", width="stretch")
-one_epoch = controls[5].button("One epoch", key="run_epoch", width="stretch")
-many_epochs = controls[6].button(f"{epochs or 'N'} epochs", key="run_epochs", disabled=epochs is None, width="stretch")
-reset = controls[7].button("Reset", icon=":material/restart_alt:", key="steps_reset", width="stretch")
+class StepControls(NamedTuple):
+    """The settings and which button was pressed in this run."""
 
-table_column, step_column = st.columns([1.2, 1], gap="small")
-with table_column:
+    code_size: int
+    learning_rate: float
+    seed: int | None
+    epochs: int | None
+    next_step: bool
+    one_epoch: bool
+    many_epochs: bool
+    reset: bool
+
+
+def step_controls() -> StepControls:
+    controls = st.columns([1.35, 1.35, 0.75, 0.75, 1.1, 1.05, 1.05, 0.85], vertical_alignment="bottom")
+    code_size = controls[0].radio("Code size", CODE_SIZES, horizontal=True, key="steps_code_size")
+    learning_rate = controls[1].select_slider("Learning rate", [0.1, 0.3, 1.0, 2.0, 5.0], 1.0, key="steps_learning_rate")
+    seed = number_box(controls[2], "Seed", 0, 9999, 0, key="steps_seed")
+    epochs = number_box(controls[3], "Epochs", 1, 5000, 100, key="steps_epochs")
+    next_step = controls[4].button("Next step", icon=":material/skip_next:", key="next_step", type="primary", width="stretch")
+    one_epoch = controls[5].button("One epoch", key="run_epoch", width="stretch")
+    many_epochs = controls[6].button(f"{epochs or 'N'} epochs", key="run_epochs", disabled=epochs is None, width="stretch")
+    reset = controls[7].button("Reset", icon=":material/restart_alt:", key="steps_reset", width="stretch")
+    return StepControls(code_size, learning_rate, seed, epochs, next_step, one_epoch, many_epochs, reset)
+
+
+def purchase_table():
+    """The editable purchase table, as 0/1 numbers."""
     edited = st.data_editor(
         pd.DataFrame(PURCHASES.astype(bool), index=list(CUSTOMERS), columns=list(PRODUCTS)),
         key="purchase_table", width="stretch", height=423,
         column_config={name: st.column_config.CheckboxColumn(name, width=62) for name in PRODUCTS},  # all 8 on a projector
     )
-table = edited.to_numpy(dtype=np.float64)
-settings = (code_size, learning_rate, seed or 0)
-model = st.session_state.get("step_model")
-if reset or model is None or st.session_state.get("step_settings") != settings:
-    model = StepByStep(table, code_size, learning_rate, seed or 0)
-    st.session_state["step_model"], st.session_state["step_settings"] = model, settings
-if not np.array_equal(model.table, table):  # an edited table: training goes on, on the new rows
-    model.table = table
-if next_step:
-    model.next_step()
-if one_epoch:
-    model.run_epochs(1)
-if many_epochs:
-    model.run_epochs(epochs)
-table_column.caption(f"**Epoch {model.epochs_done + 1}, {CUSTOMERS[model.position]} next** (customer {model.position + 1} "
-                     f"of {len(table)}). Loss over the table: {model.epoch_losses[-1]:.3f} after {model.epochs_done} "
-                     "epoch(s). Tick or untick boxes to change what the customers bought.")
+    return edited.to_numpy(dtype=np.float64)
 
-step = model.last_step
-if step is None:
-    step_column.info("Press **Next step** to train on the first customer and see every number of the step.")
-else:
+
+def trained_model(table, chosen: StepControls) -> StepByStep:
+    """This session's model, new for new settings or Reset, trained as far as this run's button says."""
+    settings = (chosen.code_size, chosen.learning_rate, chosen.seed or 0)
+    model = st.session_state.get("step_model")
+    if chosen.reset or model is None or st.session_state.get("step_settings") != settings:
+        model = StepByStep(table, chosen.code_size, chosen.learning_rate, chosen.seed or 0)
+        st.session_state["step_model"], st.session_state["step_settings"] = model, settings
+    if not np.array_equal(model.table, table):  # an edited table: training goes on, on the new rows
+        model.table = table
+    if chosen.next_step:
+        model.next_step()
+    if chosen.one_epoch:
+        model.run_epochs(1)
+    if chosen.many_epochs:
+        model.run_epochs(chosen.epochs)
+    return model
+
+
+def last_step(step_column, model, code_size: int) -> None:
+    """Every number of the last step: inputs, outputs, gradients, and the weights before and after."""
+    step = model.last_step
+    if step is None:
+        step_column.info("Press **Next step** to train on the first customer and see every number of the step.")
+        return
     step_column.markdown(f"#### The last step: {CUSTOMERS[step.customer]}")
     numbers = step_column.columns([1.1, 1])
     with numbers[0]:
@@ -78,12 +99,33 @@ else:
           container=heatmaps[1], key="decoder_weights")
     chart(loss_curve_figure(model.epoch_losses), container=heatmaps[2], key="steps_loss")
 
-st.subheader("Recommendations")
-customer = st.selectbox("For", range(len(CUSTOMERS)), format_func=lambda i: CUSTOMERS[i], key="recommend_for")
-ranked = recommendations(model.params, table, customer)
-if not ranked:
-    st.info(f"{CUSTOMERS[customer]} has bought every product.")
-for recommendation in ranked:
-    st.markdown("- " + because_sentence(recommendation, CUSTOMERS, PRODUCTS))
-st.caption("Products not yet bought, ranked by the model's reconstruction: how likely the output layer thinks each one "
-           "belongs in this customer's basket. Untrained, the ranking is noise; after a few hundred epochs it follows the groups.")
+
+def recommendations_list(model, table) -> None:
+    st.subheader("Recommendations")
+    customer = st.selectbox("For", range(len(CUSTOMERS)), format_func=lambda i: CUSTOMERS[i], key="recommend_for")
+    ranked = recommendations(model.params, table, customer)
+    if not ranked:
+        st.info(f"{CUSTOMERS[customer]} has bought every product.")
+    for recommendation in ranked:
+        st.markdown("- " + because_sentence(recommendation, CUSTOMERS, PRODUCTS))
+    st.caption("Products not yet bought, ranked by the model's reconstruction: how likely the output layer thinks each one "
+               "belongs in this customer's basket. Untrained, the ranking is noise; after a few hundred epochs it follows the groups.")
+
+
+def step_by_step_page() -> None:
+    leave_legacy_pages_mode()
+    st.title("How it learns, step by step")
+    st.caption(INTRODUCTION)
+    chosen = step_controls()
+    table_column, step_column = st.columns([1.2, 1], gap="small")
+    with table_column:
+        table = purchase_table()
+    model = trained_model(table, chosen)
+    table_column.caption(f"**Epoch {model.epochs_done + 1}, {CUSTOMERS[model.position]} next** (customer {model.position + 1} "
+                         f"of {len(table)}). Loss over the table: {model.epoch_losses[-1]:.3f} after {model.epochs_done} "
+                         "epoch(s). Tick or untick boxes to change what the customers bought.")
+    last_step(step_column, model, chosen.code_size)
+    recommendations_list(model, table)
+
+
+step_by_step_page()

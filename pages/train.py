@@ -22,8 +22,6 @@ from pages.presentation import chart
 from pages.session import MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job, this_session
 from pages.wording import format_epochs, format_seconds, trained_epochs_text
 
-leave_legacy_pages_mode()  # first: see its docstring
-
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 SPARSITIES = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]
@@ -36,13 +34,18 @@ STATE_TEXT = {
     "failed": ":material/error: Failed",
 }
 SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and kept across pages
+SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
+PHASE_TEXT = {
+    "starting": "Starting: loading the model",
+    "compiling": "Compiling the training step (first steps only)",
+    "evaluating": "Evaluating on {test:,} test digits",
+    "saving": "Saving the model",
+}
 
-manager = manager_or_stop()
-dataset = manager.dataset
-st.title("Train")
 
-controls, live_area = st.columns([1, 3.2], gap="medium")
-with controls:
+def training_settings(dataset) -> tuple[TrainingConfig | None, dict]:
+    """The settings' controls, each problem in words below its control. Returns the config
+    (None while a setting is unusable) and the problems by field."""
     architecture = st.selectbox(
         "Architecture", list(ARCHITECTURES), format_func=lambda name: ARCHITECTURES[name].label, key="arch",
         help="\n\n".join(f"**{spec.label}**: {spec.description}" for spec in ARCHITECTURES.values()), **SETTING,
@@ -90,12 +93,14 @@ with controls:
     digits_problem = number_problem("Training digits", train_size, 10, usable)  # this data file's range
     if digits_problem:
         errors["train_size"] = digits_problem
-    config = None if errors else TrainingConfig(**vars(values))
     places = {"code_size": code_error, "epochs": epochs_error, "train_size": digits_error, "seed": seed_error,
               "noise_kind": noise_error, "noise_level": noise_error, "beta": beta_error}
     for field_name, message in errors.items():
         places.get(field_name, st).error(message, icon=":material/error:")
+    return None if errors else TrainingConfig(**vars(values)), errors
 
+
+def train_button(manager, config, errors) -> None:
     if manager.cache_problem:
         st.warning(f"Models will not be kept after a restart: {manager.cache_problem}. "
                    "Trained models still work until then.", icon=":material/warning:")
@@ -112,10 +117,7 @@ with controls:
                    + (" (see More settings)." if hidden else "."))
 
 
-SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
-
-
-def shown_job():
+def shown_job(manager, config):
     """This session's job (or the one it picked last); else the saved or running job of the
     settings in the controls (a shared link opens its job); else whatever trains now; else the
     job this page showed last (a watched run that just ended); else the default model."""
@@ -126,25 +128,13 @@ def shown_job():
             or default_model(manager)[0])
 
 
-job = shown_job()
-if job is not None:
-    st.session_state[SHOWN_JOB] = job.key
-
-PHASE_TEXT = {
-    "starting": "Starting: loading the model",
-    "compiling": "Compiling the training step (first steps only)",
-    "evaluating": "Evaluating on {test:,} test digits",
-    "saving": "Saving the model",
-}
-
-
-def progress_text(snapshot) -> str:
+def progress_text(snapshot, test_digits: int) -> str:
     state, phase = snapshot.state.value, snapshot.phase.value
     if state == "queued":
         return "Waiting for its turn"
     if state in ("running", "stopping"):
         if phase in PHASE_TEXT:
-            return f"{PHASE_TEXT[phase].format(test=len(dataset.x_test))}..."
+            return f"{PHASE_TEXT[phase].format(test=test_digits)}..."
         speed = f" · {snapshot.samples_per_second:,.0f} digits/s" if snapshot.samples_per_second else ""
         eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
         epoch = min(snapshot.epoch + 1, int(np.ceil(snapshot.epochs_total - 1e-9)))
@@ -156,8 +146,6 @@ def progress_text(snapshot) -> str:
     if state == "stopped":
         return f"Stopped after {done}{planned}"
     return f"{done}{planned} · {format_seconds(snapshot.training_seconds)} of training"
-
-
 
 
 def job_buttons(job, snapshot) -> None:
@@ -210,9 +198,10 @@ def job_buttons(job, snapshot) -> None:
             (st.info if note == "stop_note" else st.error)(st.session_state.pop(note))
 
 
-def render(job) -> None:
+def render(manager, job) -> None:
     """Everything here is cheap per session: the figure and the panel picture are built once
     per snapshot version (ae.display.live) and shared by every session watching."""
+    dataset = manager.dataset
     snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
@@ -220,7 +209,7 @@ def render(job) -> None:
     st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {kind}, code size "
                 f"{config.code_size} <small style='opacity:.6'>({whose})</small>", unsafe_allow_html=True)
     st.caption(config.describe())
-    st.progress(snapshot.progress, text=progress_text(snapshot))
+    st.progress(snapshot.progress, text=progress_text(snapshot, len(dataset.x_test)))
     job_buttons(job, snapshot)
     if snapshot.error:
         st.error(f"Training failed: {snapshot.error}")
@@ -253,27 +242,44 @@ def render(job) -> None:
             st.caption("Reconstructions appear once training starts.")
 
 
-if job is None:
-    with live_area:
+def live_view(manager, job, polling: bool) -> None:
+    """The shown job, drawn again on every poll while it trains (a fragment's body)."""
+    manager.stop_abandoned()  # a run whose askers all pressed Stop or left
+    render(manager, job)
+    if polling and not job.snapshot().is_active:
+        st.rerun()  # the job ended: one full rerun stops the polling
+    if not polling and job.snapshot().is_active:
+        st.rerun()  # Continue or Resume started it again: poll
+
+
+def shown_job_view(manager, job, config) -> None:
+    """The shown job, live; or, with none, the way to a first model."""
+    if job is None:
         st.info("No model is trained yet. Choose settings and press **Train**, or start with the article's model: "
                 "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
         quick_train_button("train_quick")
-else:
+        return
     polling = job.snapshot().is_active
+    if config is not None and config.key != job.key:
+        st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
+                                      else "the job running now" if job.snapshot().is_active else "the default model")
+                   + ". Your settings at left are for the next Train; changing them never interrupts it.")
+    st.fragment(guarded(live_view), run_every=1.0 if polling else None)(manager, job, polling)
 
-    @st.fragment(run_every=1.0 if polling else None)
-    @guarded
-    def live_view() -> None:
-        manager.stop_abandoned()  # a run whose askers all pressed Stop or left
-        render(job)
-        if polling and not job.snapshot().is_active:
-            st.rerun()  # the job ended: one full rerun stops the polling
-        if not polling and job.snapshot().is_active:
-            st.rerun()  # Continue or Resume started it again: poll
 
+def train_page() -> None:
+    leave_legacy_pages_mode()
+    manager = manager_or_stop()
+    st.title("Train")
+    controls, live_area = st.columns([1, 3.2], gap="medium")
+    with controls:
+        config, errors = training_settings(manager.dataset)
+        train_button(manager, config, errors)
+    job = shown_job(manager, config)
+    if job is not None:
+        st.session_state[SHOWN_JOB] = job.key
     with live_area:
-        if config is not None and config.key != job.key:
-            st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
-                                          else "the job running now" if job.snapshot().is_active else "the default model")
-                       + ". Your settings at left are for the next Train; changing them never interrupts it.")
-        live_view()
+        shown_job_view(manager, job, config)
+
+
+train_page()

@@ -17,20 +17,12 @@ from pages.model_picker import chosen_model_or_stop, manager_or_stop
 from pages.number_box import number_box
 from pages.presentation import chart
 
-leave_legacy_pages_mode()  # first: see its docstring
-
-manager = manager_or_stop()
-dataset = manager.dataset
-st.title("Your digit")
-job, snapshot, models, results = chosen_model_or_stop(manager, "digit_model")
-variational = ARCHITECTURES[snapshot.config.architecture].variational
-
 
 @st.cache_resource(max_entries=3, show_spinner="Reading the codes of all 60,000 training digits (once per model)...")
-def training_codes(key: str, saved_at: float, _models):
+def training_codes(key: str, saved_at: float, _models, _dataset):
     """Shared by every session: the training digits' codes, and a logistic regression on them."""
-    codes = predict(_models.encoder, dataset.train_images)
-    return codes, fit_code_classifier(codes, dataset.y_train)
+    codes = predict(_models.encoder, _dataset.train_images)
+    return codes, fit_code_classifier(codes, _dataset.y_train)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -45,32 +37,29 @@ def test_map(key: str, saved_at: float, _codes):
     return project(_codes, "codes" if _codes.shape[1] == 2 else "pca")
 
 
-source, seen, verdict = st.columns([1.15, 1, 1.35], gap="medium")
-with source:
-    how = st.radio("Your digit", ["Draw", "Upload"], horizontal=True, key="digit_source", label_visibility="collapsed")
-    if how == "Draw":
-        data = digit_canvas("digit_canvas")
-        st.caption("Draw one digit, large, with the mouse or a finger. Clear starts again.")
-    else:
-        upload = st.file_uploader(f"A PNG or JPEG of one digit (at most {MAX_UPLOAD_MEGABYTES} MB)",
-                                  type=["png", "jpg", "jpeg", "gif", "bmp", "webp"], key="digit_upload")
-        data = upload.getvalue() if upload is not None else None
+def drawn_or_uploaded(source):
+    """The picture's bytes from the canvas or an upload; a digit that cannot be read is a warning, and None."""
+    with source:
+        how = st.radio("Your digit", ["Draw", "Upload"], horizontal=True, key="digit_source", label_visibility="collapsed")
+        if how == "Draw":
+            data = digit_canvas("digit_canvas")
+            st.caption("Draw one digit, large, with the mouse or a finger. Clear starts again.")
+        else:
+            upload = st.file_uploader(f"A PNG or JPEG of one digit (at most {MAX_UPLOAD_MEGABYTES} MB)",
+                                      type=["png", "jpg", "jpeg", "gif", "bmp", "webp"], key="digit_upload")
+            data = upload.getvalue() if upload is not None else None
+    if data is not None:
+        try:
+            return prepared(data)
+        except DigitError as problem:
+            source.warning(str(problem))
+    return None
 
-digit = None
-if data is not None:
-    try:
-        digit = prepared(data)
-    except DigitError as problem:
-        source.warning(str(problem))
-if digit is None:
-    seen.info("Draw a digit (or upload a picture of one) to see what the model makes of it.")
-    st.stop()
 
-code = predict(models.encoder, digit.image[None, ..., None])
-reconstruction = decode(models, code)[0]
-bce = float(per_image_errors(digit.image[None], reconstruction[None])[0][0])
-percentile = error_percentile(bce, results.bce)
-with seen:
+def what_the_model_sees(digit, reconstruction, results) -> None:
+    """The digit as the model sees it, its reconstruction, and how unusual its error is."""
+    bce = float(per_image_errors(digit.image[None], reconstruction[None])[0][0])
+    percentile = error_percentile(bce, results.bce)
     st.image(image_grid(np.stack([digit.image, reconstruction]), columns=2, scale=5),
              caption="What the model sees (28x28, MNIST-style) · its reconstruction")
     for note in digit.notes:
@@ -78,10 +67,10 @@ with seen:
     st.markdown(f"**Error {bce:.3f}: {unusualness_sentence(percentile)}.**")
     chart(error_meter_figure(results.bce, bce, percentile, height=210), key="error_meter")
 
-train_codes, classifier = training_codes(job.key, snapshot.saved_at, models)
-guess, probability = classifier.guess(code[0])
-neighbours, distances = nearest_codes(code[0], results.codes, NEIGHBOURS)
-with verdict:
+
+def what_the_code_says(code, classifier, results, dataset) -> None:
+    guess, probability = classifier.guess(code[0])
+    neighbours, distances = nearest_codes(code[0], results.codes, NEIGHBOURS)
     st.markdown(f"### The code says **{guess}**, {probability:.0%}")
     st.caption(f"A logistic regression on the codes of all 60,000 training digits "
                f"({classifier.train_accuracy:.0%} right on them) reads the digit from the code alone.")
@@ -90,22 +79,23 @@ with verdict:
     st.caption("Labels: " + ", ".join(f"{dataset.y_test[i]}" for i in neighbours)
                + f" · distances {distances[0]:.2f} to {distances[-1]:.2f}")
 
-projection = test_map(job.key, snapshot.saved_at, results.codes)
-if projection.method == "codes":
-    star = code[0]
-elif projection.pca is not None:
-    star = projection.pca.transform(code.astype(np.float64))[0]
-else:  # a 1-unit code is drawn on the x axis
-    star = np.array([code[0, 0], 0.0])
-map_column, walk_column = st.columns([1, 1.25], gap="medium")
-with map_column:
+
+def where_it_lands(projection, code, test_labels) -> None:
+    if projection.method == "codes":
+        star = code[0]
+    elif projection.pca is not None:
+        star = projection.pca.transform(code.astype(np.float64))[0]
+    else:  # a 1-unit code is drawn on the x axis
+        star = np.array([code[0, 0], 0.0])
     title = "Where it lands among the test digits (" + ("the codes" if projection.method == "codes" else "PCA") + ")"
-    figure = latent_figure(projection.coordinates, dataset.y_test[projection.indices], projection.indices, title,
+    figure = latent_figure(projection.coordinates, test_labels[projection.indices], projection.indices, title,
                            highlight=(float(star[0]), float(star[1])), colours=PALETTES["Colour-blind safe"], height=400)
     chart(figure, key="digit_map")
     st.caption("The star is your digit; the same map as on the Latent space page.")
 
-with walk_column:
+
+def walk(digit, code, models, results, dataset) -> None:
+    """From the digit (or a test digit) to a test digit: through the code, and through the pixels."""
     st.subheader("Walk between two digits")
     ends = st.columns(2)
     start_choice = ends[0].radio("From", ["your digit", "a test digit"], horizontal=True, key="walk_from")
@@ -123,15 +113,51 @@ with walk_column:
         st.caption("Through the code every step is a digit-like shape; the cross-fade is two digits overlaid. "
                    "That is what a latent space buys.")
 
-st.subheader("New digits")
-if st.button("Generate 20 new digits", icon=":material/casino:", key="generate_digits"):
-    st.session_state["generation_draw"] = st.session_state.get("generation_draw", 0) + 1
-draw = st.session_state.get("generation_draw", 0)
-generated = decode(models, generation_codes(train_codes, 20, seed=draw, variational=variational))
-st.image(image_grid(generated, columns=10, scale=3))
-if variational:
-    st.caption(f"20 codes drawn from the prior N(0, I) (draw {draw + 1}), decoded: the model was trained so that this works.")
-else:
-    st.caption(f"20 codes drawn from a Gaussian fitted to the training digits' codes (draw {draw + 1}), decoded. "
-               "This model was not trained to generate: many draws land between the digits and look like blends. "
-               "A variational autoencoder (Train, architecture VAE) is trained for it.")
+
+def new_digits(models, train_codes, variational: bool) -> None:
+    st.subheader("New digits")
+    if st.button("Generate 20 new digits", icon=":material/casino:", key="generate_digits"):
+        st.session_state["generation_draw"] = st.session_state.get("generation_draw", 0) + 1
+    draw = st.session_state.get("generation_draw", 0)
+    generated = decode(models, generation_codes(train_codes, 20, seed=draw, variational=variational))
+    st.image(image_grid(generated, columns=10, scale=3))
+    if variational:
+        st.caption(f"20 codes drawn from the prior N(0, I) (draw {draw + 1}), decoded: the model was trained so that this works.")
+    else:
+        st.caption(f"20 codes drawn from a Gaussian fitted to the training digits' codes (draw {draw + 1}), decoded. "
+                   "This model was not trained to generate: many draws land between the digits and look like blends. "
+                   "A variational autoencoder (Train, architecture VAE) is trained for it.")
+
+
+def your_digit_page() -> None:
+    leave_legacy_pages_mode()
+    manager = manager_or_stop()
+    dataset = manager.dataset
+    st.title("Your digit")
+    job, snapshot, models, results = chosen_model_or_stop(manager, "digit_model")
+    variational = ARCHITECTURES[snapshot.config.architecture].variational
+
+    source, seen, verdict = st.columns([1.15, 1, 1.35], gap="medium")
+    digit = drawn_or_uploaded(source)
+    if digit is None:
+        seen.info("Draw a digit (or upload a picture of one) to see what the model makes of it.")
+        st.stop()
+
+    code = predict(models.encoder, digit.image[None, ..., None])
+    reconstruction = decode(models, code)[0]
+    with seen:
+        what_the_model_sees(digit, reconstruction, results)
+    train_codes, classifier = training_codes(job.key, snapshot.saved_at, models, dataset)
+    with verdict:
+        what_the_code_says(code, classifier, results, dataset)
+
+    projection = test_map(job.key, snapshot.saved_at, results.codes)
+    map_column, walk_column = st.columns([1, 1.25], gap="medium")
+    with map_column:
+        where_it_lands(projection, code, dataset.y_test)
+    with walk_column:
+        walk(digit, code, models, results, dataset)
+    new_digits(models, train_codes, variational)
+
+
+your_digit_page()
