@@ -3,6 +3,7 @@ import streamlit as st
 
 from ae.model.config import TrainingConfig
 from ae.model.data import DataError
+from ae.model.history import reached
 from pages.session import MY_JOBS, SELECTED_JOB, default_model, request_job, session_present
 from pages.wording import format_epochs
 
@@ -44,8 +45,8 @@ def model_label(job) -> str:
     """Short enough for a model picker on a 1280-pixel projector: yours first, then what it is."""
     snapshot = job.snapshot()
     config = snapshot.config
-    done, planned = format_epochs(snapshot.epochs_done), config.epochs
-    epochs = f"{done} epoch{'' if done == '1' else 's'}" if snapshot.epochs_done >= planned - 1e-6 else f"{done}/{planned} epochs"
+    done, planned = format_epochs(snapshot.history.epochs_done), config.epochs
+    epochs = f"{done} epoch{'' if done == '1' else 's'}" if reached(snapshot.history.epochs_done, planned) else f"{done}/{planned} epochs"
     if snapshot.state.value == "stopped":
         epochs += ", stopped"
     loss = f" · loss {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else ""

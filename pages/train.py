@@ -14,6 +14,7 @@ import streamlit as st
 from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
 from ae.display.live import live_loss_figure, panel_png
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
+from ae.model.history import reached
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.error_guard import guarded
 from pages.legacy_pages_mode import leave_legacy_pages_mode
@@ -128,6 +129,12 @@ def shown_job(manager, config):
             or default_model(manager)[0])
 
 
+def plan_changed(snapshot) -> bool:
+    """The job's epoch total is no longer what its settings planned (Continue added some)."""
+    total, planned = snapshot.history.epochs_total, snapshot.config.epochs
+    return not (reached(total, planned) and reached(planned, total))
+
+
 def progress_text(snapshot, test_digits: int) -> str:
     state, phase = snapshot.state.value, snapshot.phase.value
     if state == "queued":
@@ -135,17 +142,16 @@ def progress_text(snapshot, test_digits: int) -> str:
     if state in ("running", "stopping"):
         if phase in PHASE_TEXT:
             return f"{PHASE_TEXT[phase].format(test=test_digits)}..."
-        speed = f" · {snapshot.samples_per_second:,.0f} digits/s" if snapshot.samples_per_second else ""
+        speed = f" · {snapshot.history.samples_per_second:,.0f} digits/s" if snapshot.history.samples_per_second else ""
         eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
-        epoch = min(snapshot.epoch + 1, int(np.ceil(snapshot.epochs_total - 1e-9)))
-        return (f"Epoch {epoch} of {format_epochs(snapshot.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
+        epoch = min(snapshot.epoch + 1, int(np.ceil(snapshot.history.epochs_total - 1e-9)))  # 5.0000000001 planned epochs end with epoch 5
+        return (f"Epoch {epoch} of {format_epochs(snapshot.history.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
                 f"{speed}{eta}")
-    done = f"{format_epochs(snapshot.epochs_done)} of {format_epochs(snapshot.epochs_total)} epochs"
-    planned = (f" (the plan was {snapshot.config.epochs})"
-               if abs(snapshot.epochs_total - snapshot.config.epochs) > 1e-6 and state != "failed" else "")
+    done = f"{format_epochs(snapshot.history.epochs_done)} of {format_epochs(snapshot.history.epochs_total)} epochs"
+    planned = f" (the plan was {snapshot.config.epochs})" if plan_changed(snapshot) and state != "failed" else ""
     if state == "stopped":
         return f"Stopped after {done}{planned}"
-    return f"{done}{planned} · {format_seconds(snapshot.training_seconds)} of training"
+    return f"{done}{planned} · {format_seconds(snapshot.history.training_seconds)} of training"
 
 
 def job_buttons(job, snapshot) -> None:
@@ -183,7 +189,7 @@ def job_buttons(job, snapshot) -> None:
         help="Train the shown model for more epochs",
     )
     planned = snapshot.config.epochs
-    can_resume = idle_with_model and snapshot.epochs_done < planned - 1e-6
+    can_resume = idle_with_model and not reached(snapshot.history.epochs_done, planned)
     resume_col.button(
         f"Resume to {planned}", icon=":material/replay:", disabled=not can_resume, key="resume_button",
         width="stretch", on_click=go_on, args=(lambda: job.resume_to(planned, session=session),),
@@ -221,14 +227,14 @@ def render(manager, job) -> None:
         st.info(f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}. The chart and the digits "
                 "appear when its training starts.", icon=":material/hourglass_top:")
         return
-    if not snapshot.step_losses and not snapshot.train_loss:
+    if not snapshot.history.step_losses and not snapshot.history.train_loss:
         return  # starting or compiling: nothing to draw yet, and an empty chart would say nothing
 
     chart_col, panel_col = st.columns([1.35, 1])
     with chart_col:
         metric_cols = st.columns(3)
-        metric_cols[0].metric("Train loss", f"{snapshot.train_loss[-1]:.4f}" if snapshot.train_loss else "–")
-        metric_cols[1].metric("Validation loss", f"{snapshot.val_loss[-1]:.4f}" if snapshot.val_loss else "–")
+        metric_cols[0].metric("Train loss", f"{snapshot.history.train_loss[-1]:.4f}" if snapshot.history.train_loss else "–")
+        metric_cols[1].metric("Validation loss", f"{snapshot.history.val_loss[-1]:.4f}" if snapshot.history.val_loss else "–")
         metric_cols[2].metric("Test loss", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–",
                               help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
         chart(live_loss_figure(snapshot), key="loss_chart")

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from ae.model.data import CREDIT
+from ae.model.history import reached
 
 
 def format_epochs(epochs: float) -> str:
@@ -19,8 +20,8 @@ def format_seconds(seconds: float | None) -> str:
 
 def trained_epochs_text(snapshot) -> str:
     """"5 epochs", or "4.07 of 10 epochs (stopped early)": never hides an unfinished plan."""
-    done, planned = format_epochs(snapshot.epochs_done), snapshot.config.epochs
-    if snapshot.epochs_done < planned - 1e-6:
+    done, planned = format_epochs(snapshot.history.epochs_done), snapshot.config.epochs
+    if not reached(snapshot.history.epochs_done, planned):
         stopped = " (stopped early)" if snapshot.state.value == "stopped" else ""
         return f"{done} of {planned} epochs{stopped}"
     return f"{done} epoch{'' if done == '1' else 's'}"
