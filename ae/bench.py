@@ -71,7 +71,7 @@ def time_jobs(manager, epochs: int, architectures) -> tuple[dict, float]:
             while job.snapshot().panel_reconstructions is None and job.snapshot().is_active:
                 time.sleep(0.01)
             first_panel = time.perf_counter() - started
-        seconds[architecture] = list(_wait(job).epoch_seconds)
+        seconds[architecture] = list(_wait(job).history.epoch_seconds)
     return seconds, first_panel
 
 

@@ -71,7 +71,7 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
               bar_format="{l_bar}{bar}| {n:.1f}/{total} epochs [{elapsed}<{remaining}]") as bar:
         while True:
             snapshots = [job.snapshot() for job in jobs.values()]
-            bar.n = sum(min(s.epochs_done + s.step / max(1, s.steps_per_epoch), s.config.epochs) for s in snapshots)
+            bar.n = sum(min(s.history.epochs_done + s.step / max(1, s.steps_per_epoch), s.config.epochs) for s in snapshots)
             bar.refresh()
             if not any(s.is_active for s in snapshots):
                 break

@@ -255,7 +255,7 @@ def downloads(job, snapshot, models, codes, test_labels) -> None:
     columns = st.columns(3)
     columns[0].download_button("Codes and labels (CSV)", lambda: codes_csv(codes, test_labels),
                                file_name=f"{job.key}-codes.csv", mime="text/csv", icon=":material/download:")
-    columns[1].download_button("Loss history (CSV)", lambda: history_csv(snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss, snapshot.epoch_seconds),
+    columns[1].download_button("Loss history (CSV)", lambda: history_csv(snapshot.history.epoch_ends, snapshot.history.train_loss, snapshot.history.val_loss, snapshot.history.epoch_seconds),
                                file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
     columns[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
                                file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")

@@ -197,7 +197,7 @@ def test_a_variational_job_records_its_kl_term_each_epoch(managers, cache_dir):
     job = manager.request(TrainingConfig(architecture="vae", code_size=2, epochs=2, batch_size=64, train_size=1000))
     snapshot = wait_until_done(job)
     assert snapshot.state.value == "finished", snapshot.error
-    assert len(snapshot.kl_loss) == len(snapshot.val_loss) == 2
-    assert all(0 < kl < val for kl, val in zip(snapshot.kl_loss, snapshot.val_loss))
+    assert len(snapshot.history.kl_loss) == len(snapshot.history.val_loss) == 2
+    assert all(0 < kl < val for kl, val in zip(snapshot.history.kl_loss, snapshot.history.val_loss))
     restarted = managers(cache_dir)  # read back from disk
-    assert restarted.get(job.key).snapshot().kl_loss == pytest.approx(snapshot.kl_loss)
+    assert restarted.get(job.key).snapshot().history.kl_loss == pytest.approx(snapshot.history.kl_loss)

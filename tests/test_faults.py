@@ -48,7 +48,7 @@ def test_killing_the_training_process_mid_run_fails_the_job_in_words_and_resumes
     saved_weights = saved.models().autoencoder.get_weights()
 
     job = manager.request(LONG)
-    wait_for(job, lambda s: s.epochs_done >= 3, "three epochs")
+    wait_for(job, lambda s: s.history.epochs_done >= 3, "three epochs")
     killed_pid = kill_worker(manager)
     failed = wait_for(job, lambda s: s.state is JobState.FAILED, "failing after the kill", timeout=30) \
         if job.snapshot().state is not JobState.FAILED else job.snapshot()
@@ -68,12 +68,12 @@ def test_killing_the_training_process_mid_run_fails_the_job_in_words_and_resumes
     resumed = wait_for(job, lambda s: s.state is JobState.RUNNING and s.position > failed.resume_from,
                        "training again", timeout=60)
     assert manager.worker_pid != killed_pid
-    assert resumed.epoch_ends[: int(failed.resume_from)] == failed.epoch_ends[: int(failed.resume_from)]
+    assert resumed.history.epoch_ends[: int(failed.resume_from)] == failed.history.epoch_ends[: int(failed.resume_from)]
     job.stop()
     stopped = wait_until_done(job, timeout=60)
-    assert stopped.state is JobState.STOPPED and stopped.epochs_done > failed.resume_from
+    assert stopped.state is JobState.STOPPED and stopped.history.epochs_done > failed.resume_from
     # Its loss went on from where it was, not from an untrained model.
-    assert stopped.train_loss[int(failed.resume_from)] < stopped.train_loss[0]
+    assert stopped.history.train_loss[int(failed.resume_from)] < stopped.history.train_loss[0]
 
 
 def test_a_new_request_after_a_kill_trains_normally(manager):
@@ -105,7 +105,7 @@ def test_once_stopped_shows_the_model_is_on_disk_even_if_killed_right_after(mana
     if final.state is JobState.STOPPED or seen_stopped is not None:
         stopped = seen_stopped or final
         record = json.loads((manager.store.entry_dir(LONG.key) / RECORD_FILE).read_text())
-        assert record["epochs_done"] == stopped.epochs_done
+        assert record["epochs_done"] == stopped.history.epochs_done
         assert manager.get(LONG.key).models() is not None
     else:  # killed before the save finished: reported as a failure, never as "Stopped"
         assert final.state is JobState.FAILED
@@ -210,10 +210,10 @@ def test_stop_and_continue_pressed_at_once_end_consistent(manager):
         thread.join()
     final = wait_until_done(job, timeout=60)
     assert final.state in (JobState.STOPPED, JobState.FINISHED), final.error
-    assert final.epochs_total >= final.epochs_done
-    assert final.epoch_ends[-1] == pytest.approx(final.epochs_done)
+    assert final.history.epochs_total >= final.history.epochs_done
+    assert final.history.epoch_ends[-1] == pytest.approx(final.history.epochs_done)
     record = json.loads((manager.store.entry_dir(LONG.key) / RECORD_FILE).read_text())
-    assert record["epochs_done"] == final.epochs_done  # what the page says is what is on disk
+    assert record["epochs_done"] == final.history.epochs_done  # what the page says is what is on disk
     assert len(outcomes) == 2
 
 

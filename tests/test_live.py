@@ -8,6 +8,7 @@ from PIL import Image
 
 from ae.display import live
 from ae.model.config import TrainingConfig
+from ae.model.history import History
 from ae.training.snapshot import JobSnapshot, JobState
 
 
@@ -15,8 +16,8 @@ def snapshot(version: int, panel_version: int = 1, steps: int = 5000) -> JobSnap
     config = TrainingConfig(code_size=7, epochs=3)
     return JobSnapshot(
         key=config.key, config=config, state=JobState.RUNNING, version=version, panel_version=panel_version,
-        step_losses=tuple((i / 1000, 0.3 - i / 1e5) for i in range(steps)), epoch_ends=(1.0, 2.0),
-        train_loss=(0.2, 0.15), val_loss=(0.21, 0.16),
+        history=History(step_losses=tuple((i / 1000, 0.3 - i / 1e5) for i in range(steps)), epoch_ends=(1.0, 2.0),
+                        train_loss=(0.2, 0.15), val_loss=(0.21, 0.16)),
         panel_reconstructions=np.full((16, 28, 28), 0.5, dtype=np.float32),
     )
 

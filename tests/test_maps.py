@@ -32,7 +32,7 @@ def test_a_map_is_computed_shared_and_saved_beside_its_model(service, codes):
     spec = MapSpec("dense-c8-e2-abc", 12.5, "umap", 1000)
     first = service.request(spec, codes, "session-a")
     assert service.request(spec, codes, "session-b") is first  # a second session watches the same task
-    assert first.askers == {"session-a", "session-b"}
+    assert first.askers.asked == {"session-a", "session-b"}
     finish(first)
     assert first.state == "done", first.error
     assert first.projection.coordinates.shape == (1000, 2)
@@ -82,7 +82,7 @@ def test_one_sessions_stop_leaves_a_map_others_asked_for_running(service, codes)
     task = service.request(spec, codes, "session-a")
     service.request(spec, codes, "session-b")
     answer = service.stop(spec, "session-a")
-    assert "1 other session(s) asked for this map too" in answer
+    assert "1 other session asked for this map too" in answer
     assert task.active
     service.session_present = lambda session: session != "session-b"  # b closed its tab
     assert service.stop(spec, "session-a") == "Stopped."

@@ -78,17 +78,17 @@ def test_resume_trains_on_to_the_planned_epochs(cache_dir, managers):
     wait_for(job, lambda s: s.state is JobState.RUNNING and 0.3 < s.position < 2, "training part-way")
     job.stop("alice")
     stopped = wait_until_done(job, timeout=30)
-    assert stopped.state is JobState.STOPPED and stopped.epochs_done < 3
+    assert stopped.state is JobState.STOPPED and stopped.history.epochs_done < 3
 
     with pytest.raises(ValueError, match="already has"):
-        job.resume_to(stopped.epochs_done)
+        job.resume_to(stopped.history.epochs_done)
     job.resume_to(3, session="alice")
     resumed = wait_until_done(job)
     assert resumed.state is JobState.FINISHED, resumed.error
-    assert resumed.epochs_total == 3
+    assert resumed.history.epochs_total == 3
     # The last epoch ends part-way, at the first execution (16 steps of 125) past 3 epochs.
-    assert 3 <= resumed.epochs_done < 3 + 16 / 125 + 1e-6
-    assert resumed.train_loss[: len(stopped.train_loss)] == stopped.train_loss
+    assert 3 <= resumed.history.epochs_done < 3 + 16 / 125 + 1e-6
+    assert resumed.history.train_loss[: len(stopped.history.train_loss)] == stopped.history.train_loss
     assert resumed.test_metrics.bce < stopped.test_metrics.bce
 
 
@@ -108,7 +108,7 @@ def test_the_default_model_is_the_most_trained_finished_one(cache_dir, managers)
     # Measured from the one comparable run (same architecture and batch size): twice the
     # digits and 2 epochs of its steady epoch, plus its first epoch's extra (compilation).
     estimate = manager.estimate_seconds(TrainingConfig(code_size=8, epochs=2, batch_size=64, train_size=2000))
-    seconds = longer.snapshot().epoch_seconds
+    seconds = longer.snapshot().history.epoch_seconds
     steady = sorted(seconds[1:])[1]
     assert estimate == pytest.approx(steady * 2 * 2 + max(0.0, seconds[0] - steady))
     assert manager.estimate_seconds(TrainingConfig(batch_size=1024)) is None

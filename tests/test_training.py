@@ -100,24 +100,24 @@ def test_job_trains_lowers_the_loss_and_reports_progress(dataset, cache_dir, man
 
     # Finished: every field says so.
     assert final.error is None
-    assert final.epoch == final.epochs_total == 3
+    assert final.epoch == final.history.epochs_total == 3
     assert final.steps_per_epoch == 1000 // 32 + 1
     assert final.progress == 1.0
     assert final.has_model and final.saved_at is not None
     assert final.queue_position is None
     assert final.eta_seconds is None
-    assert final.samples_per_second is not None and final.samples_per_second > 0
-    assert len(final.train_loss) == len(final.val_loss) == len(final.epoch_seconds) == 3
-    assert final.epoch_ends == (1.0, 2.0, 3.0)
-    assert final.step_losses and final.step_losses[-1][0] <= 3.0
+    assert final.history.samples_per_second is not None and final.history.samples_per_second > 0
+    assert len(final.history.train_loss) == len(final.history.val_loss) == len(final.history.epoch_seconds) == 3
+    assert final.history.epoch_ends == (1.0, 2.0, 3.0)
+    assert final.history.step_losses and final.history.step_losses[-1][0] <= 3.0
     assert final.panel_reconstructions.shape == (PANEL_SIZE, 28, 28)
     assert 0.0 <= final.panel_reconstructions.min() and final.panel_reconstructions.max() <= 1.0
     assert final.panel_epoch == 3.0
-    assert final.training_seconds > 0
+    assert final.history.training_seconds > 0
 
     # Learning happened.
-    assert final.train_loss[0] > final.train_loss[1] > final.train_loss[2]
-    assert final.val_loss[-1] < final.val_loss[0]
+    assert final.history.train_loss[0] > final.history.train_loss[1] > final.history.train_loss[2]
+    assert final.history.val_loss[-1] < final.history.val_loss[0]
     assert final.test_metrics.bce < 0.75 * baseline
     assert sum(final.test_metrics.count_per_digit) == 500
 
@@ -149,18 +149,18 @@ def test_stop_ends_a_running_job_quickly_and_keeps_its_model(cache_dir, managers
     assert final.state is JobState.STOPPED, final.error
     # Normally well under a second (one execution step, validation, saving); slack for a busy machine.
     assert took < 8.0, f"stop took {took:.1f} s"
-    assert 0 < final.epochs_done < 5  # far from the 50 requested
-    assert final.epochs_total == 50  # what was asked for stays visible
+    assert 0 < final.history.epochs_done < 5  # far from the 50 requested
+    assert final.history.epochs_total == 50  # what was asked for stays visible
     assert 0 < final.progress < 0.1
     # The epoch cut short counts as the fraction of its steps done, not as a whole epoch.
-    assert final.epoch_ends[-1] == final.epochs_done
-    assert final.epochs_done != int(final.epochs_done)
-    assert final.step_losses[-1][0] == pytest.approx(final.epochs_done, abs=1e-3)
+    assert final.history.epoch_ends[-1] == final.history.epochs_done
+    assert final.history.epochs_done != int(final.history.epochs_done)
+    assert final.history.step_losses[-1][0] == pytest.approx(final.history.epochs_done, abs=1e-3)
     assert final.has_model
     assert final.test_metrics is not None
     record = json.loads((manager.store.entry_dir(LARGE.key) / RECORD_FILE).read_text())
     assert record["stopped_early"] is True
-    assert record["epochs_done"] == final.epochs_done
+    assert record["epochs_done"] == final.history.epochs_done
     assert job.models().autoencoder.output_shape == (None, 28, 28, 1)
     assert manager.running() is None
     # Stopping again does nothing.
@@ -186,13 +186,13 @@ def test_stopped_job_can_be_extended(cache_dir, managers):
         job.extend(1)
     extended = wait_until_done(job)
     assert extended.state is JobState.FINISHED, extended.error
-    assert extended.epochs_done == pytest.approx(stopped.epochs_done + 1)
-    assert extended.epochs_total == pytest.approx(extended.epochs_done)
-    assert len(extended.train_loss) == len(stopped.train_loss) + 1
-    assert extended.train_loss[: len(stopped.train_loss)] == stopped.train_loss
-    assert extended.epoch_ends[-1] == pytest.approx(stopped.epochs_done + 1)
+    assert extended.history.epochs_done == pytest.approx(stopped.history.epochs_done + 1)
+    assert extended.history.epochs_total == pytest.approx(extended.history.epochs_done)
+    assert len(extended.history.train_loss) == len(stopped.history.train_loss) + 1
+    assert extended.history.train_loss[: len(stopped.history.train_loss)] == stopped.history.train_loss
+    assert extended.history.epoch_ends[-1] == pytest.approx(stopped.history.epochs_done + 1)
     assert extended.saved_at > stopped.saved_at
-    assert extended.training_seconds > stopped.training_seconds
+    assert extended.history.training_seconds > stopped.history.training_seconds
     # Saved over the old entry atomically: one clean folder, no temporary or old copies.
     assert entry_names(manager.store.root) == [LARGE.key]
     assert entry_files(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX, REPLAY_FILE])
@@ -272,7 +272,7 @@ def test_damaged_weights_are_never_the_default_and_can_be_retrained(cache_dir, m
     again = restarted.request(SMALL)
     retrained = wait_until_done(again)
     assert retrained.state is JobState.FINISHED, retrained.error
-    assert retrained.epochs_done == 3
+    assert retrained.history.epochs_done == 3
     assert restarted.problems == []
     assert again.models().autoencoder.output_shape == (None, 28, 28, 1)
 
@@ -307,7 +307,7 @@ def test_unwritable_cache_keeps_the_model_in_memory_and_says_so(tmp_path, manage
     job = manager.request(TrainingConfig(code_size=4, epochs=1, batch_size=64, train_size=200))
     done = wait_until_done(job)
     assert done.state is JobState.FINISHED, done.error
-    assert done.epochs_done == 1
+    assert done.history.epochs_done == 1
     assert not done.saved_to_disk and done.has_model
     assert str(blocker) in done.warning and "\n" not in done.warning
     assert "kept in memory" in done.warning
@@ -318,7 +318,7 @@ def test_unwritable_cache_keeps_the_model_in_memory_and_says_so(tmp_path, manage
     # Continue works too, and the epochs reported are the model's.
     job.extend(1)
     extended = wait_until_done(job)
-    assert extended.state is JobState.FINISHED and extended.epochs_done == 2
+    assert extended.state is JobState.FINISHED and extended.history.epochs_done == 2
     assert not extended.saved_to_disk
     assert job.models() is not None
 
@@ -337,11 +337,11 @@ def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
     snapshot = loaded.snapshot()
     assert snapshot.state is JobState.FINISHED
     assert snapshot.has_model
-    assert snapshot.epochs_done == snapshot.epochs_total == 3
-    assert snapshot.epoch_ends == original.epoch_ends
+    assert snapshot.history.epochs_done == snapshot.history.epochs_total == 3
+    assert snapshot.history.epoch_ends == original.history.epoch_ends
     assert snapshot.test_metrics == original.test_metrics
-    assert snapshot.train_loss == original.train_loss
-    assert snapshot.val_loss == original.val_loss
+    assert snapshot.history.train_loss == original.history.train_loss
+    assert snapshot.history.val_loss == original.history.val_loss
     assert snapshot.saved_at == original.saved_at
     assert restarted.latest() is loaded
     assert restarted.request(SMALL) is loaded
@@ -353,7 +353,7 @@ def test_saved_jobs_survive_a_restart(dataset, cache_dir, managers):
     loaded.extend(1)
     extended = wait_until_done(loaded)
     assert extended.state is JobState.FINISHED, extended.error
-    assert extended.epochs_done == 4
+    assert extended.history.epochs_done == 4
 
 
 def test_damaged_entries_are_skipped_with_a_problem_message(dataset, cache_dir, managers):

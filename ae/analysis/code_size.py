@@ -77,7 +77,7 @@ class Sweep:
             snapshot = job.snapshot()
             rows.append(SweepRow(
                 config.code_size, config.architecture, config.key, snapshot.state.value, snapshot.progress,
-                snapshot.epochs_done, snapshot.queue_position, snapshot.has_model,
+                snapshot.history.epochs_done, snapshot.queue_position, snapshot.has_model,
             ))
         return rows
 
@@ -119,7 +119,7 @@ def rate_distortion(manager, base: TrainingConfig) -> list[RatePoint]:
             continue
         pca = evaluate_pca(manager.dataset, snapshot.config.code_size)
         points.append(RatePoint(
-            snapshot.config.code_size, job.key, snapshot.epochs_done, snapshot.state.value == "stopped",
+            snapshot.config.code_size, job.key, snapshot.history.epochs_done, snapshot.state.value == "stopped",
             snapshot.test_metrics.bce, snapshot.test_metrics.mse, pca.bce, pca.mse,
         ))
     return sorted(points, key=lambda point: point.code_size)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ae.lru import LRU
 from ae.model.data import Dataset
 from ae.analysis.metrics import fit_pca, per_image_errors
 from ae.model.architectures import AutoencoderModels, predict
@@ -37,31 +36,11 @@ class TestSetResults:
         return {"bce": self.bce, "mse": self.mse}[metric]
 
 
-_cache: OrderedDict[tuple, TestSetResults] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-_computing: dict[tuple, threading.Lock] = {}
+_cache: LRU[tuple, TestSetResults] = LRU(_CACHE_SIZE)  # computed once per key, however many sessions ask
 
 
 def _cached(cache_key: tuple, compute) -> TestSetResults:
-    """Computed once per key even when several sessions ask at the same moment."""
-    with _cache_lock:
-        if cache_key in _cache:
-            _cache.move_to_end(cache_key)
-            return _cache[cache_key]
-        lock = _computing.setdefault(cache_key, threading.Lock())
-    with lock:
-        with _cache_lock:
-            if cache_key in _cache:
-                return _cache[cache_key]
-        results = compute()
-        with _cache_lock:
-            _cache[cache_key] = results
-            _computing.pop(cache_key, None)
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-    return results
+    return _cache.get_or_build(cache_key, compute)
 
 
 def _results(dataset: Dataset, codes: np.ndarray, reconstructions: np.ndarray) -> TestSetResults:

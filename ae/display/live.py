@@ -8,33 +8,22 @@ second) and every session reuses it.
 from __future__ import annotations
 
 import io
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
 from ae.display.figures import loss_figure
+from ae.lru import LRU
 from ae.display.images import image_grid
 from ae.training.snapshot import JobSnapshot, panel_inputs
 
 MAX_LOSS_POINTS = 400  # the loss chart's recent-steps curve never holds more points than this
 _CACHE_SIZE = 16
-_cache: OrderedDict[tuple, object] = OrderedDict()
-_lock = threading.Lock()
+_cache: LRU[tuple, object] = LRU(_CACHE_SIZE)
 build_counts = {"loss": 0, "panel": 0}  # how often each piece was really built (for tests and benchmarks)
 
 
 def _cached(key: tuple, build):
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    value = build()
-    with _lock:
-        _cache[key] = value
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return value
+    return _cache.get_or_build(key, build)
 
 
 def thin(points, limit: int = MAX_LOSS_POINTS) -> list:
@@ -51,8 +40,8 @@ def live_loss_figure(snapshot: JobSnapshot):
 
     def build():
         build_counts["loss"] += 1
-        return loss_figure(thin(snapshot.step_losses), snapshot.epoch_ends, snapshot.train_loss, snapshot.val_loss,
-                           kl_loss=snapshot.kl_loss)
+        return loss_figure(thin(snapshot.history.step_losses), snapshot.history.epoch_ends, snapshot.history.train_loss, snapshot.history.val_loss,
+                           kl_loss=snapshot.history.kl_loss)
 
     return _cached(("loss", snapshot.key, snapshot.version), build)
 

@@ -1,7 +1,7 @@
 """The web process's view of training: what pages call. It never trains.
 
-`JobManager` keeps the latest snapshot of every job, sent by the training process (ae.training.process),
-and forwards requests, Stop and Continue to it. Asking twice for the same config returns the
+`JobManager` keeps the latest snapshot of every job, sent by the training service through its
+backend (`ae.jobs.backend`), and forwards requests, Stop and Continue to it. Asking twice for the same config returns the
 same `JobHandle`, so a lecture hall shares one run. Reading a snapshot is a dictionary lookup:
 a page polling every second costs the training nothing.
 
@@ -16,15 +16,20 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import Callable
 
-from ae.storage.checkpoint import checkpoint_epochs
+from ae.askers import Askers, StopAnswer
+from ae.ipc import ServiceGone, dispatcher
+from ae.jobs.backend import LocalTrainingBackend, TrainingBackend
+from ae.lru import LRU
+from ae.model.history import History
 from ae.model.config import TrainingConfig
 from ae.model.data import Dataset, load_dataset
-from ae.training.snapshot import JobSnapshot, JobState, Phase
+from ae.storage.checkpoint import checkpoint_epochs
 from ae.storage.store import ModelStore, StoreError, StoreProblem
-from ae.training.process import LocalWorker, WorkerGone
+from ae.training.protocol import Delete, Extend, Hello, Request, Resume, Stop, Update, Weights
+from ae.training.snapshot import JobSnapshot, JobState, Phase, continued_total
 
 log = logging.getLogger(__name__)
 LOADED_MODELS_KEPT = 4  # Keras models held for the pages' inference, least recently used dropped
@@ -44,99 +49,76 @@ class JobHandle:
         return self.config.key
 
     def snapshot(self) -> JobSnapshot:
-        current = self.manager._snapshot(self.key)
+        current = self.manager.snapshot(self.key)
         if current is not None:
             self._last = current
         return self._last
+
+    def remember(self, last: JobSnapshot) -> None:
+        """The job was removed: whoever holds this handle keeps its last snapshot."""
+        self._last = last
 
     @property
     def saved_at(self) -> float | None:
         return self.snapshot().saved_at
 
-    def stop(self, session: str | None = None) -> "StopAnswer":
+    def stop(self, session: str | None = None) -> StopAnswer:
         """Stop within one execution step (16 steps); the model trained so far is saved.
 
         A job shared by a room stops only when every session that asked for it has pressed
-        Stop or left: `session` names who presses (None: the engine itself, which always may).
+        Stop or left (`ae.askers`): `session` names who presses (None: the engine itself).
         """
-        answer = self.manager._may_stop(self.key, session, pressing=True)
-        if answer.stops and self.snapshot().is_active:
-            self.manager._call("stop", self.key)
-        return answer
+        return self.manager.stop(self.key, session)
 
-    def stop_permission(self, session: str | None) -> "StopAnswer":
+    def stop_permission(self, session: str | None) -> StopAnswer:
         """What pressing Stop would do for this session, without pressing it (for the button)."""
-        return self.manager._may_stop(self.key, session, pressing=False)
+        return self.manager.stop_permission(self.key, session)
 
     def asked_by(self, session: str | None) -> bool:
         """Whether this session asked for this job (trained, continued or resumed it)."""
-        return self.manager._asked_by(self.key, session)
+        return self.manager.asked_by(self.key, session)
 
     def extend(self, extra_epochs: int, session: str | None = None) -> None:
         """Queue `extra_epochs` more epochs on the model trained so far; ValueError says why not."""
-        if not isinstance(extra_epochs, int) or isinstance(extra_epochs, bool) or extra_epochs < 1:
-            raise ValueError(f"Extra epochs must be a whole number of at least 1; got {extra_epochs!r}.")
-        self._check_can_continue()
-        self.manager._note_request(self.key, session)
-        self.manager._call("extend", self.key, extra_epochs)
+        self.manager.continue_job(self, session, extra_epochs=extra_epochs)
 
     def resume_to(self, total_epochs: float, session: str | None = None) -> None:
         """Train on until the model has `total_epochs` in all, e.g. the planned run after a stop."""
-        self._check_can_continue()
-        if not total_epochs > self.snapshot().epochs_done + 1e-6:
-            raise ValueError(f"This model already has {self.snapshot().epochs_done:g} epochs; use Continue to train more.")
-        self.manager._note_request(self.key, session)
-        self.manager._call("resume", self.key, float(total_epochs))
-
-    def _check_can_continue(self) -> None:
-        snapshot = self.snapshot()
-        if snapshot.is_active:
-            raise ValueError("This model is still training; stop it or wait before continuing.")
-        if not snapshot.has_model and snapshot.resume_from is None:
-            raise ValueError("This model has no trained epochs to continue from; train it first.")
+        self.manager.continue_job(self, session, total_epochs=total_epochs)
 
     def models(self):
         """The saved model, for pages' inference. Raises StoreError if none or the file is bad."""
-        return self.manager._load_models(self)
+        return self.manager.load_models(self)
 
     def __repr__(self) -> str:
         return f"JobHandle({self.key})"
 
 
-@dataclass(frozen=True)
-class StopAnswer:
-    """What a session's Stop does to a shared job: stop it, or only withdraw this session's
-    request while others still want it; `reason` says which, in words, for the page."""
-
-    stops: bool
-    allowed: bool = True
-    reason: str | None = None
-
-
 class JobManager:
     """All jobs of one dataset and model store, as the web process sees them."""
 
-    def __init__(self, dataset: Dataset, store: ModelStore, start_worker: bool = True):
+    def __init__(self, dataset: Dataset, store: ModelStore, start_worker: bool = True,
+                 backend: Callable[..., TrainingBackend] = LocalTrainingBackend):
         self.dataset = dataset
         self.store = store
+        self._make_backend = backend  # (data_path, store_root, on_message, on_exit) -> TrainingBackend
         self._lock = threading.RLock()
         self._snapshots: dict[str, JobSnapshot] = {}
         self._handles: dict[str, JobHandle] = {}
         self._damaged: dict[str, StoreProblem] = {}
         self._versions = itertools.count(1)
         self._crash_notes: dict[str, str] = {}
-        self._memory_weights: OrderedDict[str, tuple[float, list]] = OrderedDict()
-        self._loaded: OrderedDict[tuple, object] = OrderedDict()
-        self._load_locks: dict[str, threading.Lock] = {}
-        self._worker: LocalWorker | None = None
+        self._memory_weights: LRU[str, tuple[float, list]] = LRU(MEMORY_MODELS_KEPT)
+        self._loaded: LRU[tuple, object] = LRU(LOADED_MODELS_KEPT)
+        self._backend: TrainingBackend | None = None
         self._cache_check: tuple[float, str | None] = (-1e9, None)
         self.worker_exits: list[str] = []  # each unexpected end of the training process, in words
-        self._asked: dict[str, set[str]] = {}  # job key -> sessions that asked for its current run
-        self._withdrawn: dict[str, set[str]] = {}  # job key -> those of them that pressed Stop
+        self._askers: dict[str, Askers] = {}  # job key -> who asked for its current run
         self.session_present = lambda session: True  # pages set this: is a browser session still open?
         self._read_store()
+        self._dispatch = dispatcher({Hello: self._on_hello, Update: self._on_update, Weights: self._on_weights})
         if start_worker:
-            self._ensure_worker()
+            self._ensure_backend()
 
     # ---- reading (cheap: pages call these on every rerun) ---------------------------------
     def get(self, key: str) -> JobHandle | None:
@@ -166,7 +148,7 @@ class JobManager:
         with self._lock:
             snapshots = list(self._snapshots.values())
         for snapshot in snapshots:
-            seconds = snapshot.epoch_seconds
+            seconds = snapshot.history.epoch_seconds
             same_kind = (snapshot.config.architecture, snapshot.config.batch_size) == (config.architecture, config.batch_size)
             if not same_kind or not seconds:
                 continue
@@ -185,7 +167,7 @@ class JobManager:
         def rank(handle: JobHandle):
             snapshot = handle.snapshot()
             loss = snapshot.test_metrics.bce if snapshot.test_metrics else float("inf")
-            return (snapshot.state is JobState.FINISHED, snapshot.epochs_done, -loss)
+            return (snapshot.state is JobState.FINISHED, snapshot.history.epochs_done, -loss)
 
         trained = self.trained_jobs()
         return max(trained, key=rank) if trained else None
@@ -214,58 +196,52 @@ class JobManager:
 
     @property
     def worker_pid(self) -> int | None:
-        return self._worker.pid if self._worker is not None else None
+        """The training process's id, where the backend has one on this machine."""
+        return self._backend.pid if self._backend is not None else None
 
-    # ---- who asked for a job, and so who may stop it ---------------------------------------
+    def snapshot(self, key: str) -> JobSnapshot | None:
+        with self._lock:
+            return self._snapshots.get(key)
+
+    # ---- who asked for a job, and so who may stop it (ae.askers) ------------------------------
     def _note_request(self, key: str, session: str | None) -> None:
         """`session` asks for the job's current or next run. A job that is not active starts a
         new run, so earlier askers and their Stops are forgotten."""
         with self._lock:
+            askers = self._askers.setdefault(key, Askers())
             snapshot = self._snapshots.get(key)
             if snapshot is None or not snapshot.is_active:
-                self._asked[key], self._withdrawn[key] = set(), set()
-            if session is not None:
-                self._asked.setdefault(key, set()).add(session)
-                self._withdrawn.setdefault(key, set()).discard(session)
+                askers.restart()
+            askers.add(session)
 
-    def _asked_by(self, key: str, session: str | None) -> bool:
+    def asked_by(self, key: str, session: str | None) -> bool:
         with self._lock:
-            return session is not None and session in self._asked.get(key, ())
+            return key in self._askers and self._askers[key].includes(session)
 
-    def _may_stop(self, key: str, session: str | None, pressing: bool) -> StopAnswer:
-        """The room's rule: a job stops when every session that asked for it pressed Stop or left."""
+    def stop_permission(self, key: str, session: str | None) -> StopAnswer:
+        """What pressing Stop would do for this session, without pressing it (for the button)."""
         with self._lock:
-            if session is None:
-                return StopAnswer(stops=True)
-            asked, withdrawn = self._asked.get(key, set()), self._withdrawn.setdefault(key, set())
-            waiting = [other for other in asked - withdrawn - {session} if self.session_present(other)]
-            if session not in asked and waiting:
-                return StopAnswer(stops=False, allowed=False, reason=(
-                    f"Started by {_sessions(len(waiting))}, who can stop it; press Train with the same "
-                    "settings to share this run, and your Stop will count too."))
-            if waiting:
-                if pressing:
-                    withdrawn.add(session)
-                return StopAnswer(stops=False, reason=(
-                    f"{_sessions(len(waiting), 'other ')} asked for this run too, so it keeps training until "
-                    f"{'they press' if len(waiting) > 1 else 'it presses'} Stop or leave{'' if len(waiting) > 1 else 's'}. "
-                    + ("Your Stop is counted." if pressing or session in withdrawn else "")).strip())
-            return StopAnswer(stops=True)
+            return self._askers.setdefault(key, Askers()).stop(session, self.session_present, pressing=False)
+
+    def stop(self, key: str, session: str | None = None) -> StopAnswer:
+        """`session` presses Stop: the job stops if nobody else present still wants it."""
+        with self._lock:
+            answer = self._askers.setdefault(key, Askers()).stop(session, self.session_present, pressing=True)
+            snapshot = self._snapshots.get(key)
+        if answer.stops and snapshot is not None and snapshot.is_active:
+            self._call(Stop(key))
+        return answer
 
     def stop_abandoned(self) -> list[str]:
         """Stop runs whose every asker pressed Stop or left, after at least one pressed Stop
         (the last asker leaving after the others' Stops); pages call this as they poll."""
-        to_stop = []
         with self._lock:
-            for key, withdrawn in self._withdrawn.items():
-                snapshot = self._snapshots.get(key)
-                if withdrawn and snapshot is not None and snapshot.is_active and not any(
-                        self.session_present(other) for other in self._asked.get(key, set()) - withdrawn):
-                    to_stop.append(key)
+            to_stop = [key for key, askers in self._askers.items()
+                       if key in self._snapshots and self._snapshots[key].is_active and askers.abandoned(self.session_present)]
         for key in to_stop:
-            self._call("stop", key)
+            self._call(Stop(key))
             with self._lock:  # done: later polls need not stop it again
-                self._withdrawn[key] = set()
+                self._askers[key].clear_stops()
         return to_stop
 
     # ---- commands ---------------------------------------------------------------------------
@@ -282,118 +258,105 @@ class JobManager:
                 return handle
             self._note_request(config.key, session)
             if snapshot is None or damaged:
-                self._put(JobSnapshot(key=config.key, config=config, state=JobState.QUEUED, epochs_total=config.epochs))
+                self._put(JobSnapshot(key=config.key, config=config, state=JobState.QUEUED,
+                                      history=History(epochs_total=config.epochs)))
             else:  # failed: shown as queued again at once, the training process confirms
                 self._put(replace(snapshot, state=JobState.QUEUED, error=None, phase=Phase.WAITING))
         if damaged:
             self.delete(config.key)
-        worker = self._ensure_worker()
-        if worker.ready:  # answered within milliseconds: the snapshot then has its queue place
-            self._call("request", config.to_dict())
+        backend = self._ensure_backend()
+        if backend.ready:  # answered within milliseconds: the snapshot then has its queue place
+            self._call(Request(config.to_dict()))
         else:  # still starting (seconds): the queued snapshot above shows at once, the real one follows
-            worker.post("request", config.to_dict())
+            backend.post(Request(config.to_dict()))
         return handle
+
+    def continue_job(self, job: JobHandle, session: str | None, extra_epochs: int | None = None,
+                     total_epochs: float | None = None) -> None:
+        """Continue +`extra_epochs`, or Resume to `total_epochs` in all; ValueError says why not."""
+        key, snapshot = job.key, job.snapshot()
+        continued_total(snapshot.state, snapshot.has_model, snapshot.resume_from, snapshot.history.epochs_done,
+                        extra_epochs=extra_epochs, total_epochs=total_epochs)  # refused here at once, in words
+        self._note_request(key, session)
+        self._call(Extend(key, extra_epochs) if extra_epochs is not None else Resume(key, float(total_epochs)))
 
     def delete(self, key: str) -> None:
         """Remove a saved model (a damaged one, say) from disk and from every list."""
-        self._call("delete", key)
+        self._call(Delete(key))
         with self._lock:
             self._damaged.pop(key, None)
-            self._memory_weights.pop(key, None)
+        self._memory_weights.pop(key)
 
     def close(self) -> None:
-        """Stop the training process (used by tests and at shutdown)."""
+        """Stop the training service (used by tests and at shutdown)."""
         with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.close()
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
 
     # ---- inference --------------------------------------------------------------------------
-    def _load_models(self, handle: JobHandle):
+    def load_models(self, handle: JobHandle):
+        """A job's saved model for the pages' inference, loaded once per save and kept (a few)."""
         snapshot = handle.snapshot()
         if snapshot is None or snapshot.saved_at is None:
             raise StoreError(f"Model {handle.key} has no trained weights yet.")
-        cache_key = (handle.key, snapshot.saved_at)
-        with self._lock:
-            if cache_key in self._loaded:
-                self._loaded.move_to_end(cache_key)
-                return self._loaded[cache_key]
-            lock = self._load_locks.setdefault(handle.key, threading.Lock())
-        with lock:  # one load per model; sessions asking for other models are not held up
-            with self._lock:
-                if cache_key in self._loaded:
-                    return self._loaded[cache_key]
-                in_memory = self._memory_weights.get(handle.key)
+
+        def load():
+            in_memory = self._memory_weights.get(handle.key)
             try:
                 if in_memory is not None and in_memory[0] == snapshot.saved_at:
                     from ae.model.architectures import build_models
 
                     models = build_models(handle.config.architecture, handle.config.code_size, handle.config.training_options())
                     models.autoencoder.set_weights(in_memory[1])
-                else:
-                    models = self.store.load_models(handle.config)
+                    return models
+                return self.store.load_models(handle.config)
             except StoreError as error:
                 self._mark_damaged(handle.config, str(error))
                 raise
-            with self._lock:
-                self._loaded[cache_key] = models
-                while len(self._loaded) > LOADED_MODELS_KEPT:
-                    self._loaded.popitem(last=False)
-            return models
+
+        return self._loaded.get_or_build((handle.key, snapshot.saved_at), load)
 
     def _mark_damaged(self, config: TrainingConfig, message: str) -> None:
         with self._lock:
             self._damaged[config.key] = StoreProblem(config.key, message, config)
 
-    # ---- the training process ----------------------------------------------------------------
-    def _ensure_worker(self) -> LocalWorker:
+    # ---- the training service ----------------------------------------------------------------
+    def _ensure_backend(self) -> TrainingBackend:
         with self._lock:
-            if self._worker is None or not self._worker.is_alive():
-                worker = LocalWorker(self.dataset.path, self.store.root, self._on_message,
-                                     lambda reason: self._on_worker_exit(worker, reason))
-                worker.start(self._crash_notes)
-                self._worker = worker
-            return self._worker
+            if self._backend is None or not self._backend.is_alive():
+                backend = self._make_backend(self.dataset.path, self.store.root, self._dispatch,
+                                             lambda reason: self._on_backend_exit(backend, reason))
+                backend.start(self._crash_notes)
+                self._backend = backend
+            return self._backend
 
-    def _call(self, *command) -> None:
+    def _call(self, command) -> None:
         """Send a command; the answer's snapshots are applied before this returns."""
         try:
-            error, _, _ = self._ensure_worker().call(*command)
-        except WorkerGone:
-            self._ensure_worker()  # a fresh process for the next try
+            reply = self._ensure_backend().call(command)
+        except ServiceGone:
+            self._ensure_backend()  # a fresh process for the next try
             raise ValueError("The training process restarted; please try again.") from None
-        if error:
-            raise ValueError(error)
+        if reply.error:
+            raise ValueError(reply.error)
 
-    def _on_message(self, message) -> None:
-        kind = message[0]
-        if kind == "hello":
-            self._on_hello(message[2])
-            self._worker_ready_flag(True)
-        elif kind == "update":
-            _, snapshots, forgotten = message
-            with self._lock:
-                for snapshot in snapshots:
-                    self._put(snapshot)
-                for last in forgotten:  # the handle keeps the last snapshot for whoever holds it
-                    self._snapshots.pop(last.key, None)
-                    if last.key in self._handles:
-                        self._handles[last.key]._last = last
-        elif kind == "weights":
-            _, key, saved_at, weights = message
-            with self._lock:
-                self._memory_weights[key] = (saved_at, weights)
-                while len(self._memory_weights) > MEMORY_MODELS_KEPT:
-                    self._memory_weights.popitem(last=False)
-
-    def _worker_ready_flag(self, ready: bool) -> None:
+    def _on_update(self, update: Update) -> None:
         with self._lock:
-            if self._worker is not None:
-                self._worker.ready = ready
+            for snapshot in update.snapshots:
+                self._put(snapshot)
+            for last in update.forgotten:
+                self._snapshots.pop(last.key, None)
+                if last.key in self._handles:
+                    self._handles[last.key].remember(last)
 
-    def _on_hello(self, snapshots: list[JobSnapshot]) -> None:
+    def _on_weights(self, message: Weights) -> None:
+        self._memory_weights.put(message.key, (message.saved_at, message.weights))
+
+    def _on_hello(self, hello: Hello) -> None:
         """A (new) training process lists its jobs. Failures it cannot know about stay shown, and
         so do requests made while it started (queued here, not yet read by it)."""
+        snapshots = hello.snapshots
         with self._lock:
             kept = {key: s for key, s in self._snapshots.items() if s.state in (JobState.FAILED, JobState.QUEUED)}
             self._snapshots = {}
@@ -410,12 +373,12 @@ class JobManager:
         self._snapshots[snapshot.key] = replace(snapshot, version=next(self._versions))
         self._handles.setdefault(snapshot.key, JobHandle(self, snapshot.config))
 
-    def _on_worker_exit(self, worker: LocalWorker, reason: str) -> None:
+    def _on_backend_exit(self, backend: TrainingBackend, reason: str) -> None:
         """The training process died: its jobs fail with the reason; the next request restarts it."""
         log.error("The training process stopped: %s", reason)
         with self._lock:
-            if self._worker is worker:
-                self._worker = None
+            if self._backend is backend:
+                self._backend = None
             self.worker_exits.append(reason)
             for key, snapshot in list(self._snapshots.items()):
                 if not snapshot.is_active:
@@ -439,23 +402,11 @@ class JobManager:
             config = record["config"]
             self._put(JobSnapshot(
                 key=config.key, config=config, state=JobState.STOPPED if record["stopped_early"] else JobState.FINISHED,
-                epochs_done=record["epochs_done"], epochs_total=record["epochs_total"],
-                train_loss=tuple(record["train_loss"]), val_loss=tuple(record["val_loss"]), kl_loss=tuple(record["kl_loss"]),
-                step_losses=tuple(record["step_losses"]), epoch_ends=tuple(record["epoch_ends"]),
-                epoch_seconds=tuple(record["epoch_seconds"]), samples_per_second=record["samples_per_second"],
-                test_metrics=record["test_metrics"], training_seconds=record["training_seconds"],
-                saved_at=record["saved_at"], phase=Phase.DONE,
+                history=record["history"], test_metrics=record["test_metrics"], saved_at=record["saved_at"],
+                phase=Phase.DONE,
             ))
         for problem in self.store.problems:
             self._damaged[problem.key] = problem
-
-    def _snapshot(self, key: str) -> JobSnapshot | None:
-        with self._lock:
-            return self._snapshots.get(key)
-
-
-def _sessions(count: int, other: str = "") -> str:
-    return f"1 {other}session" if count == 1 else f"{count} {other}sessions"
 
 
 _managers: dict[str, JobManager] = {}

@@ -26,6 +26,8 @@ from pathlib import Path
 from ae.model.config import TrainingConfig
 from ae.model.data import Dataset
 from ae.analysis.metrics import ErrorSummary
+from ae.model.history import FIELD_NAMES as HISTORY_FIELDS
+from ae.model.history import History
 from ae.runtime import default_cache_dir
 
 RECORD_FILE = "record.json"
@@ -92,43 +94,15 @@ def file_sha256(path: Path) -> str:
 
 
 # ---- record validation: the one place that decides what a readable record is ----------
-def _number(value, name: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a number of at least {minimum:g}, not {value!r}")
-    return float(value)
-
-
-def _numbers(values, name: str, allow_nan: bool = False) -> list[float]:
-    if not isinstance(values, list):
-        raise ValueError(f"{name} must be a list of numbers, not {type(values).__name__}")
-    result = []
-    for value in values:
-        if value is None and allow_nan:
-            result.append(float("nan"))
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (not allow_nan and not math.isfinite(value)):
-            raise ValueError(f"{name} must hold numbers only, not {value!r}")
-        result.append(float(value))
-    return result
-
-
-def _pairs(values, name: str) -> list[tuple[float, float]]:
-    if not isinstance(values, list) or any(not isinstance(pair, list) or len(pair) != 2 for pair in values):
-        raise ValueError(f"{name} must be a list of [position, loss] pairs")
-    return [tuple(_numbers(pair, name, allow_nan=True)) for pair in values]
-
-
 def validate_record(raw: dict) -> dict:
-    """A record's fields, type-checked, with defaults for fields older formats lack.
+    """A record's fields, type-checked, with defaults for fields older formats lack: the
+    training history as one `History` under "history", and the outcome beside it.
 
     Raises ValueError naming the first bad field. `config` must already be a TrainingConfig.
     """
     if not isinstance(raw, dict):
         raise ValueError("the record is not a JSON object")
-    train_loss = _numbers(raw.get("train_loss", []), "train_loss", allow_nan=True)
-    val_loss = _numbers(raw.get("val_loss", []), "val_loss", allow_nan=True)
-    epochs_done = _number(raw.get("epochs_done", 0), "epochs_done")
-    epoch_ends = _numbers(raw.get("epoch_ends") or [float(i) for i in range(1, len(train_loss) + 1)], "epoch_ends")
+    history = History.from_dict(raw)
     metrics = raw.get("test_metrics")
     try:
         test_metrics = ErrorSummary.from_dict(metrics) if metrics is not None else None
@@ -136,26 +110,15 @@ def validate_record(raw: dict) -> dict:
         raise ValueError(f"test_metrics is damaged ({type(error).__name__}: {error})") from None
     if test_metrics is not None and not all(math.isfinite(v) for v in (test_metrics.bce, test_metrics.mse)):
         raise ValueError("test_metrics must hold finite numbers")
-    rate = raw.get("samples_per_second")
     stopped = raw.get("stopped_early", False)
     if not isinstance(stopped, bool):
         raise ValueError(f"stopped_early must be true or false, not {stopped!r}")
-    return {
-        **raw,
-        "epochs_done": epochs_done,
-        "epochs_total": _number(raw.get("epochs_total", max(epochs_done, 1.0)), "epochs_total"),
-        "stopped_early": stopped,
-        "train_loss": train_loss,
-        "val_loss": val_loss,
-        "kl_loss": _numbers(raw.get("kl_loss", []), "kl_loss", allow_nan=True),
-        "step_losses": _pairs(raw.get("step_losses", []), "step_losses"),
-        "epoch_ends": epoch_ends,
-        "epoch_seconds": _numbers(raw.get("epoch_seconds", []), "epoch_seconds"),
-        "test_metrics": test_metrics,
-        "samples_per_second": None if rate is None else _number(rate, "samples_per_second"),
-        "training_seconds": _number(raw.get("training_seconds", 0.0), "training_seconds"),
-        "saved_at": _number(raw.get("saved_at"), "saved_at") if "saved_at" in raw else _number(None, "saved_at"),
-    }
+    saved_at = raw.get("saved_at")
+    if isinstance(saved_at, bool) or not isinstance(saved_at, (int, float)) or not math.isfinite(saved_at) or saved_at < 0:
+        raise ValueError(f"saved_at must be a number of at least 0, not {saved_at!r}")
+    others = {name: value for name, value in raw.items() if name not in HISTORY_FIELDS}
+    return {**others, "history": history, "stopped_early": stopped, "test_metrics": test_metrics,
+            "saved_at": float(saved_at)}
 
 
 @dataclass

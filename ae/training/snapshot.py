@@ -14,6 +14,7 @@ import numpy as np
 
 from ae.model.config import TrainingConfig
 from ae.analysis.metrics import ErrorSummary
+from ae.model.history import History, reached
 
 PANEL_SIZE = 16
 
@@ -70,6 +71,27 @@ def training_indices(config: TrainingConfig, available: int) -> np.ndarray | Non
     return np.sort(np.random.default_rng(config.seed).permutation(available)[: config.train_size])
 
 
+def continued_total(state: JobState, has_model: bool, resume_from: float | None, epochs_done: float, *,
+                    extra_epochs: int | None = None, total_epochs: float | None = None) -> float:
+    """The epochs a Continue (+`extra_epochs`) or a Resume (to `total_epochs`) plans in all, or
+    ValueError saying why it may not: the one Continue check, asked by the web side before it
+    sends the command and by the training process before it queues it."""
+    if extra_epochs is not None and (not isinstance(extra_epochs, int) or isinstance(extra_epochs, bool) or extra_epochs < 1):
+        raise ValueError(f"Extra epochs must be a whole number of at least 1; got {extra_epochs!r}.")
+    if total_epochs is not None and (isinstance(total_epochs, bool) or not isinstance(total_epochs, (int, float))
+                                     or not total_epochs > 0):
+        raise ValueError(f"Resume needs a positive number of epochs; got {total_epochs!r}.")
+    if state in ACTIVE_STATES:
+        raise ValueError("This model is still training; stop it or wait before continuing.")
+    if not has_model and resume_from is None:
+        raise ValueError("This model has no trained epochs to continue from; train it first.")
+    if extra_epochs is not None:
+        return epochs_done + extra_epochs
+    if reached(epochs_done, total_epochs):
+        raise ValueError(f"This model already has {epochs_done:g} epochs; use Continue to train more.")
+    return float(total_epochs)
+
+
 @dataclass(frozen=True)
 class JobSnapshot:
     """What a page shows about a job at one moment. Immutable: safe to read anywhere."""
@@ -77,24 +99,15 @@ class JobSnapshot:
     key: str
     config: TrainingConfig
     state: JobState
+    history: History = History()  # epochs and losses so far, as saved with the model
     error: str | None = None
-    epochs_done: float = 0.0  # epochs of training behind the model; fractional after a mid-epoch stop
-    epochs_total: float = 0.0  # what was asked for: config.epochs, plus any continuation
     step: int = 0  # steps done in the current epoch
     steps_per_epoch: int = 1
-    train_loss: tuple[float, ...] = ()
-    val_loss: tuple[float, ...] = ()
-    kl_loss: tuple[float, ...] = ()  # a variational model's beta x KL term per epoch (validation digits)
-    step_losses: tuple[tuple[float, float], ...] = ()  # (epoch position, mean train loss of the last few steps)
-    epoch_ends: tuple[float, ...] = ()  # epoch position at which each train_loss/val_loss entry ended
-    epoch_seconds: tuple[float, ...] = ()  # wall time of each epoch, validation included
-    samples_per_second: float | None = None
     eta_seconds: float | None = None
     panel_reconstructions: np.ndarray | None = None
     panel_epoch: float | None = None
     queue_position: int | None = None
     test_metrics: ErrorSummary | None = None
-    training_seconds: float = 0.0
     saved_at: float | None = None
     version: int = 0  # grows with every published change
     panel_version: int = 0  # grows with every new panel of reconstructions
@@ -106,18 +119,18 @@ class JobSnapshot:
     @property
     def epoch(self) -> int:
         """Whole epochs trained."""
-        return int(self.epochs_done + 1e-9)
+        return self.history.epoch
 
     @property
     def position(self) -> float:
         """Epochs trained, counting the current epoch's steps while training."""
         running = self.state in (JobState.RUNNING, JobState.STOPPING)
-        return self.epochs_done + (self.step / max(1, self.steps_per_epoch) if running else 0.0)
+        return self.history.epochs_done + (self.step / max(1, self.steps_per_epoch) if running else 0.0)
 
     @property
     def progress(self) -> float:
         """Fraction of the requested epochs done, 0..1."""
-        return min(1.0, self.position / max(1e-9, self.epochs_total))
+        return min(1.0, self.position / max(1e-9, self.history.epochs_total))
 
     @property
     def is_active(self) -> bool:

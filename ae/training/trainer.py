@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import keras
@@ -21,7 +20,10 @@ from ae.training import fast_fit
 from ae.storage.checkpoint import CheckpointWriter, checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
 from ae.model.config import TrainingConfig
 from ae.model.data import Dataset
-from ae.training.snapshot import ACTIVE_STATES, JobSnapshot, JobState, Phase, panel_inputs, training_indices
+from ae.lru import LRU
+from ae.model.history import EPOCH_TOLERANCE, History, reached
+from ae.training.snapshot import (ACTIVE_STATES, JobSnapshot, JobState, Phase, continued_total, panel_inputs,
+                                  training_indices)
 from ae.analysis.metrics import ErrorSummary, evaluate_reconstructions
 from ae.model.architectures import ARCHITECTURES, BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
 from ae.analysis.replay import REPLAY_STEPS, Frame, add_frame, load_replay, sample_indices, save_replay
@@ -49,10 +51,6 @@ def pixel_binary_crossentropy(y_true, y_pred):
     return keras.losses.binary_crossentropy(keras.ops.reshape(y_true, (-1, pixels)), keras.ops.reshape(y_pred, (-1, pixels)))
 
 
-HISTORY_FIELDS = ("epochs_done", "epochs_total", "train_loss", "val_loss", "kl_loss", "step_losses", "epoch_ends",
-                  "epoch_seconds", "samples_per_second", "training_seconds")
-
-
 @dataclass(eq=False)
 class TrainingJob:
     """One config's model and its training. Mutable state lives behind `_lock`."""
@@ -67,29 +65,21 @@ class TrainingJob:
     warning: str | None = None
     saved_to_disk: bool = True
     resume_from: float | None = None
-    epochs_total: float = 0
-    epochs_done: float = 0.0
+    history: History = History()  # replaced, never changed in place: a snapshot shares it safely
     step: int = 0
     steps_per_epoch: int = 1
-    train_loss: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    kl_loss: list = field(default_factory=list)  # a variational model's beta x KL term on the validation digits
-    step_losses: list = field(default_factory=list)
-    epoch_ends: list = field(default_factory=list)
-    epoch_seconds: list = field(default_factory=list)
-    samples_per_second: float | None = None
     eta_seconds: float | None = None
     panel_reconstructions: np.ndarray | None = None
     panel_epoch: float | None = None
     panel_version: int = 0
     test_metrics: ErrorSummary | None = None
-    training_seconds: float = 0.0
     saved_at: float | None = None
     replay: list = field(default_factory=list)  # ae.analysis.replay frames, saved beside the model
     _state_before_queue: JobState | None = None
 
     def __post_init__(self) -> None:
-        self.epochs_total = self.epochs_total or self.config.epochs
+        if not self.history.epochs_total:
+            self.history = self.history.with_changes(epochs_total=self.config.epochs)
 
     @property
     def key(self) -> str:
@@ -98,15 +88,11 @@ class TrainingJob:
     def snapshot(self, version: int, queue_position: int | None) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(
-                key=self.key, config=self.config, state=self.state, error=self.error,
-                epochs_done=self.epochs_done, epochs_total=self.epochs_total, step=self.step,
-                steps_per_epoch=self.steps_per_epoch, train_loss=tuple(self.train_loss),
-                val_loss=tuple(self.val_loss), kl_loss=tuple(self.kl_loss), step_losses=tuple(self.step_losses),
-                epoch_ends=tuple(self.epoch_ends), epoch_seconds=tuple(self.epoch_seconds),
-                samples_per_second=self.samples_per_second, eta_seconds=self.eta_seconds,
+                key=self.key, config=self.config, state=self.state, history=self.history, error=self.error,
+                step=self.step, steps_per_epoch=self.steps_per_epoch, eta_seconds=self.eta_seconds,
                 panel_reconstructions=self.panel_reconstructions, panel_epoch=self.panel_epoch,
                 queue_position=queue_position, test_metrics=self.test_metrics,
-                training_seconds=self.training_seconds, saved_at=self.saved_at, version=version,
+                saved_at=self.saved_at, version=version,
                 panel_version=self.panel_version, phase=self.phase, warning=self.warning,
                 saved_to_disk=self.saved_to_disk, resume_from=self.resume_from,
             )
@@ -117,19 +103,56 @@ class TrainingJob:
                 setattr(self, name, value)
         self.trainer.mark_dirty(self)
 
-    def history(self) -> dict:
-        with self._lock:
-            values = {name: getattr(self, name) for name in HISTORY_FIELDS}
-        values["step_losses"] = [list(pair) for pair in values["step_losses"]]
-        return {name: list(value) if isinstance(value, list) else value for name, value in values.items()}
+    def update_history(self, **changes) -> None:
+        """Caller holds `_lock`."""
+        self.history = self.history.with_changes(**changes)
 
-    def restore_history(self, history: dict) -> None:
-        """Load the fields of a checkpoint's or record's history (already validated)."""
+    # ---- progress (training thread only, from the progress callback) ------------------------
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_event.is_set()
+
+    def start_epoch(self) -> None:
         with self._lock:
-            for name in HISTORY_FIELDS:
-                if name in history and history[name] is not None:
-                    value = history[name]
-                    setattr(self, name, [tuple(v) if isinstance(v, list) else v for v in value] if isinstance(value, list) else value)
+            self.step = 0
+
+    def record_steps(self, step: int, position: float, recent_loss: float, rate: float | None, eta: float | None) -> None:
+        """Steps done in this epoch, the recent loss, and the speed once it is measured."""
+        with self._lock:
+            self.step, self.phase = step, Phase.TRAINING
+            if rate is not None:
+                self.eta_seconds = eta
+            step_losses = self.history.step_losses + ((round(position, 4), recent_loss),)
+            if len(step_losses) > MAX_STEP_LOSSES:  # halved: the chart's point count stays bounded
+                step_losses = step_losses[1::2]
+            self.update_history(step_losses=step_losses, samples_per_second=rate or self.history.samples_per_second)
+        self.trainer.mark_dirty(self, urgent=False)
+
+    def record_epoch(self, start_position: float, epoch: int, logs: dict, seconds: float, kl_term) -> float:
+        """An epoch's end (a stopped one counts the fraction of its steps done); returns the
+        model's epochs now."""
+        with self._lock:
+            position = round(start_position + epoch + self.step / max(1, self.steps_per_epoch), 4)
+            self.step = 0  # the steps are in epochs_done now
+            history = self.history
+            self.update_history(
+                epochs_done=position, epoch_ends=history.epoch_ends + (position,),
+                train_loss=history.train_loss + (float(logs.get("loss", float("nan"))),),
+                val_loss=history.val_loss + (float(logs.get("val_loss", float("nan"))),),
+                epoch_seconds=history.epoch_seconds + (seconds,),
+                kl_loss=history.kl_loss + ((kl_term(),) if kl_term is not None else ()))
+        self.trainer.mark_dirty(self)  # an epoch's end goes out at once
+        return position
+
+    def show_panel(self, reconstructions: np.ndarray, position: float, urgent: bool) -> None:
+        with self._lock:
+            self.panel_reconstructions, self.panel_epoch = reconstructions, position
+            self.panel_version += 1
+        self.trainer.mark_dirty(self, urgent=urgent)
+
+    def add_replay_frame(self, frame: Frame) -> None:
+        with self._lock:
+            add_frame(self.replay, frame)
 
     # ---- control (called on the worker's command thread) ---------------------------------
     def stop(self) -> None:
@@ -142,44 +165,30 @@ class TrainingJob:
                 previous, self._state_before_queue = self._state_before_queue, None
                 self.state = previous or JobState.STOPPED
                 self.phase = Phase.DONE
-                self.epochs_total = self.epochs_done if previous else self.config.epochs
+                self.update_history(epochs_total=self.history.epochs_done if previous else self.config.epochs)
             else:
                 return
             dequeue = self.state is not JobState.STOPPING
         self.trainer.mark_dirty(self)
         if dequeue:
-            self.trainer._dequeue(self)
+            self.trainer.dequeue(self)
 
     def extend(self, extra_epochs: int) -> None:
         """Queue `extra_epochs` more epochs on the model trained so far."""
-        if not isinstance(extra_epochs, int) or isinstance(extra_epochs, bool) or extra_epochs < 1:
-            raise ValueError(f"Extra epochs must be a whole number of at least 1; got {extra_epochs!r}.")
-        self._continue(lambda done: done + extra_epochs)
+        self._continue(extra_epochs=extra_epochs)
 
     def resume_to(self, target_epochs: float) -> None:
         """Queue training until the model has `target_epochs` in all (the planned run after a
         stop); the last epoch may end part-way, as a stop's does."""
-        if isinstance(target_epochs, bool) or not isinstance(target_epochs, (int, float)) or not target_epochs > 0:
-            raise ValueError(f"Resume needs a positive number of epochs; got {target_epochs!r}.")
+        self._continue(total_epochs=target_epochs)
 
-        def target(done: float) -> float:
-            if target_epochs <= done + 1e-6:
-                raise ValueError(f"This model already has {done:g} epochs; choose Continue to train more.")
-            return float(target_epochs)
-
-        self._continue(target)
-
-    def _continue(self, new_total) -> None:
+    def _continue(self, **plan) -> None:
         with self._lock:
-            if self.state in ACTIVE_STATES:
-                raise ValueError("This model is still training; stop it or wait before continuing.")
-            if self.saved_at is None and self.resume_from is None:
-                raise ValueError("This model has no trained epochs to continue from; train it first.")
-            total = new_total(self.epochs_done)
+            total = continued_total(self.state, self.saved_at is not None, self.resume_from, self.history.epochs_done, **plan)
             self._state_before_queue = self.state
-            self.epochs_total = total
+            self.update_history(epochs_total=total)
             self.state, self.phase, self.error = JobState.QUEUED, Phase.WAITING, None
-        self.trainer._enqueue(self)
+        self.trainer.enqueue(self)
 
     def requeue_after_failure(self) -> bool:
         """A failed job asked for again is tried again: from its checkpoint if it has one."""
@@ -187,7 +196,7 @@ class TrainingJob:
             if self.state is not JobState.FAILED:
                 return False
             self.state, self.error, self.phase = JobState.QUEUED, None, Phase.WAITING
-            self.epochs_total = max(self.epochs_total, self.config.epochs)
+            self.update_history(epochs_total=max(self.history.epochs_total, self.config.epochs))
             return True
 
     # ---- training (training thread only) --------------------------------------------------
@@ -201,7 +210,7 @@ class TrainingJob:
         started = time.perf_counter()
         try:
             models = self._train(dataset)
-            stopped = self.epochs_done < self.epochs_total - 1e-6
+            stopped = not self.history.plan_done
             self._finish(dataset, models, JobState.STOPPED if stopped else JobState.FINISHED, time.perf_counter() - started)
         except Exception as error:  # the job reports every failure; the process lives on
             log.exception("Training %s failed", self.key)
@@ -234,13 +243,13 @@ class TrainingJob:
             optimizer.build(models.autoencoder.trainable_variables)
             for variable, value in zip(optimizer.variables, checkpoint.optimizer):
                 variable.assign(value)
-            self.restore_history(checkpoint.history)
+            self.history = History.from_dict(checkpoint.history)
         trainer.keep_training_models(self.key, models)
         return models
 
     def _train(self, dataset: Dataset) -> AutoencoderModels:
         config = self.config
-        keras.utils.set_random_seed(config.seed + len(self.epoch_ends))  # process-global: training thread only
+        keras.utils.set_random_seed(config.seed + len(self.history.epoch_ends))  # process-global: training thread only
         models = self._models_to_train()
         indices = training_indices(config, len(dataset.x_train))
         x_train = dataset.train_images if indices is None else dataset.training_images(indices)
@@ -249,12 +258,12 @@ class TrainingJob:
         replay_images = dataset.test_images[sample_indices(len(dataset.test_images))]
         self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0, phase=Phase.COMPILING)
         # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
-        epochs_to_run = max(1, int(np.ceil(self.epochs_total - self.epochs_done - 1e-6)))
+        epochs_to_run = max(1, int(np.ceil(self.history.epochs_total - self.history.epochs_done - EPOCH_TOLERANCE)))
         if not self._stop_event.is_set():
             fast_fit.fit(models.autoencoder, x_train, config.batch_size, epochs_to_run,
                          [_ProgressCallback(self, panel, config.batch_size, x_val, models.encoder, replay_images)], x_val,
-                         seed=config.seed + len(self.epoch_ends), xla=uses_xla(config),
-                         report_at_steps=REPLAY_STEPS if self.epochs_done == 0 else ())  # a fresh model's early frames
+                         seed=config.seed + len(self.history.epoch_ends), xla=uses_xla(config),
+                         report_at_steps=REPLAY_STEPS if self.history.epochs_done == 0 else ())  # a fresh model's early frames
         return models
 
     def _finish(self, dataset: Dataset, models: AutoencoderModels, state: JobState, seconds: float) -> None:
@@ -265,8 +274,9 @@ class TrainingJob:
         metrics = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images))
         self._set(phase=Phase.SAVING)
         saved_at = time.time()
-        history = self.history()
-        record = {**history, "training_seconds": history["training_seconds"] + seconds,
+        with self._lock:
+            history = self.history.with_changes(training_seconds=self.history.training_seconds + seconds)
+        record = {**history.to_dict(),
                   "stopped_early": state is JobState.STOPPED, "test_metrics": metrics.to_dict(), "saved_at": saved_at}
         warning, on_disk = None, True
         try:
@@ -278,7 +288,7 @@ class TrainingJob:
             on_disk = False
             warning = f"{error} This model is kept in memory and works until the server restarts."
             self.trainer.send_weights(self.key, saved_at, models.autoencoder.get_weights())
-        self._set(state=state, test_metrics=metrics, training_seconds=record["training_seconds"], saved_at=saved_at,
+        self._set(state=state, test_metrics=metrics, history=history, saved_at=saved_at,
                   phase=Phase.DONE, warning=warning, saved_to_disk=on_disk, resume_from=None, _state_before_queue=None)
 
     def checkpoint(self, models: AutoencoderModels) -> None:
@@ -286,7 +296,7 @@ class TrainingJob:
         if not self.trainer.checkpoints_enabled:
             return
         optimizer = [variable.numpy() for variable in models.autoencoder.optimizer.variables]
-        history = {**self.history(), "config": self.config.to_dict()}
+        history = {**self.history.to_dict(), "config": self.config.to_dict()}
         self.trainer.checkpoints.submit(self.key, models.autoencoder.get_weights(), optimizer, history)
 
     @classmethod
@@ -294,8 +304,7 @@ class TrainingJob:
         """A finished or stopped job read back from disk (record validated by the store)."""
         job = cls(config=record["config"], trainer=trainer,
                   state=JobState.STOPPED if record["stopped_early"] else JobState.FINISHED, phase=Phase.DONE,
-                  test_metrics=record["test_metrics"], saved_at=record["saved_at"])
-        job.restore_history(record)
+                  test_metrics=record["test_metrics"], saved_at=record["saved_at"], history=record["history"])
         return job
 
 
@@ -327,7 +336,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.job = job
         self.panel = panel
         self.batch_size = batch_size
-        self.start_position = job.epochs_done  # fit's epoch 0 starts here
+        self.start_position = job.history.epochs_done  # fit's epoch 0 starts here
         self.kl_term = None  # a variational model: its KL term on the validation digits, each epoch
 
     def set_model(self, model):
@@ -342,15 +351,11 @@ class _ProgressCallback(keras.callbacks.Callback):
     def _replay_frame(self, label: str, position: float, reconstructions: np.ndarray) -> None:
         """The codes of the replay's sample and the panel's reconstructions, as they are now."""
         codes = predict(self.encoder, self.replay_images).astype(np.float16)
-        with self.job._lock:
-            add_frame(self.job.replay, Frame(round(position, 4), label, codes, reconstructions.astype(np.float16)))
+        self.job.add_replay_frame(Frame(round(position, 4), label, codes, reconstructions.astype(np.float16)))
 
     def _refresh_panel(self, position: float) -> np.ndarray:
         reconstructions = predict(self.model, self.panel)[..., 0]
-        with self.job._lock:
-            self.job.panel_reconstructions, self.job.panel_epoch = reconstructions, position
-            self.job.panel_version += 1
-        self.job.trainer.mark_dirty(self.job, urgent=not self.panel_sent)  # the first one goes out at once
+        self.job.show_panel(reconstructions, position, urgent=not self.panel_sent)  # the first one goes out at once
         self.panel_sent = True
         self.last_panel = time.perf_counter()
         return reconstructions
@@ -359,8 +364,7 @@ class _ProgressCallback(keras.callbacks.Callback):
         self.epoch_started = time.perf_counter()
         self.epoch_index = epoch
         self.previous = (0, 0.0)  # (step, running mean) at the last report of this epoch
-        with self.job._lock:
-            self.job.step = 0
+        self.job.start_epoch()
 
     def on_train_batch_end(self, batch, logs=None):
         job = self.job
@@ -375,49 +379,30 @@ class _ProgressCallback(keras.callbacks.Callback):
         elif position > self.rate_start[1]:
             epochs_per_second = (position - self.rate_start[1]) / max(now - self.rate_start[0], 1e-9)
             rate = epochs_per_second * steps * self.batch_size
-            eta = max(0.0, (job.epochs_total - position) / epochs_per_second)
+            eta = max(0.0, (job.history.epochs_total - position) / epochs_per_second)
         # Keras reports the epoch's running mean; the mean of just the last few steps
         # follows the loss without the jump a running mean makes when an epoch starts.
         running_mean = float((logs or {}).get("loss", float("nan")))
         previous_step, previous_mean = self.previous
         recent = (step * running_mean - previous_step * previous_mean) / max(1, step - previous_step)
         self.previous = (step, running_mean)
-        with job._lock:
-            job.step = step
-            job.phase = Phase.TRAINING
-            if rate is not None:
-                job.samples_per_second, job.eta_seconds = rate, eta
-            job.step_losses.append((round(position, 4), recent))
-            if len(job.step_losses) > MAX_STEP_LOSSES:
-                del job.step_losses[::2]
-        job.trainer.mark_dirty(job, urgent=False)
+        job.record_steps(step, position, recent, rate, eta)
         global_step = round(position * steps) if self.start_position == 0 else None
         if global_step in REPLAY_STEPS and step < steps:  # an epoch's end has its own frame
             self._replay_frame(f"step {global_step}", position, self._refresh_panel(position))
         elif now - self.last_panel >= PANEL_REFRESH_SECONDS:
             self._refresh_panel(position)
-        if job._stop_event.is_set() or position >= job.epochs_total - 1e-6:  # a resume may end mid-epoch
+        if job.stop_requested or reached(position, job.history.epochs_total):  # a resume may end mid-epoch
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         """Also called for an epoch cut short by stop(): it then counts as the fraction done."""
-        logs = logs or {}
         job = self.job
-        with job._lock:
-            fraction = job.step / max(1, job.steps_per_epoch)
-            job.epochs_done = round(self.start_position + epoch + fraction, 4)
-            job.step = 0  # the steps are in epochs_done now
-            job.epoch_ends.append(job.epochs_done)
-            job.train_loss.append(float(logs.get("loss", float("nan"))))
-            job.val_loss.append(float(logs.get("val_loss", float("nan"))))
-            job.epoch_seconds.append(time.perf_counter() - self.epoch_started)
-            if self.kl_term is not None:
-                job.kl_loss.append(self.kl_term())
-            position = job.epochs_done
-            stopping = job._stop_event.is_set()
+        stopping = job.stop_requested
+        position = job.record_epoch(self.start_position, epoch, logs or {}, time.perf_counter() - self.epoch_started,
+                                    self.kl_term)
         self._replay_frame(f"epoch {position:g}", position, self._refresh_panel(position))
-        job.trainer.mark_dirty(job)  # an epoch's end goes out at once
-        if not stopping and position < job.epochs_total - 1e-6:  # the final save follows at once otherwise
+        if not stopping and not reached(position, job.history.epochs_total):  # the final save follows at once otherwise
             job.checkpoint(self.job.trainer.training_models(job.key))
 
 
@@ -437,7 +422,7 @@ class Trainer:
         self._current: TrainingJob | None = None
         self._dirty: set[str] = set()
         self._forgotten: dict[str, TrainingJob] = {}  # removed jobs, whose last snapshot still goes out
-        self._kept: OrderedDict[str, AutoencoderModels] = OrderedDict()
+        self._kept: LRU[str, AutoencoderModels] = LRU(TRAINING_MODELS_KEPT)  # copies with optimizer state
         for line in store.clean_leftovers():
             log.info("Model store: %s", line)
         clean_checkpoints(store)
@@ -464,11 +449,11 @@ class Trainer:
                     config = TrainingConfig.from_dict(checkpoint.history.get("config", {}))
                 except (TypeError, ValueError):
                     config = None
-            if checkpoint is None or config is None or config.key != folder.name or (job and epochs <= job.epochs_done):
+            if checkpoint is None or config is None or config.key != folder.name or (job and epochs <= job.history.epochs_done):
                 delete_checkpoint(self.store, folder.name)  # stale, or not ours
                 continue
             job = job or TrainingJob(config=config, trainer=self)
-            job.restore_history(checkpoint.history)
+            job.history = History.from_dict(checkpoint.history)
             note = crash_notes.get(job.key) or "The training process stopped unexpectedly."
             job.state, job.phase, job.resume_from = JobState.FAILED, Phase.DONE, float(epochs)
             job.error = f"{note} Train it again to resume from epoch {epochs:g}."
@@ -500,7 +485,7 @@ class Trainer:
         with self._lock:
             if key in self._jobs:
                 self._forgotten[key] = self._jobs.pop(key)
-            self._kept.pop(key, None)
+        self._kept.pop(key)
         self._on_change(True)
 
     def snapshots_to_publish(self, next_version) -> tuple[list[JobSnapshot], list[JobSnapshot]]:
@@ -526,16 +511,11 @@ class Trainer:
 
     # ---- training copies kept in memory ----------------------------------------------------
     def training_models(self, key: str) -> AutoencoderModels | None:
-        with self._lock:
-            return self._kept.get(key)
+        return self._kept.get(key)
 
     def keep_training_models(self, key: str, models: AutoencoderModels) -> None:
         """At most TRAINING_MODELS_KEPT copies: memory stays flat however many configs a room tries."""
-        with self._lock:
-            self._kept[key] = models
-            self._kept.move_to_end(key)
-            while len(self._kept) > TRAINING_MODELS_KEPT:
-                self._kept.popitem(last=False)
+        self._kept.put(key, models)
 
     # ---- the queue -----------------------------------------------------------------------------
     def _append_to_queue(self, job: TrainingJob) -> None:
@@ -546,17 +526,17 @@ class Trainer:
             self._wakeup.notify_all()
         self._dirty.add(job.key)
 
-    def _enqueue(self, job: TrainingJob) -> None:
+    def enqueue(self, job: TrainingJob) -> None:
         with self._lock:
             self._append_to_queue(job)
         self._on_change(True)
 
-    def _dequeue(self, job: TrainingJob) -> None:
+    def dequeue(self, job: TrainingJob) -> None:
         with self._lock:
             if job in self._queue:
                 self._queue.remove(job)
             self._dirty.update(queued.key for queued in self._queue)
-            if job.saved_at is None and job.epochs_done == 0 and job.resume_from is None:
+            if job.saved_at is None and job.history.epochs_done == 0 and job.resume_from is None:
                 self._forgotten[job.key] = self._jobs.pop(job.key, job)
         self._on_change(True)
 

@@ -1,0 +1,133 @@
+"""Where jobs train, as the web side's `JobManager` sees it: the `TrainingBackend` interface.
+
+A backend carries the commands of `ae.training.protocol` to a training service and hands every
+message it sends back to `on_message`; `on_exit` hears, in words, that the service died. Today
+`LocalTrainingBackend` runs one training process on this machine; a cluster backend implements
+the same five methods with the same messages, and neither the manager nor any page changes.
+"""
+from __future__ import annotations
+
+import itertools
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
+
+from ae import ipc
+from ae.ipc import ServiceGone
+from ae.training.protocol import Call, Command, Hello, Reply, Update, Weights
+
+CALL_TIMEOUT = 60.0  # a command waits this long for its answer (covers the process's start)
+
+
+class TrainingBackend(ABC):
+    """A training service reachable from this web process."""
+
+    def __init__(self, on_message: Callable[[object], None], on_exit: Callable[[str], None]):
+        self.on_message = on_message  # Hello, Update (replies arrive as updates too), Weights
+        self.on_exit = on_exit  # called once, with the reason in words, if the service dies
+        self.ready = False  # the service said Hello: commands are answered within milliseconds
+
+    @abstractmethod
+    def start(self, crash_notes: dict[str, str]) -> None:
+        """Start or attach to the service; `crash_notes` explain runs a crash cut short."""
+
+    @abstractmethod
+    def call(self, command: Command) -> Reply:
+        """Send a command and wait for its reply; raises ServiceGone if none can come."""
+
+    @abstractmethod
+    def post(self, command: Command) -> None:
+        """Send a command without waiting: its effect arrives as an ordinary update."""
+
+    @abstractmethod
+    def is_alive(self) -> bool: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the service (jobs in flight are lost; their checkpoints stay)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The service's process id where it has one on this machine."""
+        return None
+
+
+class LocalTrainingBackend(TrainingBackend):
+    """One training process (`python -m ae.training.process`) on this machine."""
+
+    def __init__(self, data_path: Path, store_root: Path, on_message, on_exit):
+        super().__init__(on_message, on_exit)
+        self.data_path, self.store_root = Path(data_path), Path(store_root)
+        self.process = None
+        self._connection = None
+        self._send_lock = threading.Lock()
+        self._calls: dict[int, dict] = {}
+        self._call_ids = itertools.count(1)
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self, crash_notes: dict[str, str]) -> None:
+        arguments = {"data_path": str(self.data_path), "store_root": str(self.store_root), "crash_notes": dict(crash_notes)}
+        self.process, self._connection = ipc.start_child("ae.training.process", arguments, "training process")
+        threading.Thread(target=self._receive, name="ae-training-receiver", daemon=True).start()
+
+    def call(self, command: Command) -> Reply:
+        call_id = next(self._call_ids)
+        slot = {"event": threading.Event(), "answer": None}
+        self._calls[call_id] = slot
+        try:
+            self._send(Call(call_id, command))
+            if not slot["event"].wait(CALL_TIMEOUT):
+                raise ServiceGone("The training process did not answer in time.")
+            if slot["answer"] is None:
+                raise ServiceGone("The training process stopped before it answered.")
+            return slot["answer"]
+        finally:
+            self._calls.pop(call_id, None)
+
+    def post(self, command: Command) -> None:
+        self._send(Call(0, command))
+
+    def _send(self, message) -> None:
+        try:
+            with self._send_lock:
+                self._connection.send(message)
+        except (OSError, ValueError, AttributeError) as error:
+            raise ServiceGone(f"The training process is not running ({error}).") from None
+
+    def _on_hello(self, hello: Hello) -> None:
+        self.on_message(hello)
+        self.ready = True
+
+    def _on_reply(self, reply: Reply) -> None:
+        self.on_message(Update(reply.snapshots, reply.forgotten))
+        slot = self._calls.get(reply.call_id)
+        if slot is not None:
+            slot["answer"] = reply
+            slot["event"].set()
+
+    def _receive(self) -> None:
+        ipc.receive_loop(self._connection, ipc.dispatcher(
+            {Hello: self._on_hello, Reply: self._on_reply, Update: self.on_message, Weights: self.on_message}))
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if not self._closing:
+            self.on_exit(ipc.describe_exit(self.process.returncode))
+        for slot in list(self._calls.values()):
+            slot["event"].set()  # answer None: the caller raises ServiceGone
+
+    def is_alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def close(self) -> None:
+        self._closing = True
+        ipc.end_process(self.process)
+        if self._connection is not None:
+            self._connection.close()

@@ -1,0 +1,94 @@
+"""What the web side and the training service say to each other: commands and messages.
+
+Every backend (today's local training process, a cluster backend tomorrow) speaks these. A
+command names one job by its key; the service answers each `Call` with a `Reply` carrying the
+snapshots that changed, and otherwise publishes `Update`s about once a second. Plain frozen
+dataclasses: picklable, with field names, dispatched by type (`ae.ipc.dispatcher`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ae.training.snapshot import JobSnapshot
+
+
+# ---- commands: web side -> training service -------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    """Train this config (a dict from `TrainingConfig.to_dict`), or share its run or model."""
+
+    config: dict
+
+
+@dataclass(frozen=True)
+class Stop:
+    key: str
+
+
+@dataclass(frozen=True)
+class Extend:
+    """Queue `epochs` more epochs on the model trained so far (Continue +N)."""
+
+    key: str
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Train on until the model has `total_epochs` in all (the planned run after a stop)."""
+
+    key: str
+    total_epochs: float
+
+
+@dataclass(frozen=True)
+class Delete:
+    key: str
+
+
+Command = Union[Request, Stop, Extend, Resume, Delete]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A command with the number its `Reply` will carry; 0: posted, nobody waits for the reply."""
+
+    call_id: int
+    command: Command
+
+
+# ---- messages: training service -> web side ----------------------------------------------------
+@dataclass(frozen=True)
+class Hello:
+    """Once, when the service starts: every job it knows."""
+
+    pid: int
+    snapshots: list[JobSnapshot]
+
+
+@dataclass(frozen=True)
+class Update:
+    """Jobs that changed (panel arrays only when new), and the last snapshots of jobs removed."""
+
+    snapshots: list[JobSnapshot]
+    forgotten: list[JobSnapshot]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to one `Call`: None or the refusal in words, and what changed meanwhile."""
+
+    call_id: int
+    error: str | None
+    snapshots: list[JobSnapshot]
+    forgotten: list[JobSnapshot]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A model the disk refused, kept in the web side's memory instead."""
+
+    key: str
+    saved_at: float
+    weights: list
