@@ -4,7 +4,7 @@ import streamlit as st
 from ae.model.config import TrainingConfig
 from ae.model.data import DataError
 from ae.model.history import reached
-from pages.session import MY_JOBS, SELECTED_JOB, default_model, request_job, session_present
+from pages.session import MY_JOBS, default_model, pick_job, request_job, session_present
 from pages.wording import format_epochs
 
 QUICK_CONFIG = TrainingConfig(architecture="dense", code_size=49, epochs=1, batch_size=256)
@@ -86,7 +86,7 @@ def choose_model(manager, key: str):
     default_key = default.key if default is not None and default.key in keys else keys[0]
 
     def picked() -> None:
-        st.session_state[SELECTED_JOB] = st.session_state[key]
+        pick_job(st.session_state[key])
 
     chosen = st.selectbox(
         "Model",

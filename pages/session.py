@@ -3,6 +3,13 @@ import streamlit as st
 
 SELECTED_JOB = "selected_job_key"  # the job this session trained or picked last: every page's default
 MY_JOBS = "my_job_keys"  # jobs this session asked for (Train, Continue, Resume)
+FOLLOWED_RUN = "followed_run_key"  # a run that started while this session watched nothing live
+
+
+def pick_job(key: str) -> None:
+    """This session chose `key` (trained it, or picked it): it is shown, not a followed run."""
+    st.session_state[SELECTED_JOB] = key
+    st.session_state.pop(FOLLOWED_RUN, None)
 
 
 def this_session() -> str | None:
@@ -24,7 +31,7 @@ def session_present(session: str) -> bool:
 
 def remember_my_job(key: str) -> None:
     """This session asked for `key`: it becomes the session's model on every page."""
-    st.session_state[SELECTED_JOB] = key
+    pick_job(key)
     st.session_state.setdefault(MY_JOBS, set()).add(key)
 
 

@@ -1,7 +1,10 @@
 """Train: choose a config, start, stop, continue or resume a job, and watch it learn.
 
-Training runs in its own process (ae.training.process). A fragment polls the job's snapshot about once
-a second while it is active and stops polling when it ends; the main script stays short.
+Training runs in its own process (ae.training.process). A fragment polls the shown job's
+snapshot while it is active, every second in a small room and less often in a big one
+(ae.display.polling), and stops polling when it ends; while nothing live is shown, a fragment
+that draws nothing looks for a run that starts, so a page opened before the lecturer pressed
+Train shows the run without a reload. The main script stays short.
 The settings live in the URL (`/train?code=10&epochs=3`), so a reload keeps them and a
 lecturer can share a link that opens exactly that config and its job. The layout keeps the
 running job's progress, Stop, loss chart and digits on one 1280x720 projector screen.
@@ -12,15 +15,17 @@ import numpy as np
 import streamlit as st
 
 from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
+from ae.display.figures import for_projector
 from ae.display.live import live_loss_figure, panel_png
+from ae.display.polling import room
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
 from ae.model.history import reached
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.error_guard import guarded
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import manager_or_stop, quick_train_button
-from pages.presentation import chart
-from pages.session import MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job, this_session
+from pages.presentation import presenting
+from pages.session import FOLLOWED_RUN, MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job, this_session
 from pages.wording import format_epochs, format_seconds, trained_epochs_text
 
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
@@ -35,6 +40,7 @@ STATE_TEXT = {
     "failed": ":material/error: Failed",
 }
 SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and kept across pages
+WATCH_SECONDS = 2.0  # how often a session watching nothing live looks for a run that started
 SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
 PHASE_TEXT = {
     "starting": "Starting: loading the model",
@@ -119,10 +125,11 @@ def train_button(manager, config, errors) -> None:
 
 
 def shown_job(manager, config):
-    """This session's job (or the one it picked last); else the saved or running job of the
-    settings in the controls (a shared link opens its job); else whatever trains now; else the
-    job this page showed last (a watched run that just ended); else the default model."""
-    job = manager.get(st.session_state.get(SELECTED_JOB, ""))
+    """A run that started while this session watched nothing live; else this session's job (or
+    the one it picked last); else the saved or running job of the settings in the controls (a
+    shared link opens its job); else whatever trains now; else the job this page showed last
+    (a watched run that just ended); else the default model."""
+    job = manager.get(st.session_state.get(FOLLOWED_RUN, "")) or manager.get(st.session_state.get(SELECTED_JOB, ""))
     if job is None and config is not None:
         job = manager.get(config.key)
     return (job or manager.running() or manager.get(st.session_state.get(SHOWN_JOB, ""))
@@ -204,6 +211,15 @@ def job_buttons(job, snapshot) -> None:
             (st.info if note == "stop_note" else st.error)(st.session_state.pop(note))
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def live_loss_chart(key: str, version: int, projector: bool, _snapshot) -> None:
+    """The loss chart, drawn once per snapshot version and replayed to every other session
+    watching: Streamlit replays the elements a cached function drew, without serializing the
+    Plotly figure again (most of an update's cost: about 10 ms a session)."""
+    st.plotly_chart(for_projector(live_loss_figure(_snapshot)) if projector else live_loss_figure(_snapshot),
+                    key="loss_chart", theme=None)
+
+
 def render(manager, job) -> None:
     """Everything here is cheap per session: the figure and the panel picture are built once
     per snapshot version (ae.display.live) and shared by every session watching."""
@@ -237,7 +253,7 @@ def render(manager, job) -> None:
         metric_cols[1].metric("Validation loss", f"{snapshot.history.val_loss[-1]:.4f}" if snapshot.history.val_loss else "–")
         metric_cols[2].metric("Test loss", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–",
                               help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
-        chart(live_loss_figure(snapshot), key="loss_chart")
+        live_loss_chart(snapshot.key, snapshot.version, presenting(), snapshot)
     with panel_col:
         st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**" if config.denoising
                     else "**16 test digits** over their **reconstructions**")
@@ -248,29 +264,48 @@ def render(manager, job) -> None:
             st.caption("Reconstructions appear once training starts.")
 
 
-def live_view(manager, job, polling: bool) -> None:
+def live_view(manager, job, polling: bool, interval: float | None) -> None:
     """The shown job, drawn again on every poll while it trains (a fragment's body)."""
     manager.stop_abandoned()  # a run whose askers all pressed Stop or left
     render(manager, job)
+    if polling:
+        room().polled(this_session())
     if polling and not job.snapshot().is_active:
         st.rerun()  # the job ended: one full rerun stops the polling
     if not polling and job.snapshot().is_active:
         st.rerun()  # Continue or Resume started it again: poll
+    if polling and room().retune(interval):
+        st.rerun()  # the room grew or shrank: a full rerun sends this session's new timer
+
+
+def watch_for_runs(manager, shown_key: str | None, running_when_drawn: str | None) -> None:
+    """While this session watches nothing live, a run that starts is shown without a reload:
+    a fragment that draws nothing and only reruns the page when a run starts."""
+    room().polled(this_session())
+    running = manager.running()
+    if running is not None and running.key not in (shown_key, running_when_drawn):
+        st.session_state[FOLLOWED_RUN] = running.key
+        st.rerun()
 
 
 def shown_job_view(manager, job, config) -> None:
     """The shown job, live; or, with none, the way to a first model."""
+    polling = job is not None and job.snapshot().is_active
+    interval = room().interval()  # grows with the room, so a big room still gets every update
+    if not polling:
+        running = manager.running()
+        st.fragment(guarded(watch_for_runs), run_every=max(WATCH_SECONDS, interval))(
+            manager, job and job.key, running and running.key)
     if job is None:
         st.info("No model is trained yet. Choose settings and press **Train**, or start with the article's model: "
                 "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
         quick_train_button("train_quick")
         return
-    polling = job.snapshot().is_active
     if config is not None and config.key != job.key:
         st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
                                       else "the job running now" if job.snapshot().is_active else "the default model")
                    + ". Your settings at left are for the next Train; changing them never interrupts it.")
-    st.fragment(guarded(live_view), run_every=1.0 if polling else None)(manager, job, polling)
+    st.fragment(guarded(live_view), run_every=interval if polling else None)(manager, job, polling, interval)
 
 
 def train_page() -> None:

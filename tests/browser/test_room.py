@@ -48,12 +48,17 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
     lecturer_context = browser.new_context(viewport=PROJECTOR)
     student_context = browser.new_context(viewport=PROJECTOR)
     try:
-        # The lecturer opens the shared link: the controls show exactly its settings.
+        # A student opens Train before anything runs; the lecturer opens the shared link: the
+        # controls show exactly its settings.
+        early = open_at(student_context, app_server + "/train")
         lecturer = open_at(lecturer_context, app_server + SHARED_LINK)
         expect(lecturer.get_by_role("spinbutton", name="Code size (1 to 784)")).to_have_value("8")
         expect(lecturer.get_by_role("spinbutton", name="Epochs (1 to 200)")).to_have_value("200")
         lecturer.get_by_role("button", name="Train", exact=True).click()
         expect(lecturer.get_by_text(re.compile(r"Epoch \d+ of 200")).first).to_be_visible(timeout=60_000)
+        # The early student sees the run start without reloading.
+        expect(early.get_by_text(re.compile(r"Epoch \d+ of 200")).first).to_be_visible(timeout=30_000)
+        early.close()
         wait_until(lambda: loss_chart_points(lecturer) > 0, 60, "the loss chart stayed empty")
         wait_for_app_idle(lecturer)
 
