@@ -11,7 +11,6 @@ running job's progress, Stop, loss chart and digits on one 1280x720 projector sc
 """
 from types import SimpleNamespace
 
-import numpy as np
 import streamlit as st
 
 from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
@@ -19,7 +18,7 @@ from ae.display.figures import for_projector
 from ae.display.live import live_loss_figure, panel_png
 from ae.display.polling import room
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
-from ae.model.history import reached
+from ae.model.history import reached, same_epochs
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.error_guard import guarded
 from pages.legacy_pages_mode import leave_legacy_pages_mode
@@ -138,8 +137,7 @@ def shown_job(manager, config):
 
 def plan_changed(snapshot) -> bool:
     """The job's epoch total is no longer what its settings planned (Continue added some)."""
-    total, planned = snapshot.history.epochs_total, snapshot.config.epochs
-    return not (reached(total, planned) and reached(planned, total))
+    return not same_epochs(snapshot.history.epochs_total, snapshot.config.epochs)
 
 
 def progress_text(snapshot, test_digits: int) -> str:
@@ -151,7 +149,7 @@ def progress_text(snapshot, test_digits: int) -> str:
             return f"{PHASE_TEXT[phase].format(test=test_digits)}..."
         speed = f" · {snapshot.history.samples_per_second:,.0f} digits/s" if snapshot.history.samples_per_second else ""
         eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
-        epoch = min(snapshot.epoch + 1, int(np.ceil(snapshot.history.epochs_total - 1e-9)))  # 5.0000000001 planned epochs end with epoch 5
+        epoch = min(snapshot.epoch + 1, snapshot.history.last_planned_epoch)
         return (f"Epoch {epoch} of {format_epochs(snapshot.history.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
                 f"{speed}{eta}")
     done = f"{format_epochs(snapshot.history.epochs_done)} of {format_epochs(snapshot.history.epochs_total)} epochs"

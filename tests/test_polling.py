@@ -40,6 +40,7 @@ def test_the_interval_grows_with_watchers_times_measured_cost(monkeypatch):
     assert 2.0 <= rate.interval() <= 5.0  # 200 x cost / 0.5 of a core, in half seconds
     assert rate.retune(FASTEST)  # a session polling every second should slow down
     assert not rate.retune(rate.interval())
+    assert not rate.retune(SLOWEST)  # speeding up waits for the session's next full run
 
 
 def test_never_slower_than_five_seconds_and_leavers_stop_counting(monkeypatch):

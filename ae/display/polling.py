@@ -71,10 +71,11 @@ class PollRate:
         return min(SLOWEST, max(FASTEST, math.ceil(wanted * 2) / 2))
 
     def retune(self, current: float) -> bool:
-        """Whether a session polling every `current` seconds should take the room's interval
-        (a full rerun sends the new timer): only for a clear change, so the room does not churn."""
-        wanted = self.interval()
-        return wanted > current * 1.4 or wanted < current / 1.4
+        """Whether a session polling every `current` seconds should slow down to the room's
+        interval now (a full rerun sends its new timer). Only a clear slow-down: speeding up
+        waits for the session's next full run, since a room retuning at once would itself be
+        the load it measures."""
+        return self.interval() >= current * 1.5
 
 
 _room = PollRate()

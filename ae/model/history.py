@@ -18,6 +18,11 @@ def reached(epochs: float, target: float) -> bool:
     return epochs >= target - EPOCH_TOLERANCE
 
 
+def same_epochs(first: float, second: float) -> bool:
+    """Whether two epoch counts are the same number of epochs."""
+    return reached(first, second) and reached(second, first)
+
+
 def _number(value, name: str, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
         raise ValueError(f"{name} must be a number of at least {minimum:g}, not {value!r}")
@@ -63,6 +68,11 @@ class History:
     def epoch(self) -> int:
         """Whole epochs trained."""
         return int(self.epochs_done + EPOCH_TOLERANCE)
+
+    @property
+    def last_planned_epoch(self) -> int:
+        """The number of the last epoch asked for: 5.0000001 planned epochs end with epoch 5."""
+        return math.ceil(self.epochs_total - EPOCH_TOLERANCE)
 
     @property
     def plan_done(self) -> bool:
