@@ -46,8 +46,10 @@ def importers(prefix: str) -> dict[str, set[str]]:
 
 
 def test_the_engine_never_imports_streamlit():
-    offenders = [module for module, names in GRAPH.items()
-                 if module.startswith("ae") and any(name.split(".")[0] == "streamlit" for name in names)]
+    """The load client speaks Streamlit's wire protocol, so it alone reads its message classes."""
+    offenders = [(module, name) for module, names in GRAPH.items() if module.startswith("ae")
+                 for name in names if name.split(".")[0] == "streamlit"
+                 and not (module == "ae.loadclient" and name.startswith("streamlit.proto"))]
     assert offenders == []
 
 

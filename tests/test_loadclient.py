@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,25 @@ import pytest
 from ae.loadclient import NotLoopback, ProtocolSession, loopback_base, run_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_async(coroutine):
+    """asyncio.run on a thread of its own: earlier tests (Playwright's sync API, AppTest) may
+    leave an event loop running on this one."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _free_port() -> int:
@@ -57,7 +77,7 @@ def small_server(small_mnist_path, tmp_path_factory):
 
 
 def test_three_sessions_open_their_pages(small_server):
-    sessions = asyncio.run(run_sessions(small_server, ["/", "/train", "/train?code=32&epochs=3"],
+    sessions = run_async(run_sessions(small_server, ["/", "/train", "/train?code=32&epochs=3"],
                                         watch_seconds=1.0, limit=60, ready_timeout=45))
     for session in sessions:
         stats = session.stats
@@ -79,6 +99,6 @@ def test_refuses_anything_not_on_loopback():
         with pytest.raises(NotLoopback):
             ProtocolSession(url, "/")
         with pytest.raises(NotLoopback):
-            asyncio.run(run_sessions(url, ["/"], limit=5))
+            run_async(run_sessions(url, ["/"], limit=5))
     assert loopback_base("http://localhost:8501") == ("http://localhost:8501", "ws://localhost:8501")
     assert loopback_base("http://127.1.2.3:9") == ("http://127.1.2.3:9", "ws://127.1.2.3:9")
