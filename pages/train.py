@@ -218,10 +218,9 @@ def live_loss_chart(key: str, version: int, projector: bool, _snapshot) -> None:
                     key="loss_chart", theme=None)
 
 
-def render(manager, job) -> None:
-    """Everything here is cheap per session: the figure and the panel picture are built once
-    per snapshot version (ae.display.live) and shared by every session watching."""
-    dataset = manager.dataset
+def job_header(job) -> None:
+    """What the job is and its buttons: drawn in the page's full run, not on every poll (a
+    change of state reruns the page), so each poll draws only what moves."""
     snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
@@ -229,8 +228,16 @@ def render(manager, job) -> None:
     st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {kind}, code size "
                 f"{config.code_size} <small style='opacity:.6'>({whose})</small>", unsafe_allow_html=True)
     st.caption(config.describe())
-    st.progress(snapshot.progress, text=progress_text(snapshot, len(dataset.x_test)))
     job_buttons(job, snapshot)
+
+
+def render(manager, job) -> None:
+    """Everything here is cheap per session: the figure and the panel picture are built once
+    per snapshot version (ae.display.live) and shared by every session watching."""
+    dataset = manager.dataset
+    snapshot = job.snapshot()
+    config = snapshot.config
+    st.progress(snapshot.progress, text=progress_text(snapshot, len(dataset.x_test)))
     if snapshot.error:
         st.error(f"Training failed: {snapshot.error}")
     if snapshot.warning:
@@ -255,7 +262,8 @@ def render(manager, job) -> None:
     with panel_col:
         st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**" if config.denoising
                     else "**16 test digits** over their **reconstructions**")
-        st.image(panel_png(snapshot, dataset.test_images, dataset.y_test), width="stretch")
+        # PNG as it is: Streamlit would decode and re-encode it as a JPEG for every session.
+        st.image(panel_png(snapshot, dataset.test_images, dataset.y_test), width="stretch", output_format="PNG")
         if snapshot.panel_epoch is not None:
             st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs · model: {trained_epochs_text(snapshot)}.")
         else:
@@ -303,6 +311,7 @@ def shown_job_view(manager, job, config) -> None:
         st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
                                       else "the job running now" if job.snapshot().is_active else "the default model")
                    + ". Your settings at left are for the next Train; changing them never interrupts it.")
+    job_header(job)
     st.fragment(guarded(live_view), run_every=interval if polling else None)(manager, job, polling, interval)
 
 
