@@ -15,7 +15,7 @@ import streamlit as st
 
 from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
 from ae.display.figures import for_projector
-from ae.display.live import live_loss_figure, panel_png
+from ae.display.live import live_loss_figure, panel_png, picture_snapshot
 from ae.display.polling import room
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
 from ae.model.history import reached, same_epochs
@@ -251,6 +251,7 @@ def render(manager, job) -> None:
     if not snapshot.history.step_losses and not snapshot.history.train_loss:
         return  # starting or compiling: nothing to draw yet, and an empty chart would say nothing
 
+    picture = picture_snapshot(snapshot)  # the chart and the digits: renewed every 2 s at most
     chart_col, panel_col = st.columns([1.35, 1])
     with chart_col:
         metric_cols = st.columns(3)
@@ -258,14 +259,14 @@ def render(manager, job) -> None:
         metric_cols[1].metric("Validation loss", f"{snapshot.history.val_loss[-1]:.4f}" if snapshot.history.val_loss else "–")
         metric_cols[2].metric("Test loss", f"{snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else "–",
                               help="Binary cross-entropy per pixel on the 10,000 test digits, after training")
-        live_loss_chart(snapshot.key, snapshot.version, presenting(), snapshot)
+        live_loss_chart(picture.key, picture.version, presenting(), picture)
     with panel_col:
         st.markdown("**Noisy input**, its **reconstruction**, and the **clean digit**" if config.denoising
                     else "**16 test digits** over their **reconstructions**")
         # PNG as it is: Streamlit would decode and re-encode it as a JPEG for every session.
-        st.image(panel_png(snapshot, dataset.test_images, dataset.y_test), width="stretch", output_format="PNG")
-        if snapshot.panel_epoch is not None:
-            st.caption(f"Reconstructions after {snapshot.panel_epoch:.2f} epochs · model: {trained_epochs_text(snapshot)}.")
+        st.image(panel_png(picture, dataset.test_images, dataset.y_test), width="stretch", output_format="PNG")
+        if picture.panel_epoch is not None:
+            st.caption(f"Reconstructions after {picture.panel_epoch:.2f} epochs · model: {trained_epochs_text(snapshot)}.")
         else:
             st.caption("Reconstructions appear once training starts.")
 

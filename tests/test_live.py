@@ -48,3 +48,12 @@ def test_the_panel_picture_is_encoded_once_per_panel_and_shows_both_rows():
     image = np.asarray(Image.open(io.BytesIO(pictures.pop())))
     assert image.shape[1] == (8 * 30 + 2) * 4  # 8 digits a row, 4x
     assert image.max() >= 127  # the reconstructions (0.5 grey) are drawn, not black
+
+
+def test_the_chart_and_digits_are_renewed_every_two_seconds_at_most_and_at_once_when_the_job_ends():
+    first, second, third = snapshot(version=301), snapshot(version=302), snapshot(version=303)
+    assert live.picture_snapshot(first, now=100.0) is first
+    assert live.picture_snapshot(second, now=101.0) is first  # within 2 s: the same picture
+    assert live.picture_snapshot(third, now=102.5) is third  # 2 s on: the newest
+    ended = third.with_changes(state=JobState.FINISHED, version=304)
+    assert live.picture_snapshot(ended, now=102.6) is ended  # the end shows at once

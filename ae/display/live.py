@@ -8,6 +8,7 @@ second) and every session reuses it.
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 
@@ -24,6 +25,24 @@ build_counts = {"loss": 0, "panel": 0}  # how often each piece was really built 
 
 def _cached(key: tuple, build):
     return _cache.get_or_build(key, build)
+
+
+PICTURE_SECONDS = 2.0  # the chart and the digits are rebuilt at most this often while a job trains
+_pictures: LRU[str, tuple[float, JobSnapshot]] = LRU(_CACHE_SIZE)
+
+
+def picture_snapshot(snapshot: JobSnapshot, now: float | None = None) -> JobSnapshot:
+    """The snapshot the chart and the digit panel show: the newest at most every
+    PICTURE_SECONDS while the job trains, the newest at once when it ends. The progress line
+    moves with every update; a new Plotly figure (about 0.1 s to build) and a new picture (a
+    new download for every browser) every second would cost the room more than they show."""
+    now = time.monotonic() if now is None else now
+    shown = _pictures.get(snapshot.key)
+    if shown is not None and snapshot.is_active and now - shown[0] < PICTURE_SECONDS \
+            and shown[1].version <= snapshot.version:
+        return shown[1]
+    _pictures.put(snapshot.key, (now, snapshot))
+    return snapshot
 
 
 def thin(points, limit: int = MAX_LOSS_POINTS) -> list:
