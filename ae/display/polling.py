@@ -20,7 +20,7 @@ import time
 import psutil
 
 FASTEST = 1.0  # seconds between updates in a small room
-SLOWEST = 4.0  # never slower, so a watcher sees progress at least every 5 s (ticks jitter)
+SLOWEST = 5.0  # never slower: a watcher sees progress at least every 5 s when the process keeps up
 CORE_SHARE = 0.6  # of one core, for live updates; the rest serves page loads and clicks
 STARTING_COST = 0.011  # seconds of CPU per update before anything is measured (measured at 100 watchers)
 WATCHER_TIMEOUT = 2 * SLOWEST + 2  # a session that has not polled for this long has left
