@@ -3,7 +3,7 @@
 Only `ae.training.process` runs this module, in a process of its own, so training never shares an
 interpreter (and its lock) with the web server's sessions. One `Trainer` owns every job of
 one dataset and one model store: one thread trains one job at a time, the others wait as
-`queued`. Whenever a job changes it is marked dirty, and the worker publishes its snapshot.
+`queued`. Whenever a job changes it is marked dirty, and the service publishes its snapshot.
 Seeding and every other process-wide TensorFlow setting happen on the training thread.
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ class TrainingJob:
         with self._lock:
             add_frame(self.replay, frame)
 
-    # ---- control (called on the worker's command thread) ---------------------------------
+    # ---- control (called on the service's command thread) ---------------------------------
     def stop(self) -> None:
         """Stop within one execution step; the model trained so far is kept and saved."""
         with self._lock:
@@ -459,7 +459,7 @@ class Trainer:
             job.error = f"{note} Train it again to resume from epoch {epochs:g}."
             self._jobs[job.key] = job
 
-    # ---- what the worker asks -----------------------------------------------------------------
+    # ---- what the service asks -----------------------------------------------------------------
     def request(self, config: TrainingConfig) -> TrainingJob:
         """The job for this config: the running or saved one if any, else a new queued one."""
         with self._lock:
