@@ -271,16 +271,14 @@ def render(manager, job) -> None:
             st.caption("Reconstructions appear once training starts.")
 
 
-def live_view(manager, job, polling: bool, interval: float | None) -> None:
+def live_view(manager, job, polling: bool, interval: float | None, drawn_state) -> None:
     """The shown job, drawn again on every poll while it trains (a fragment's body)."""
     manager.stop_abandoned()  # a run whose askers all pressed Stop or left
     render(manager, job)
     if polling:
         room().polled(this_session())
-    if polling and not job.snapshot().is_active:
-        st.rerun()  # the job ended: one full rerun stops the polling
-    if not polling and job.snapshot().is_active:
-        st.rerun()  # Continue or Resume started it again: poll
+    if job.snapshot().state is not drawn_state:
+        st.rerun()  # queued -> training -> stopping -> done: the heading and buttons follow, polling starts or stops
     if polling and room().retune(interval):
         st.rerun()  # the room grew or shrank: a full rerun sends this session's new timer
 
@@ -313,7 +311,8 @@ def shown_job_view(manager, job, config) -> None:
                                       else "the job running now" if job.snapshot().is_active else "the default model")
                    + ". Your settings at left are for the next Train; changing them never interrupts it.")
     job_header(job)
-    st.fragment(guarded(live_view), run_every=interval if polling else None)(manager, job, polling, interval)
+    st.fragment(guarded(live_view), run_every=interval if polling else None)(
+        manager, job, polling, interval, job.snapshot().state)
 
 
 def train_page() -> None:

@@ -57,3 +57,7 @@ def test_the_chart_and_digits_are_renewed_every_two_seconds_at_most_and_at_once_
     assert live.picture_snapshot(third, now=102.5) is third  # 2 s on: the newest
     ended = third.with_changes(state=JobState.FINISHED, version=304)
     assert live.picture_snapshot(ended, now=102.6) is ended  # the end shows at once
+    bare = snapshot(version=401).with_changes(panel_reconstructions=None)
+    assert live.picture_snapshot(bare, now=200.0) is bare
+    newer = snapshot(version=402)
+    assert live.picture_snapshot(newer, now=200.5) is newer  # the first digits are never held back

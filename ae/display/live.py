@@ -39,10 +39,15 @@ def picture_snapshot(snapshot: JobSnapshot, now: float | None = None) -> JobSnap
     now = time.monotonic() if now is None else now
     shown = _pictures.get(snapshot.key)
     if shown is not None and snapshot.is_active and now - shown[0] < PICTURE_SECONDS \
-            and shown[1].version <= snapshot.version:
+            and shown[1].version <= snapshot.version and _complete(shown[1]):
         return shown[1]
     _pictures.put(snapshot.key, (now, snapshot))
     return snapshot
+
+
+def _complete(snapshot: JobSnapshot) -> bool:
+    """A picture worth holding: it has reconstructions and a curve; the first ones go out at once."""
+    return snapshot.panel_reconstructions is not None and len(snapshot.history.step_losses) > 1
 
 
 def thin(points, limit: int = MAX_LOSS_POINTS) -> list:
