@@ -1,8 +1,10 @@
 """The process layer that the training service and the map service both stand on.
 
-Heavy work never runs in the web server's interpreter: each service is a child process,
-`python -m <module>`, that connects back over a Unix socket in a private folder, and both
-sides prove they hold a random key before anything else is read. Messages are the small
+Heavy work never runs in the web server's interpreter. By default each service is a child of
+the one web process, `python -m <module>`, that connects back over a Unix socket in a private
+folder. For a big class (`python -m ae.serve`) each service runs once, listening in a shared
+services folder (`AE_SERVICES`), and every web process attaches to it as one of its `Clients`.
+Either way both sides prove they hold a random key before anything else is read. Messages are the small
 dataclasses of each service's protocol module (`ae.training.protocol`, `ae.maps.protocol`),
 dispatched by type through `dispatcher`, read by the one `receive_loop`.
 
@@ -20,13 +22,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-from multiprocessing.connection import Client, Connection, answer_challenge, deliver_challenge
+import threading
+from multiprocessing.connection import (AuthenticationError, Client, Connection, Listener, answer_challenge,
+                                        deliver_challenge)
 from pathlib import Path
 from typing import Callable
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0  # the child connects back before it loads anything heavy
 KEY_VARIABLE = "AE_CHILD_KEY"
+SERVICES_VARIABLE = "AE_SERVICES"  # a services folder: web processes attach to the services there
 ROOT = Path(__file__).resolve().parent.parent  # the child runs `python -m` from here
 
 
@@ -124,3 +129,82 @@ def end_process(process: subprocess.Popen | None, grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=5)
+
+
+# ---- shared services: one service, several web processes ---------------------------------------
+def services_folder() -> Path | None:
+    """The shared services folder this web process attaches to; None: it starts its own children."""
+    value = os.environ.get(SERVICES_VARIABLE)
+    return Path(value) if value else None
+
+
+def make_services_folder() -> Path:
+    """A private folder (0700) with a random key (0600) for the services' sockets."""
+    folder = Path(tempfile.mkdtemp(prefix="ae-services-"))
+    key_file = folder / "key"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(os.urandom(32))
+    return folder
+
+
+def listen(folder: Path, name: str) -> Listener:
+    """A service's listening socket, `<folder>/<name>.sock`; `accept` checks the folder's key."""
+    return Listener(str(Path(folder) / f"{name}.sock"), family="AF_UNIX", authkey=(Path(folder) / "key").read_bytes())
+
+
+def connect(folder: Path, name: str) -> Connection:
+    """Attach to the service listening in `folder`; ServiceGone, in words, if it cannot be reached."""
+    try:
+        return Client(str(Path(folder) / f"{name}.sock"), family="AF_UNIX",
+                      authkey=(Path(folder) / "key").read_bytes())
+    except (OSError, EOFError, AuthenticationError) as error:
+        raise ServiceGone(f"The {name} service is not reachable ({error}).") from None
+
+
+def accept_forever(listener: Listener, serve_client: Callable[[Connection], None]) -> None:
+    """Serve each web process that attaches on a thread of its own; a wrong key is turned away."""
+    while True:
+        try:
+            connection = listener.accept()
+        except (AuthenticationError, EOFError, ConnectionError):
+            continue
+        threading.Thread(target=serve_client, args=(connection,), name="ae-client", daemon=True).start()
+
+
+class Clients:
+    """The web processes attached to a service: a message to one, or to every one.
+
+    A client whose socket fails is dropped (its receive loop ends on its own)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._connections: list[Connection] = []
+
+    def add(self, connection: Connection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+
+    def remove(self, connection: Connection) -> None:
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    def send(self, connection: Connection, message) -> None:
+        with self._lock:
+            self._send(connection, message)
+
+    def broadcast(self, message, besides: Connection | None = None) -> None:
+        with self._lock:
+            for connection in list(self._connections):
+                if connection is not besides:
+                    self._send(connection, message)
+
+    def _send(self, connection: Connection, message) -> None:
+        try:
+            connection.send(message)
+        except (OSError, ValueError):
+            if connection in self._connections:
+                self._connections.remove(connection)

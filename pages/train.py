@@ -273,7 +273,6 @@ def render(manager, job) -> None:
 
 def live_view(manager, job, polling: bool, interval: float | None, drawn_state) -> None:
     """The shown job, drawn again on every poll while it trains (a fragment's body)."""
-    manager.stop_abandoned()  # a run whose askers all pressed Stop or left
     render(manager, job)
     if polling:
         room().polled(this_session())

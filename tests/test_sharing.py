@@ -48,9 +48,9 @@ def test_a_session_that_left_no_longer_holds_the_job(cache_dir, managers):
     manager.request(LARGE, session="bob")
 
     assert not job.stop("alice").stops  # Bob is still here
-    assert manager.stop_abandoned() == []
+    assert manager.report_departures() == []
     present.discard("bob")  # Bob closes his tab: only Alice's Stop is left, and it counts
-    assert manager.stop_abandoned() == [LARGE.key]
+    assert manager.report_departures() == [LARGE.key]
     assert wait_until_done(job, timeout=30).state is JobState.STOPPED
 
 

@@ -1,9 +1,12 @@
 """Where jobs train, as the web side's `JobManager` sees it: the `TrainingBackend` interface.
 
 A backend carries the commands of `ae.training.protocol` to a training service and hands every
-message it sends back to `on_message`; `on_exit` hears, in words, that the service died. Today
-`LocalTrainingBackend` runs one training process on this machine; a cluster backend implements
-the same five methods with the same messages, and neither the manager nor any page changes.
+message it sends back to `on_message`; `on_exit` hears, in words, that the service died.
+`LocalTrainingBackend` runs the web process's own training process (the default);
+`SharedTrainingBackend` attaches to the one training service of a big-class server
+(`ae.serve`), shared by every web process. `default_backend` picks by `AE_SERVICES`. A cluster
+backend implements the same five methods with the same messages, and neither the manager nor
+any page changes.
 """
 from __future__ import annotations
 
@@ -131,3 +134,52 @@ class LocalTrainingBackend(TrainingBackend):
         ipc.end_process(self.process)
         if self._connection is not None:
             self._connection.close()
+
+
+class SharedTrainingBackend(LocalTrainingBackend):
+    """The training service of a big-class server: started and supervised by `ae.serve`, not by
+    this web process, which attaches to its socket and leaves it running when it closes."""
+
+    def __init__(self, data_path: Path, store_root: Path, on_message, on_exit, folder: Path | None = None):
+        super().__init__(data_path, store_root, on_message, on_exit)
+        self.folder = folder or ipc.services_folder()
+        self._attached = False
+        self._service_pid: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._service_pid
+
+    def start(self, crash_notes: dict[str, str]) -> None:
+        self._connection = ipc.connect(self.folder, "training")
+        self._attached = True
+        threading.Thread(target=self._receive, name="ae-training-receiver", daemon=True).start()
+
+    def _on_hello(self, hello: Hello) -> None:
+        self._service_pid = hello.pid
+        super()._on_hello(hello)
+
+    def _receive(self) -> None:
+        ipc.receive_loop(self._connection, ipc.dispatcher(
+            {Hello: self._on_hello, Reply: self._on_reply, Update: self.on_message, Weights: self.on_message}))
+        self._attached = False
+        if not self._closing:
+            self.on_exit("the shared training service went away; ae.serve starts it again")
+        for slot in list(self._calls.values()):
+            slot["event"].set()
+
+    def is_alive(self) -> bool:
+        return self._attached
+
+    def close(self) -> None:
+        self._closing = True
+        self._attached = False
+        if self._connection is not None:
+            self._connection.close()
+
+
+def default_backend(data_path: Path, store_root: Path, on_message, on_exit) -> TrainingBackend:
+    """This web process's own training process, or, under `ae.serve`, the shared service."""
+    if ipc.services_folder() is not None:
+        return SharedTrainingBackend(data_path, store_root, on_message, on_exit)
+    return LocalTrainingBackend(data_path, store_root, on_message, on_exit)

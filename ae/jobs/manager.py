@@ -16,24 +16,27 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from dataclasses import replace
 from typing import Callable
 
 from ae.askers import Askers, StopAnswer
 from ae.ipc import ServiceGone, dispatcher
-from ae.jobs.backend import LocalTrainingBackend, TrainingBackend
+from ae.jobs.backend import TrainingBackend, default_backend
 from ae.lru import LRU
 from ae.model.history import History
 from ae.model.config import TrainingConfig
 from ae.model.data import Dataset, load_dataset
 from ae.storage.checkpoint import checkpoint_epochs
 from ae.storage.store import ModelStore, StoreError, StoreProblem
-from ae.training.protocol import Delete, Extend, Hello, Request, Resume, Stop, Update, Weights
+from ae.training.protocol import Delete, Departed, Extend, Hello, Request, Resume, Stop, Update, Weights
 from ae.training.snapshot import JobSnapshot, JobState, Phase, continued_total
 
 log = logging.getLogger(__name__)
 LOADED_MODELS_KEPT = 4  # Keras models held for the pages' inference, least recently used dropped
 MEMORY_MODELS_KEPT = 4  # models the disk refused, kept in memory instead
+DEPARTURES_EVERY = 3.0  # seconds between checks for sessions that closed their tabs
+WEB_ID = uuid.uuid4().hex[:8]  # this web process: session ids sent to a shared service are WEB_ID:session
 
 
 class JobHandle:
@@ -98,7 +101,7 @@ class JobManager:
     """All jobs of one dataset and model store, as the web process sees them."""
 
     def __init__(self, dataset: Dataset, store: ModelStore, start_worker: bool = True,
-                 backend: Callable[..., TrainingBackend] = LocalTrainingBackend):
+                 backend: Callable[..., TrainingBackend] = default_backend):
         self.dataset = dataset
         self.store = store
         self._make_backend = backend  # (data_path, store_root, on_message, on_exit) -> TrainingBackend
@@ -113,12 +116,17 @@ class JobManager:
         self._backend: TrainingBackend | None = None
         self._cache_check: tuple[float, str | None] = (-1e9, None)
         self.worker_exits: list[str] = []  # each unexpected end of the training process, in words
-        self._askers: dict[str, Askers] = {}  # job key -> who asked for its current run
+        self._spoke_for: set[str] = set()  # sessions this process sent commands for, until they leave
+        self._closed = threading.Event()
         self.session_present = lambda session: True  # pages set this: is a browser session still open?
         self._read_store()
         self._dispatch = dispatcher({Hello: self._on_hello, Update: self._on_update, Weights: self._on_weights})
         if start_worker:
-            self._ensure_backend()
+            try:
+                self._ensure_backend()
+            except ServiceGone as error:  # the next request tries again
+                log.error("%s", error)
+            threading.Thread(target=self._watch_departures, name="ae-departures", daemon=True).start()
 
     # ---- reading (cheap: pages call these on every rerun) ---------------------------------
     def get(self, key: str) -> JobHandle | None:
@@ -204,45 +212,56 @@ class JobManager:
             return self._snapshots.get(key)
 
     # ---- who asked for a job, and so who may stop it (ae.askers) ------------------------------
-    def _note_request(self, key: str, session: str | None) -> None:
-        """`session` asks for the job's current or next run. A job that is not active starts a
-        new run, so earlier askers and their Stops are forgotten."""
+    # The training service keeps the askers, so the rule holds across web processes; each
+    # snapshot carries those still present, and the buttons are decided from it here.
+    def _speak_for(self, session: str | None) -> str | None:
+        """The id the service knows this session by: unique across web processes."""
+        if session is None:
+            return None
         with self._lock:
-            askers = self._askers.setdefault(key, Askers())
-            snapshot = self._snapshots.get(key)
-            if snapshot is None or not snapshot.is_active:
-                askers.restart()
-            askers.add(session)
+            self._spoke_for.add(session)
+        return f"{WEB_ID}:{session}"
+
+    def _askers_of(self, key: str) -> Askers:
+        snapshot = self.snapshot(key)
+        if snapshot is None or not snapshot.is_active:
+            return Askers()
+        return Askers(asked=set(snapshot.asked), withdrawn=set(snapshot.withdrawn))
 
     def asked_by(self, key: str, session: str | None) -> bool:
-        with self._lock:
-            return key in self._askers and self._askers[key].includes(session)
+        return session is not None and f"{WEB_ID}:{session}" in self._askers_of(key).asked
 
     def stop_permission(self, key: str, session: str | None) -> StopAnswer:
         """What pressing Stop would do for this session, without pressing it (for the button)."""
-        with self._lock:
-            return self._askers.setdefault(key, Askers()).stop(session, self.session_present, pressing=False)
+        self.report_departures()
+        qualified = None if session is None else f"{WEB_ID}:{session}"
+        return self._askers_of(key).stop(qualified, lambda other: True, pressing=False)
 
     def stop(self, key: str, session: str | None = None) -> StopAnswer:
         """`session` presses Stop: the job stops if nobody else present still wants it."""
-        with self._lock:
-            answer = self._askers.setdefault(key, Askers()).stop(session, self.session_present, pressing=True)
-            snapshot = self._snapshots.get(key)
-        if answer.stops and snapshot is not None and snapshot.is_active:
-            self._call(Stop(key))
-        return answer
+        self.report_departures()
+        snapshot = self.snapshot(key)
+        if snapshot is None or not snapshot.is_active:
+            return StopAnswer(stops=True)
+        return self._call(Stop(key, self._speak_for(session)))
 
-    def stop_abandoned(self) -> list[str]:
-        """Stop runs whose every asker pressed Stop or left, after at least one pressed Stop
-        (the last asker leaving after the others' Stops); pages call this as they poll."""
+    def report_departures(self) -> list[str]:
+        """Tell the training service which sessions closed their tabs; returns the runs that
+        stopped because of it (every asker left after one pressed Stop). A thread calls this
+        every few seconds; Stop calls it first, so a tab closed a moment ago no longer counts."""
         with self._lock:
-            to_stop = [key for key, askers in self._askers.items()
-                       if key in self._snapshots and self._snapshots[key].is_active and askers.abandoned(self.session_present)]
-        for key in to_stop:
-            self._call(Stop(key))
-            with self._lock:  # done: later polls need not stop it again
-                self._askers[key].clear_stops()
-        return to_stop
+            gone = [session for session in self._spoke_for if not self.session_present(session)]
+            self._spoke_for.difference_update(gone)
+        if not gone:
+            return []
+        return self._call(Departed(tuple(f"{WEB_ID}:{session}" for session in gone))) or []
+
+    def _watch_departures(self) -> None:
+        while not self._closed.wait(DEPARTURES_EVERY):
+            try:
+                self.report_departures()
+            except ValueError as error:  # the service is restarting: the next check tells it
+                log.warning("Sessions that left were not reported: %s", error)
 
     # ---- commands ---------------------------------------------------------------------------
     def request(self, config: TrainingConfig, session: str | None = None) -> JobHandle:
@@ -252,11 +271,12 @@ class JobManager:
             snapshot = self._snapshots.get(config.key)
             handle = self._handles.setdefault(config.key, JobHandle(self, config))
             damaged = config.key in self._damaged
-            if snapshot is not None and snapshot.state is not JobState.FAILED and not damaged:
-                if snapshot.is_active:
-                    self._note_request(config.key, session)
-                return handle
-            self._note_request(config.key, session)
+            share = snapshot is not None and snapshot.state is not JobState.FAILED and not damaged
+        if share:
+            if snapshot.is_active and session is not None:  # the run is this session's too
+                self._call(Request(config.to_dict(), self._speak_for(session)))
+            return handle
+        with self._lock:
             if snapshot is None or damaged:
                 self._put(JobSnapshot(key=config.key, config=config, state=JobState.QUEUED,
                                       history=History(epochs_total=config.epochs)))
@@ -264,11 +284,12 @@ class JobManager:
                 self._put(replace(snapshot, state=JobState.QUEUED, error=None, phase=Phase.WAITING))
         if damaged:
             self.delete(config.key)
-        backend = self._ensure_backend()
+        request = Request(config.to_dict(), self._speak_for(session))
+        backend = self._backend_or_refuse()
         if backend.ready:  # answered within milliseconds: the snapshot then has its queue place
-            self._call(Request(config.to_dict()))
+            self._call(request)
         else:  # still starting (seconds): the queued snapshot above shows at once, the real one follows
-            backend.post(Request(config.to_dict()))
+            backend.post(request)
         return handle
 
     def continue_job(self, job: JobHandle, session: str | None, extra_epochs: int | None = None,
@@ -277,8 +298,8 @@ class JobManager:
         key, snapshot = job.key, job.snapshot()
         continued_total(snapshot.state, snapshot.has_model, snapshot.resume_from, snapshot.history.epochs_done,
                         extra_epochs=extra_epochs, total_epochs=total_epochs)  # refused here at once, in words
-        self._note_request(key, session)
-        self._call(Extend(key, extra_epochs) if extra_epochs is not None else Resume(key, float(total_epochs)))
+        asker = self._speak_for(session)
+        self._call(Extend(key, extra_epochs, asker) if extra_epochs is not None else Resume(key, float(total_epochs), asker))
 
     def delete(self, key: str) -> None:
         """Remove a saved model (a damaged one, say) from disk and from every list."""
@@ -288,7 +309,8 @@ class JobManager:
         self._memory_weights.pop(key)
 
     def close(self) -> None:
-        """Stop the training service (used by tests and at shutdown)."""
+        """Stop the training service, or detach from a shared one (used by tests and at shutdown)."""
+        self._closed.set()
         with self._lock:
             backend, self._backend = self._backend, None
         if backend is not None:
@@ -331,15 +353,25 @@ class JobManager:
                 self._backend = backend
             return self._backend
 
-    def _call(self, command) -> None:
-        """Send a command; the answer's snapshots are applied before this returns."""
+    def _backend_or_refuse(self) -> TrainingBackend:
         try:
-            reply = self._ensure_backend().call(command)
+            return self._ensure_backend()
+        except ServiceGone as error:
+            raise ValueError(f"{error} Please try again in a few seconds.") from None
+
+    def _call(self, command):
+        """Send a command and return its result; the answer's snapshots are applied before this returns."""
+        try:
+            reply = self._backend_or_refuse().call(command)
         except ServiceGone:
-            self._ensure_backend()  # a fresh process for the next try
+            try:
+                self._ensure_backend()  # a fresh process for the next try
+            except ServiceGone:
+                pass
             raise ValueError("The training process restarted; please try again.") from None
         if reply.error:
             raise ValueError(reply.error)
+        return reply.result
 
     def _on_update(self, update: Update) -> None:
         with self._lock:

@@ -5,6 +5,11 @@ would hold every session's reruns. This process stays up, so UMAP's compiled cod
 and it never loads TensorFlow (umap-learn would import it for its parametric model). It
 computes one map at a time, in the order asked, and speaks `ae.maps.protocol`. A finished map
 is saved (`ae.maps.files.save_map`) before `MapFinished("done")` is sent; a stopped one never is.
+
+A child of one web process by default; with `ae.serve`, one process that every web process
+attaches to. The same map asked for through two web processes is computed once, for both, and
+stops only when every web process that asked for it has sent StopMap (each applies the room's
+rule, `ae.askers`, to its own sessions first) or gone.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import queue
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ae import ipc
 from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, StopMap
@@ -25,25 +31,59 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress messages
 class MapWorker:
     """The map process's side: maps queued in order, computed one at a time on a thread."""
 
-    def __init__(self, connection):
-        self.connection = connection
-        self._send_lock = threading.Lock()
-        self._stop_requests: set[int] = set()
+    def __init__(self):
+        self.clients = ipc.Clients()
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[tuple[object, int]]] = {}  # map file -> (client, its task id) waiting for it
         self._pending: queue.Queue[ComputeMap] = queue.Queue()
-        self._current: int | None = None  # the task being computed
-
-    def send(self, message) -> None:
-        with self._send_lock:
-            self.connection.send(message)
-
-    def run(self) -> None:
+        self._warm = threading.Event()
         threading.Thread(target=self._compute_forever, name="ae-maps", daemon=True).start()
-        ipc.serve_parent(self.connection, ipc.dispatcher({ComputeMap: self._pending.put, StopMap: self._stop}))
 
-    def _stop(self, message: StopMap) -> None:
-        self._stop_requests.add(message.task_id)
-        if message.task_id != self._current:  # still waiting: it stops now
-            self.send(MapFinished(message.task_id, "stopped"))
+    def serve_parent(self, connection) -> None:
+        """Child mode: one web process; when it is gone, so is the reason to run."""
+        self._serve_client(connection)
+        os._exit(0)
+
+    def serve_clients(self, listener) -> None:
+        ipc.accept_forever(listener, self._serve_client)
+
+    def _serve_client(self, connection) -> None:
+        with self._lock:
+            self.clients.add(connection)
+            if self._warm.is_set():
+                self.clients.send(connection, MapReady())
+        handlers = {ComputeMap: self._compute_map, StopMap: self._stop}
+        ipc.receive_loop(connection, lambda message: handlers[type(message)](connection, message))
+        self.clients.remove(connection)
+        with self._lock:  # its maps no longer wait for it; a map nobody waits for stops
+            for path, waiting in self._waiting.items():
+                waiting[:] = [(client, task_id) for client, task_id in waiting if client is not connection]
+
+    def _compute_map(self, connection, message: ComputeMap) -> None:
+        with self._lock:
+            waiting = self._waiting.get(message.path)
+            if waiting:  # asked for through another web process too: computed once, for both
+                waiting.append((connection, message.task_id))
+                return
+            self._waiting[message.path] = [(connection, message.task_id)]
+        self._pending.put(message)
+
+    def _stop(self, connection, message: StopMap) -> None:
+        with self._lock:
+            for waiting in self._waiting.values():
+                if (connection, message.task_id) in waiting:
+                    waiting.remove((connection, message.task_id))
+            self.clients.send(connection, MapFinished(message.task_id, "stopped"))
+
+    def _tell(self, path: str, make) -> None:
+        """Send each client waiting for `path` its own message (`make(task_id)`)."""
+        with self._lock:
+            for client, task_id in self._waiting.get(path, []):
+                self.clients.send(client, make(task_id))
+
+    def _wanted(self, path: str) -> bool:
+        with self._lock:
+            return bool(self._waiting.get(path))
 
     def _compute_forever(self) -> None:
         from ae.analysis.projection import warm_up_umap
@@ -53,13 +93,17 @@ class MapWorker:
                 warm_up_umap()
             except Exception:  # the real map will report any problem
                 log.warning("UMAP warm-up failed", exc_info=True)
-        self.send(MapReady())
+        with self._lock:
+            self._warm.set()
+            self.clients.broadcast(MapReady())
         while True:
             task = self._pending.get()
-            if task.task_id in self._stop_requests:
+            if not self._wanted(task.path):
                 continue  # stopped while it waited: already answered
-            self._current = task.task_id
-            self.send(self._compute(task))
+            finished = self._compute(task)
+            self._tell(task.path, lambda task_id: MapFinished(task_id, finished.state, finished.error))
+            with self._lock:
+                self._waiting.pop(task.path, None)
 
     def _compute(self, task: ComputeMap) -> MapFinished:
         from ae.analysis.projection import MapStopped, project
@@ -68,12 +112,12 @@ class MapWorker:
         last = [0.0]
 
         def progress(fraction: float, text: str) -> None:
-            if task.task_id in self._stop_requests:
+            if not self._wanted(task.path):
                 raise MapStopped()
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL:
                 last[0] = now
-                self.send(MapProgress(task.task_id, float(fraction), text))
+                self._tell(task.path, lambda task_id: MapProgress(task_id, float(fraction), text))
 
         spec = task.spec
         try:
@@ -89,10 +133,16 @@ class MapWorker:
 
 
 def main() -> None:
-    connection = ipc.connect_back()
+    settings = ipc.child_arguments()
+    shared = settings.get("services_folder")
+    connection = None if shared else ipc.connect_back()
     sys.modules.setdefault("tensorflow", None)  # umap-learn's optional import fails fast instead
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s map-process %(levelname)s %(message)s")
-    MapWorker(connection).run()
+    worker = MapWorker()
+    if shared:
+        worker.serve_clients(ipc.listen(Path(shared), "maps"))
+    else:
+        worker.serve_parent(connection)
 
 
 if __name__ == "__main__":

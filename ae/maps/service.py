@@ -101,20 +101,25 @@ class MapService:
                 return answer.reason
             task.state, task.text = "stopped", "stopped"
         self._send(StopMap(task.task_id))
-        if not task.finished.wait(STOP_GRACE_SECONDS):
+        if not task.finished.wait(STOP_GRACE_SECONDS) and self._process is not None:
             log.warning("The map process did not stop in %.1f s; ending it", STOP_GRACE_SECONDS)
-            self._restart()
+            self._restart()  # a shared map process is never ended: others' maps run in it
         task.finished.set()
         return "Stopped."
 
     # ---- the process ---------------------------------------------------------------------
     def start(self) -> None:
-        """Start the map process now (it compiles UMAP's code), if it is not running."""
+        """Start the map process now (it compiles UMAP's code), or attach to the shared one."""
         with self._send_lock:
-            if self._process is not None and self._process.poll() is None:
+            if self._connection is not None and not self._connection.closed and \
+                    (self._process is None or self._process.poll() is None):
                 return
             self.ready.clear()
-            self._process, self._connection = ipc.start_child("ae.maps.process", {}, "map process")
+            folder = ipc.services_folder()
+            if folder is not None:
+                self._process, self._connection = None, ipc.connect(folder, "maps")
+            else:
+                self._process, self._connection = ipc.start_child("ae.maps.process", {}, "map process")
             threading.Thread(target=self._receive, args=(self._process, self._connection), name="ae-map-receiver",
                              daemon=True).start()
 
@@ -129,11 +134,13 @@ class MapService:
 
     def _receive(self, process, connection) -> None:
         ipc.receive_loop(connection, self._dispatch)
-        process.wait()
+        connection.close()
+        if process is not None:
+            process.wait()
+        why = f"exit code {process.returncode}" if process is not None else "the shared map service went away"
         lost = [task for task in self._tasks.values() if task.active]
         for task in lost:  # the process ended under them (a crash, or a Stop that had to end it)
-            self._finish(task.task_id, "failed", f"The map process stopped (exit code {process.returncode}); "
-                                                 "press Compute again.")
+            self._finish(task.task_id, "failed", f"The map process stopped ({why}); press Compute again.")
 
     def _task(self, task_id: int) -> MapTask | None:
         return next((task for task in self._tasks.values() if task.task_id == task_id), None)
@@ -165,8 +172,11 @@ class MapService:
         asked for again by their pages."""
         with self._send_lock:
             process, self._process = self._process, None
+            connection, self._connection = self._connection, None
         if process is not None:
             process.kill()
+        elif connection is not None:
+            connection.close()
 
     def close(self) -> None:
         self._restart()

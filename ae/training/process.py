@@ -1,9 +1,14 @@
-"""The training process: `python -m ae.training.process`, started by the web side's backend.
+"""The training service: `python -m ae.training.process`, training away from the web server.
 
 It owns the queue and TensorFlow training (`ae.training.trainer`), answers the commands of
 `ae.training.protocol`, and publishes the snapshots of jobs that changed about once a second
 (at once for a new state, an epoch's end or a stop), so every watching session draws the same
 version and a figure is built once for all of them.
+
+Two ways to run: a child of one web process (the default; it ends with its parent), or the
+shared service of a big-class server (`ae.serve`), listening in a services folder, where every
+web process attaches as a client and outlives none of them. Either way it keeps who asked for
+each run (`ae.askers`), so a Stop follows the room's rule whichever web process it came through.
 """
 from __future__ import annotations
 
@@ -14,41 +19,63 @@ import threading
 from pathlib import Path
 
 from ae import ipc
-from ae.training.protocol import Call, Delete, Extend, Hello, Reply, Request, Resume, Stop, Update, Weights
+from ae.askers import Askers, StopAnswer
+from ae.training.protocol import (Call, Delete, Departed, Extend, Hello, Reply, Request, Resume, Stop, Update,
+                                  Weights)
+from ae.training.snapshot import ACTIVE_STATES
 
 log = logging.getLogger(__name__)
 PUBLISH_INTERVAL = 1.0  # the rate pages poll at
 
 
 class TrainingService:
-    """The training process's side of the connection: commands in, snapshots out."""
+    """The training process's side: commands in from every attached web process, snapshots out."""
 
-    def __init__(self, connection, data_path: str, store_root: str, crash_notes: dict):
+    def __init__(self, data_path: str, store_root: str, crash_notes: dict):
         from ae.model.data import load_dataset
         from ae.storage.store import ModelStore
         from ae.training.trainer import Trainer
 
-        self.connection = connection
-        self._send_lock = threading.Lock()
-        self._publish_lock = threading.Lock()  # one batch at a time, so panel bookkeeping stays right
+        self.clients = ipc.Clients()
+        self._publish_lock = threading.RLock()  # one batch at a time, so panel bookkeeping stays right
         self._changed, self._urgent = threading.Event(), threading.Event()
         self._sent_panels: dict[str, int] = {}
         self._versions = itertools.count(1)
+        self._askers: dict[str, Askers] = {}  # job key -> who asked for its current run
+        self._departed: set[str] = set()  # sessions that left while they held a run
+        self._sessions_of: dict[object, set[str]] = {}  # client -> the sessions it spoke for
         self.trainer = Trainer(load_dataset(data_path), ModelStore(Path(store_root)), on_change=self._on_change,
                                crash_notes=crash_notes,
-                               send_weights=lambda key, saved_at, weights: self.send(Weights(key, saved_at, weights)))
+                               send_weights=lambda key, saved_at, weights: self.clients.broadcast(
+                                   Weights(key, saved_at, weights)))
         self._handlers = {Request: self._request, Stop: self._stop, Extend: self._extend, Resume: self._resume,
-                          Delete: self._delete}
-
-    def send(self, message) -> None:
-        with self._send_lock:
-            self.connection.send(message)
-
-    def run(self) -> None:
-        with self._publish_lock:
-            self.send(Hello(os.getpid(), self._pending()[0]))
+                          Delete: self._delete, Departed: self._departed_sessions}
         threading.Thread(target=self._publish_forever, name="ae-publisher", daemon=True).start()
-        ipc.serve_parent(self.connection, ipc.dispatcher({Call: self._answer}))
+
+    def serve_parent(self, connection) -> None:
+        """Child mode: one web process; when it is gone, so is the reason to run."""
+        self._serve_client(connection)
+        os._exit(0)
+
+    def serve_clients(self, listener) -> None:
+        """Shared mode: every web process that attaches, for as long as the service runs."""
+        ipc.accept_forever(listener, self._serve_client)
+
+    def _serve_client(self, connection) -> None:
+        with self._publish_lock:  # no update may slip between its Hello and its first update
+            snapshots = [self._with_askers(s) for s in self.trainer.all_snapshots(lambda: next(self._versions))]
+            for snapshot in snapshots:
+                self._sent_panels.setdefault(snapshot.key, snapshot.panel_version)
+            self.clients.send(connection, Hello(os.getpid(), snapshots))
+            self.clients.add(connection)
+            self._sessions_of[connection] = set()
+        ipc.receive_loop(connection, lambda call: self._answer(connection, call))
+        self.clients.remove(connection)
+        with self._publish_lock:
+            gone = self._sessions_of.pop(connection, set())
+        if gone:  # a web process stopped: its sessions left with it
+            self._departed_sessions(Departed(tuple(gone)))
+            self._on_change(True)
 
     # ---- publishing ------------------------------------------------------------------------
     def _on_change(self, urgent: bool) -> None:
@@ -56,15 +83,25 @@ class TrainingService:
         if urgent:
             self._urgent.set()
 
+    def _with_askers(self, snapshot):
+        """The snapshot with who asked for its run and is still here (for Stop buttons)."""
+        askers = self._askers.get(snapshot.key)
+        if askers is None:
+            return snapshot
+        asked = frozenset(session for session in askers.asked if self._present(session))
+        return snapshot.with_changes(asked=asked, withdrawn=frozenset(askers.withdrawn & asked))
+
     def _pending(self) -> tuple[list, list]:
-        """Changed snapshots, without the panel arrays the web side already has."""
+        """Changed snapshots, without the panel arrays every web process already has."""
         snapshots, forgotten = self.trainer.snapshots_to_publish(lambda: next(self._versions))
         light = []
         for snapshot in snapshots:
             if self._sent_panels.get(snapshot.key) == snapshot.panel_version:
                 snapshot = snapshot.with_changes(panel_reconstructions=None)
             self._sent_panels[snapshot.key] = snapshot.panel_version
-            light.append(snapshot)
+            light.append(self._with_askers(snapshot))
+        for last in forgotten:
+            self._askers.pop(last.key, None)
         return light, forgotten
 
     def _publish_forever(self) -> None:
@@ -76,26 +113,53 @@ class TrainingService:
             with self._publish_lock:
                 snapshots, forgotten = self._pending()
                 if snapshots or forgotten:
-                    self.send(Update(snapshots, forgotten))
+                    self.clients.broadcast(Update(snapshots, forgotten))
 
     # ---- commands ---------------------------------------------------------------------------
-    def _answer(self, call: Call) -> None:
-        error = None
-        try:
-            self._handlers[type(call.command)](call.command)
-        except (ValueError, TypeError) as problem:
-            error = str(problem)
-        except Exception as problem:  # answer in words; never leave a caller waiting
-            log.exception("Command %s failed", type(call.command).__name__)
-            error = f"{type(problem).__name__}: {problem}"
-        with self._publish_lock:
+    def _answer(self, connection, call: Call) -> None:
+        error, result = None, None
+        with self._publish_lock:  # commands and askers change one at a time
+            session = getattr(call.command, "session", None)
+            if session is not None and connection in self._sessions_of:
+                self._sessions_of[connection].add(session)
+            try:
+                result = self._handlers[type(call.command)](call.command)
+            except (ValueError, TypeError) as problem:
+                error = str(problem)
+            except Exception as problem:  # answer in words; never leave a caller waiting
+                log.exception("Command %s failed", type(call.command).__name__)
+                error = f"{type(problem).__name__}: {problem}"
             snapshots, forgotten = self._pending()
-            self.send(Reply(call.call_id, error, snapshots, forgotten))
+            if snapshots or forgotten:
+                self.clients.broadcast(Update(snapshots, forgotten), besides=connection)
+            self.clients.send(connection, Reply(call.call_id, error, snapshots, forgotten, result))
+
+    def _present(self, session: str) -> bool:
+        return session not in self._departed
+
+    def _asked(self, key: str, session: str | None) -> None:
+        """`session` asks for the job's current or next run. A job that is not active starts a new
+        run, so earlier askers and their Stops are forgotten."""
+        askers = self._askers.setdefault(key, Askers())
+        job = self.trainer.get(key)
+        if job is None or job.state not in ACTIVE_STATES:
+            askers.restart()
+        if session is not None:
+            self._departed.discard(session)
+        askers.add(session)
+
+    def _touch(self, key: str) -> None:
+        job = self.trainer.get(key)
+        if job is not None:
+            self.trainer.mark_dirty(job)
 
     def _request(self, command: Request) -> None:
         from ae.model.config import TrainingConfig
 
-        self.trainer.request(TrainingConfig.from_dict(command.config))
+        config = TrainingConfig.from_dict(command.config)
+        self._asked(config.key, command.session)
+        self.trainer.request(config)
+        self._touch(config.key)
 
     def _job(self, key: str):
         job = self.trainer.get(key)
@@ -103,24 +167,60 @@ class TrainingService:
             raise ValueError("This model is no longer known to the training process; press Train again.")
         return job
 
-    def _stop(self, command: Stop) -> None:
-        self._job(command.key).stop()
+    def _stop(self, command: Stop) -> StopAnswer:
+        answer = self._askers.setdefault(command.key, Askers()).stop(command.session, self._present, pressing=True)
+        job = self.trainer.get(command.key)
+        if answer.stops and job is not None and job.state in ACTIVE_STATES:
+            job.stop()
+        self._touch(command.key)
+        return answer
 
     def _extend(self, command: Extend) -> None:
-        self._job(command.key).extend(command.epochs)
+        job = self._job(command.key)
+        self._asked(command.key, command.session)
+        job.extend(command.epochs)
+        self._touch(command.key)
 
     def _resume(self, command: Resume) -> None:
-        self._job(command.key).resume_to(command.total_epochs)
+        job = self._job(command.key)
+        self._asked(command.key, command.session)
+        job.resume_to(command.total_epochs)
+        self._touch(command.key)
 
     def _delete(self, command: Delete) -> None:
         self.trainer.delete(command.key)
 
+    def _departed_sessions(self, command: Departed) -> list[str]:
+        """Sessions left: runs whose every asker pressed Stop or left, after one pressed Stop
+        (the last asker closing the tab after the others' Stops), stop now."""
+        with self._publish_lock:
+            self._departed.update(command.sessions)
+            stopped = []
+            for key, askers in self._askers.items():
+                job = self.trainer.get(key)
+                if job is None or job.state not in ACTIVE_STATES:
+                    continue
+                if askers.abandoned(self._present):
+                    job.stop()
+                    askers.clear_stops()
+                    stopped.append(key)
+                if askers.asked & set(command.sessions):
+                    self._touch(key)
+            still_asking = set().union(*(askers.asked for askers in self._askers.values()))
+            self._departed &= still_asking  # bounded: only sessions some run still lists
+            return stopped
+
 
 def main() -> None:
-    connection = ipc.connect_back()  # `import ae` already set the thread counts TensorFlow reads
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s training-process %(levelname)s %(message)s")
     settings = ipc.child_arguments()
-    TrainingService(connection, settings["data_path"], settings["store_root"], settings["crash_notes"]).run()
+    shared = settings.get("services_folder")
+    connection = None if shared else ipc.connect_back()  # `import ae` already set TensorFlow's thread counts
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s training-service %(levelname)s %(message)s")
+    service = TrainingService(settings["data_path"], settings["store_root"], settings.get("crash_notes", {}))
+    if shared:
+        service.serve_clients(ipc.listen(Path(shared), "training"))
+    else:
+        service.serve_parent(connection)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """What the web side and the training service say to each other: commands and messages.
 
 Every backend (today's local training process, a cluster backend tomorrow) speaks these. A
-command names one job by its key; the service answers each `Call` with a `Reply` carrying the
-snapshots that changed, and otherwise publishes `Update`s about once a second. Plain frozen
+command names one job by its key, and the browser session it comes from (`web:session`, unique
+across web processes): the service keeps who asked for each run (`ae.askers`), so the room's
+Stop rule holds across every web process. The service answers each `Call` with a `Reply`
+carrying the snapshots that changed, and otherwise publishes `Update`s about once a second. Plain frozen
 dataclasses: picklable, with field names, dispatched by type (`ae.ipc.dispatcher`).
 """
 from __future__ import annotations
@@ -19,11 +21,15 @@ class Request:
     """Train this config (a dict from `TrainingConfig.to_dict`), or share its run or model."""
 
     config: dict
+    session: str | None = None
 
 
 @dataclass(frozen=True)
 class Stop:
+    """`session` presses Stop (None: the engine itself); the reply's result is a StopAnswer."""
+
     key: str
+    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Extend:
 
     key: str
     epochs: int
+    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Resume:
 
     key: str
     total_epochs: float
+    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,15 @@ class Delete:
     key: str
 
 
-Command = Union[Request, Stop, Extend, Resume, Delete]
+@dataclass(frozen=True)
+class Departed:
+    """These sessions closed their tabs: their requests no longer hold a run. The reply's result
+    lists the runs that stopped because of it (every asker left after one pressed Stop)."""
+
+    sessions: tuple[str, ...]
+
+
+Command = Union[Request, Stop, Extend, Resume, Delete, Departed]
 
 
 @dataclass(frozen=True)
@@ -77,12 +93,14 @@ class Update:
 
 @dataclass(frozen=True)
 class Reply:
-    """The answer to one `Call`: None or the refusal in words, and what changed meanwhile."""
+    """The answer to one `Call`: None or the refusal in words, what changed meanwhile, and the
+    command's result where it has one."""
 
     call_id: int
     error: str | None
     snapshots: list[JobSnapshot]
     forgotten: list[JobSnapshot]
+    result: object = None
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ class JobSnapshot:
     warning: str | None = None  # e.g. the model could not be written to disk and lives in memory only
     saved_to_disk: bool = True
     resume_from: float | None = None  # a checkpoint's epochs, when a failed run can resume
+    asked: frozenset = frozenset()  # sessions still present that asked for the current run
+    withdrawn: frozenset = frozenset()  # those of them that pressed Stop
 
     @property
     def epoch(self) -> int:

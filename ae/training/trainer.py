@@ -499,6 +499,13 @@ class Trainer:
         return ([job.snapshot(next_version(), positions.get(job.key)) for job in jobs],
                 [job.snapshot(next_version(), None) for job in forgotten.values()])
 
+    def all_snapshots(self, next_version) -> list[JobSnapshot]:
+        """Every job's snapshot, panels included: what a web process that just attached is told."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            positions = {job.key: index + 1 for index, job in enumerate(self._queue)}
+        return [job.snapshot(next_version(), positions.get(job.key)) for job in jobs]
+
     def mark_dirty(self, job: TrainingJob, urgent: bool = True) -> None:
         """Progress (urgent=False) is published with the next batch; anything else at once."""
         with self._lock:
