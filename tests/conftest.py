@@ -1,7 +1,9 @@
 """Shared fixtures: a small slice of the real MNIST and an isolated model cache per test."""
 from __future__ import annotations
 
+import asyncio
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,3 +138,22 @@ def trained_env(monkeypatch, small_mnist_path, trained_cache):
     return trained_cache
 
 
+
+
+def run_async(coroutine):
+    """asyncio.run on a thread of its own: earlier tests (Playwright's sync API, AppTest) may
+    leave an event loop running on this one."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

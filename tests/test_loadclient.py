@@ -2,12 +2,10 @@
 on a free loopback port with the small MNIST slice and a fresh model cache."""
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -15,27 +13,9 @@ from pathlib import Path
 import pytest
 
 from ae.loadclient import NotLoopback, ProtocolSession, loopback_base, run_sessions
+from tests.conftest import run_async
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_async(coroutine):
-    """asyncio.run on a thread of its own: earlier tests (Playwright's sync API, AppTest) may
-    leave an event loop running on this one."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = asyncio.run(coroutine)
-        except BaseException as error:  # re-raised in the test's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def _free_port() -> int:
