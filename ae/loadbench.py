@@ -461,14 +461,16 @@ CLIENT_NICENESS = 10  # the client yields to the server (in a room it runs on ot
 
 
 class ProcessWatch:
-    """Peak RSS of the web process and of each of its children (by module: the training
-    process, the map process), sampled twice a second; CPU seconds on demand."""
+    """Peak RSS of every web process and of each other process (by module: the training
+    service, the map service; or its program: haproxy), sampled twice a second; the web
+    processes' CPU seconds on demand. With one web process the services are its children."""
 
-    def __init__(self, pid: int):
+    def __init__(self, web_pids: list[int], other_pids: list[int] = ()):
         import psutil
 
-        self.process = psutil.Process(pid)
-        self.web_peak = 0
+        self.webs = [psutil.Process(pid) for pid in web_pids]
+        self.others = [psutil.Process(pid) for pid in other_pids]
+        self.web_peak = 0  # the largest web process
         self.children_peak: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -486,22 +488,39 @@ class ProcessWatch:
         import psutil
 
         while not self._stop.wait(0.5):
-            try:
-                self.web_peak = max(self.web_peak, self.process.memory_info().rss)
-                for child in self.process.children(recursive=True):
-                    name = self.label(child)
-                    self.children_peak[name] = max(self.children_peak.get(name, 0), child.memory_info().rss)
-            except psutil.Error:
-                pass
+            for web in self.webs:
+                try:
+                    self.web_peak = max(self.web_peak, web.memory_info().rss)
+                except psutil.Error:
+                    continue
+            for other in (self.others + [c for web in self.webs for c in self._children(web)]):
+                try:
+                    name = self.label(other)
+                    self.children_peak[name] = max(self.children_peak.get(name, 0), other.memory_info().rss)
+                except psutil.Error:
+                    pass
 
-    def web_cpu(self) -> float:
+    @staticmethod
+    def _children(process) -> list:
         import psutil
 
         try:
-            times = self.process.cpu_times()
-            return times.user + times.system
+            return process.children(recursive=True)
         except psutil.Error:
-            return float("nan")
+            return []
+
+    def web_cpu(self) -> float:
+        """CPU seconds of all the web processes together."""
+        import psutil
+
+        total = 0.0
+        for web in self.webs:
+            try:
+                times = web.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                return float("nan")
+        return total
 
     def stop(self) -> None:
         self._stop.set()
@@ -512,15 +531,46 @@ def own_cpu() -> float:
     return times.user + times.system
 
 
-def web_bases(count: int, cache: Path, log_path: Path) -> tuple[list[str], list[subprocess.Popen]]:
-    """The web processes a room talks to. One today. The hook for K > 1: K servers on the same
-    cache behind a sticky proxy (Streamlit keeps uploads and media in the process that serves a
-    session; the URL keeps the settings); sessions would then be spread over the returned bases."""
-    if count != 1:
-        raise NotImplementedError("--web-processes above 1 needs several web processes sharing the jobs; not built yet")
-    port = _free_port()
-    server = start_server(cache, port, log_path, niceness=0)
-    return [f"http://127.0.0.1:{port}"], [server]
+class Room:
+    """What the sessions talk to: one plain `streamlit run app.py` (its services its children),
+    or, for K > 1, a big-class server (`ae.serve`): K web processes sharing one training service
+    and one map service behind HAProxy, which the sessions reach through the proxy."""
+
+    def __init__(self, web_processes: int, cache: Path, log_path: Path):
+        self.server = self.big_class = None
+        if web_processes == 1:
+            port = _free_port()
+            self.server = start_server(cache, port, log_path, niceness=0)
+            self.base = f"http://127.0.0.1:{port}"
+            self.watch = ProcessWatch([self.server.pid])
+        else:
+            from ae.serve import BigClassServer
+
+            self.big_class = BigClassServer(web=web_processes, port=_free_port(), log_folder=log_path.parent /
+                                            "ae-loadbench-logs", environment={"AE_CACHE_DIR": str(cache),
+                                                                             "AE_WARM_UMAP": "0"}).start()
+            self.base = self.big_class.url
+            others = self.big_class.services + [self.big_class.haproxy]
+            self.watch = ProcessWatch([web.process.pid for web in self.big_class.webs],
+                                      [child.process.pid for child in others])
+
+    def kill(self) -> None:
+        if self.server is not None:
+            self.server.kill()
+        if self.big_class is not None:
+            for child in [self.big_class.haproxy] + self.big_class.webs + self.big_class.services:
+                child.process.kill()
+
+    def stop(self) -> None:
+        self.watch.stop()
+        if self.server is not None:
+            self.server.terminate()
+            try:
+                self.server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+        if self.big_class is not None:
+            self.big_class.stop()
 
 
 async def protocol_one(count: int, deadline: float, log_path: Path, web_processes: int = 1) -> dict:
@@ -528,11 +578,12 @@ async def protocol_one(count: int, deadline: float, log_path: Path, web_processe
 
     work = Path(tempfile.mkdtemp(prefix="ae-loadbench-protocol-"))
     cache = work / "cache"
-    bases, servers = web_bases(web_processes, cache, log_path)
-    SERVER[0] = servers[0]
-    watch = ProcessWatch(servers[0].pid)
+    room = Room(web_processes, cache, log_path)
+    SERVER[0] = room
+    watch = room.watch
+    bases = [room.base]
     config = PROTOCOL_CONFIG
-    row: dict = {"sessions": count, "errors": []}
+    row: dict = {"sessions": count, "web_processes": web_processes, "errors": []}
     sessions: list = []
     lecturer = loadclient.ProtocolSession(bases[0], f"/train?code={config['code']}&epochs={config['epochs']}", name="lecturer")
     try:
@@ -615,13 +666,7 @@ async def protocol_one(count: int, deadline: float, log_path: Path, web_processe
         await asyncio.gather(lecturer.close(), *(s.close() for s in sessions), return_exceptions=True)
         for session in [lecturer, *sessions]:
             row["errors"].extend(f"{session.stats.name}: {e}" for e in session.stats.errors)
-        watch.stop()
-        for server in servers:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        room.stop()
         SERVER[0] = None
         shutil.rmtree(work, ignore_errors=True)
     row["web_peak"] = watch.web_peak
@@ -629,34 +674,36 @@ async def protocol_one(count: int, deadline: float, log_path: Path, web_processe
     return row
 
 
-async def protocol_main(counts: list[int], limit: float, log_path: Path, web_processes: int) -> int:
+async def protocol_main(counts: list[int], limit: float, log_path: Path, web_processes: list[int]) -> int:
     os.setpriority(os.PRIO_PROCESS, 0, CLIENT_NICENESS)  # this thread runs the client; servers reset to 0
     deadline = time.monotonic() + limit - 15
     rows = []
-    for count in counts:
-        if time.monotonic() > deadline - 60:
-            print(f"  N={count}: skipped, too little of --limit left", flush=True)
-            continue
-        row = await protocol_one(count, deadline, log_path, web_processes)
-        rows.append(row)
-        print(f"  N={count}: saved {row.get('saved_s', float('nan')):.1f} s after the click, "
-              f"{row.get('delivered', 0)} updates delivered, errors {len(row['errors'])}", flush=True)
+    for processes in web_processes:
+        for count in counts:
+            if time.monotonic() > deadline - 60:
+                print(f"  K={processes} N={count}: skipped, too little of --limit left", flush=True)
+                continue
+            row = await protocol_one(count, deadline, log_path, processes)
+            rows.append(row)
+            print(f"  K={processes} N={count}: saved {row.get('saved_s', float('nan')):.1f} s after the click, "
+                  f"{row.get('delivered', 0)} updates delivered, errors {len(row['errors'])}", flush=True)
     print_protocol_table(rows, log_path)
     return 0 if rows and all(not row["errors"] for row in rows) else 1
 
 
 def print_protocol_table(rows: list[dict], log_path: Path) -> None:
     nan = float("nan")
-    base = next((r for r in rows if r["sessions"] == 0), rows[0] if rows else None)
-    baseline = base.get("saved_s", nan) if base else nan
+    base = next((r for r in rows if r["sessions"] == 0 and r["web_processes"] == 1), rows[0] if rows else None)
+    baseline = base.get("saved_s", nan) if base else nan  # one web process, nobody watching
     print(f"\nprotocol load client, /train?code={PROTOCOL_CONFIG['code']}&epochs={PROTOCOL_CONFIG['epochs']} (full MNIST); "
           f"half the sessions open /train before Train is pressed, half after")
-    print("sessions  click->saved s  vs N=0   every 5 s: all (before/after)  p95 gap s  updates  web cores  "
+    print("K = web processes (K > 1: ae.serve behind HAProxy); vs N=0: against K=1, N=0 in this run")
+    print("K  sessions  click->saved s  vs N=0   every 5 s: all (before/after)  p95 gap s  updates  web cores  "
           "web ms/update  ready p50/p95 s  pages    errors  web MiB  children MiB                 client cores")
     for row in rows:
         children = ", ".join(f"{name.rsplit('.', 2)[-2] if name.count('.') >= 2 else name} {peak / 2**20:,.0f}"
                              for name, peak in sorted(row.get("children_peak", {}).items()))
-        print(f"{row['sessions']:>8}  {row.get('saved_s', nan):14.1f}  {row.get('saved_s', nan) / baseline - 1:+6.1%}   "
+        print(f"{row['web_processes']}  {row['sessions']:>8}  {row.get('saved_s', nan):14.1f}  {row.get('saved_s', nan) / baseline - 1:+6.1%}   "
               f"{row.get('every5', nan):5.0%} ({row.get('every5_before', nan):4.0%} / {row.get('every5_after', nan):4.0%})      "
               f"{row.get('gap_p95', nan):9.1f}  {row.get('delivered', 0):7d}  {row.get('web_cores', nan):9.2f}  "
               f"{row.get('web_cpu_per_update', nan) * 1000:13.1f}  {row.get('ready_p50', nan):6.2f} / {row.get('ready_p95', nan):5.2f}  "
@@ -682,13 +729,14 @@ def main() -> int:
     parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "ae-loadbench-server.log")
     parser.add_argument("--protocol", action="store_true",
                         help="simulated tabs speaking Streamlit's websocket protocol (ae.loadclient) instead of Chromium")
-    parser.add_argument("--web-processes", type=int, default=1, help="with --protocol: web processes (only 1 for now)")
+    parser.add_argument("--web-processes", type=int, nargs="+", default=[1],
+                        help="with --protocol: web processes, e.g. 1 4 (K > 1: ae.serve with HAProxy)")
     args = parser.parse_args()
     most = PROTOCOL_MAX_SESSIONS if args.protocol else 40
     if any(count < 0 or count > most for count in args.sessions):
         parser.error(f"sessions must be between 0 and {most}")
-    if args.web_processes != 1:
-        parser.error("--web-processes: only 1 is built so far")
+    if any(not 1 <= k <= 16 for k in args.web_processes) or (args.web_processes != [1] and not args.protocol):
+        parser.error("--web-processes takes 1 to 16, with --protocol")
     def give_up() -> None:
         print(f"loadbench: stopped after its {args.limit:.0f} s limit", flush=True)
         if SERVER[0] is not None:

@@ -58,6 +58,12 @@ backend web
 """
 
 
+def haproxy_path() -> str | None:
+    """Debian puts HAProxy in /usr/sbin, which a user's PATH may lack."""
+    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return found if Path(found).exists() else None
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((address, 0))
@@ -127,7 +133,7 @@ class BigClassServer:
         from ae.model.data import load_dataset
         from ae.storage.store import ModelStore
 
-        if self.proxy and shutil.which("haproxy") is None:
+        if self.proxy and haproxy_path() is None:
             raise SystemExit("HAProxy is not installed: `apt-get install haproxy` (Debian), or run with --no-proxy.")
         base = dict(os.environ, **self.environment)
         dataset = load_dataset(base.get("AE_DATA_PATH"))  # a broken data file stops us here, in words
@@ -161,7 +167,7 @@ class BigClassServer:
         if self.proxy:
             config = self.folder / "haproxy.cfg"
             config.write_text(haproxy_config(self.address, self.port, self.web_ports))
-            self.haproxy = Child("HAProxy", ["haproxy", "-db", "-f", str(config)], environment,
+            self.haproxy = Child("HAProxy", [haproxy_path(), "-db", "-f", str(config)], environment,
                                  self.log_folder / "haproxy.log")
             self.haproxy.start()
             self._wait_until(lambda: healthy(self.url), "HAProxy", 15)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 import urllib.request
@@ -18,12 +17,12 @@ from ae.jobs.backend import SharedTrainingBackend
 from ae.jobs.manager import JobManager
 from ae.loadclient import ProtocolSession
 from ae.model.data import load_dataset
-from ae.serve import BigClassServer, free_port
+from ae.serve import BigClassServer, free_port, haproxy_path
 from ae.storage.store import ModelStore
 from ae.training.snapshot import JobState
 from tests.conftest import run_async
 
-pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None and not os.environ.get("CI"),
+pytestmark = pytest.mark.skipif(haproxy_path() is None and not os.environ.get("CI"),
                                 reason="HAProxy is not installed (.ci/run installs it)")
 SHARED_RUN = "/train?code=8&epochs=200&batch=32"  # long enough to outlast the test
 SECOND_RUN = "/train?code=9&epochs=200&batch=32"
