@@ -7,9 +7,12 @@ room of 200 needs several. This starts:
   (`ae.ipc`); every web process attaches to both, so a run started through one is seen,
   shared and stoppable through all;
 - K web processes (`streamlit run app.py`) on loopback ports, with `AE_SERVICES` set;
-- HAProxy in front, on the given address and port, with sticky sessions (a cookie names the
+- nginx in front, on the given address and port, with sticky sessions (a cookie picks the
   web process: Streamlit keeps a session's uploads and media in its own process) and
-  websockets passed through; a web process that fails its health check gets no new sessions.
+  websockets passed through; a web process that stops answering gets no new sessions. nginx
+  also serves the live feed (`/live/`): the files the web processes write once per snapshot
+  version (`ae.display.feed`), which every watching browser polls without costing Python
+  anything.
 
 It then supervises: a service or web process that dies is started again (the web processes
 reattach by themselves). Ctrl+C or SIGTERM stops all of them and removes the folder. A plain
@@ -31,49 +34,71 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ae import ipc
+from ae.display.feed import FEED_FOLDER_VARIABLE, FEED_URL_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 90.0  # seconds for a web process to answer its health check
-HAPROXY_CONFIG = """\
-global
-    maxconn 4096
-defaults
-    mode http
-    option redispatch
-    retries 2
-    timeout connect 5s
-    timeout http-request 30s
-    timeout client 1h
-    timeout server 1h
-    timeout tunnel 8h
-frontend room
-    bind {address}:{port}
-    default_backend web
-backend web
-    balance roundrobin
-    cookie AE_WEB insert indirect nocache httponly
-    option httpchk GET /_stcore/health
-    http-response set-header X-AE-Web %[srv_name]
+NGINX_CONFIG = """\
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {log} warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/nginx-body;
+    proxy_temp_path {folder}/nginx-proxy;
+    fastcgi_temp_path {folder}/nginx-fastcgi;
+    uwsgi_temp_path {folder}/nginx-uwsgi;
+    scgi_temp_path {folder}/nginx-scgi;
+    types {{ application/json json; image/png png; }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
+    # A visitor without the cookie gets a random one: the hash spreads new visitors and then
+    # keeps each on its web process.
+    map $cookie_AE_WEB $ae_web {{ "" $request_id; default $cookie_AE_WEB; }}
+    upstream web {{
+        hash $ae_web consistent;
 {servers}
+    }}
+    server {{
+        listen {address}:{port};
+        client_max_body_size 12m;
+        location /live/ {{
+            alias {feed}/;
+            add_header Cache-Control "no-cache";
+        }}
+        location / {{
+            proxy_pass http://web;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header Host $host;
+            proxy_read_timeout 8h;
+            proxy_send_timeout 8h;
+            proxy_next_upstream error timeout;
+            add_header Set-Cookie "AE_WEB=$ae_web; Path=/; HttpOnly; SameSite=Lax" always;
+            add_header X-AE-Web $upstream_addr always;
+        }}
+    }}
+}}
 """
 
 
-def haproxy_path() -> str | None:
-    """Debian puts HAProxy in /usr/sbin, which a user's PATH may lack."""
-    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+def nginx_path() -> str | None:
+    """Debian puts nginx in /usr/sbin, which a user's PATH may lack."""
+    found = shutil.which("nginx") or "/usr/sbin/nginx"
     return found if Path(found).exists() else None
+
+
+def nginx_config(address: str, port: int, web_ports: list[int], folder: Path, feed: Path, log: Path) -> str:
+    servers = "\n".join(f"        server 127.0.0.1:{web_port} max_fails=1 fail_timeout=5s;" for web_port in web_ports)
+    return NGINX_CONFIG.format(address=address, port=port, servers=servers, folder=folder, feed=feed, log=log)
 
 
 def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((address, 0))
         return sock.getsockname()[1]
-
-
-def haproxy_config(address: str, port: int, web_ports: list[int]) -> str:
-    servers = "\n".join(f"    server web{i} 127.0.0.1:{web_port} cookie web{i} check inter 2s fall 2 rise 1"
-                        for i, web_port in enumerate(web_ports, start=1))
-    return HAPROXY_CONFIG.format(address=address, port=port, servers=servers)
 
 
 def healthy(url: str) -> bool:
@@ -109,7 +134,7 @@ class Child:
 
 @dataclass
 class BigClassServer:
-    """The services, K web processes and (unless `proxy` is False) HAProxy in front."""
+    """The services, K web processes and (unless `proxy` is False) nginx in front."""
 
     web: int = 2
     port: int = 8501
@@ -120,7 +145,7 @@ class BigClassServer:
     folder: Path | None = None
     services: list[Child] = field(default_factory=list)
     webs: list[Child] = field(default_factory=list)
-    haproxy: Child | None = None
+    proxy_process: Child | None = None
 
     @property
     def url(self) -> str:
@@ -133,8 +158,8 @@ class BigClassServer:
         from ae.model.data import load_dataset
         from ae.storage.store import ModelStore
 
-        if self.proxy and haproxy_path() is None:
-            raise SystemExit("HAProxy is not installed: `apt-get install haproxy` (Debian), or run with --no-proxy.")
+        if self.proxy and nginx_path() is None:
+            raise RuntimeError("nginx is not installed: `apt-get install nginx` (Debian), or run with --no-proxy.")
         base = dict(os.environ, **self.environment)
         dataset = load_dataset(base.get("AE_DATA_PATH"))  # a broken data file stops us here, in words
         cache = base.get("AE_CACHE_DIR")
@@ -142,7 +167,13 @@ class BigClassServer:
         self.folder = ipc.make_services_folder()
         self.log_folder = Path(self.log_folder or self.folder)
         self.log_folder.mkdir(parents=True, exist_ok=True)
+        self.feed = self.folder / "live"
+        self.feed.mkdir(mode=0o755)
+        self.folder.chmod(0o711)  # nginx's workers may pass through to the feed, and see nothing else
+        (self.folder / "key").chmod(0o600)
         environment = dict(base, **{ipc.SERVICES_VARIABLE: str(self.folder)})
+        if self.proxy:
+            environment.update({FEED_FOLDER_VARIABLE: str(self.feed), FEED_URL_VARIABLE: "/live/"})
         training = {"services_folder": str(self.folder), "data_path": str(dataset.path), "store_root": str(store.root),
                     "crash_notes": {}}
         self.services = [
@@ -165,12 +196,13 @@ class BigClassServer:
             web.start()
         self._wait_for_webs()
         if self.proxy:
-            config = self.folder / "haproxy.cfg"
-            config.write_text(haproxy_config(self.address, self.port, self.web_ports))
-            self.haproxy = Child("HAProxy", [haproxy_path(), "-db", "-f", str(config)], environment,
-                                 self.log_folder / "haproxy.log")
-            self.haproxy.start()
-            self._wait_until(lambda: healthy(self.url), "HAProxy", 15)
+            config = self.folder / "nginx.conf"
+            config.write_text(nginx_config(self.address, self.port, self.web_ports, self.folder, self.feed,
+                                           self.log_folder / "nginx.log"))
+            self.proxy_process = Child("nginx", [nginx_path(), "-c", str(config), "-p", str(self.folder)], environment,
+                                       self.log_folder / "nginx.log")
+            self.proxy_process.start()
+            self._wait_until(lambda: healthy(self.url), "nginx", 15)
         return self
 
     def _wait_until(self, ready, what: str, seconds: float) -> None:
@@ -198,17 +230,19 @@ class BigClassServer:
                 child.restarts += 1
                 child.start()
                 restarted.append(f"{child.name} stopped ({ipc.describe_exit(code)}); started again")
-        if self.haproxy is not None and not self.haproxy.alive():
-            raise RuntimeError(f"HAProxy stopped; see {self.haproxy.log_path}.")
+        if self.proxy_process is not None and not self.proxy_process.alive():
+            raise RuntimeError(f"nginx stopped; see {self.proxy_process.log_path}.")
         return restarted
 
     def stop(self) -> None:
         """Everything, front to back: the proxy, the web processes, then the services."""
-        for child in ([self.haproxy] if self.haproxy else []) + self.webs + self.services:
+        for child in ([self.proxy_process] if self.proxy_process else []) + self.webs + self.services:
             child.stop()
         if self.folder is not None:
-            for name in ("training.sock", "maps.sock", "key", "haproxy.cfg"):
+            for name in ("training.sock", "maps.sock", "key", "nginx.conf", "nginx.pid"):
                 (self.folder / name).unlink(missing_ok=True)
+            for name in ("live", "nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"):
+                shutil.rmtree(self.folder / name, ignore_errors=True)
             if self.log_folder != self.folder:
                 shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -226,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8501, help="the port the room opens; default 8501")
     parser.add_argument("--address", default="127.0.0.1",
                         help="the address to listen on; default loopback only. 0.0.0.0 opens it to the network")
-    parser.add_argument("--no-proxy", action="store_true", help="no HAProxy: print each web process's own address")
+    parser.add_argument("--no-proxy", action="store_true", help="no nginx: print each web process's own address")
     parser.add_argument("--logs", type=Path, default=None, help="a folder for every process's log")
     arguments = parser.parse_args(argv)
     if not 1 <= arguments.web <= 64:

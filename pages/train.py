@@ -14,18 +14,20 @@ from types import SimpleNamespace
 import streamlit as st
 
 from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
+from ae.display.feed import feed_settings
 from ae.display.figures import for_projector
 from ae.display.live import live_loss_figure, panel_png, picture_snapshot
 from ae.display.polling import room
+from ae.display.texts import progress_text, trained_epochs_text
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
-from ae.model.history import reached, same_epochs
+from ae.model.history import reached
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
 from pages.error_guard import guarded
 from pages.legacy_pages_mode import leave_legacy_pages_mode
+from pages.live_feed import live_feed_view
 from pages.model_picker import manager_or_stop, quick_train_button
 from pages.presentation import presenting
 from pages.session import FOLLOWED_RUN, MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job, this_session
-from pages.wording import format_epochs, format_seconds, trained_epochs_text
 
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
@@ -41,12 +43,6 @@ STATE_TEXT = {
 SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and kept across pages
 WATCH_SECONDS = 2.0  # how often a session watching nothing live looks for a run that started
 SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
-PHASE_TEXT = {
-    "starting": "Starting: loading the model",
-    "compiling": "Compiling the training step (first steps only)",
-    "evaluating": "Evaluating on {test:,} test digits",
-    "saving": "Saving the model",
-}
 
 
 def training_settings(dataset) -> tuple[TrainingConfig | None, dict]:
@@ -133,30 +129,6 @@ def shown_job(manager, config):
         job = manager.get(config.key)
     return (job or manager.running() or manager.get(st.session_state.get(SHOWN_JOB, ""))
             or default_model(manager)[0])
-
-
-def plan_changed(snapshot) -> bool:
-    """The job's epoch total is no longer what its settings planned (Continue added some)."""
-    return not same_epochs(snapshot.history.epochs_total, snapshot.config.epochs)
-
-
-def progress_text(snapshot, test_digits: int) -> str:
-    state, phase = snapshot.state.value, snapshot.phase.value
-    if state == "queued":
-        return "Waiting for its turn"
-    if state in ("running", "stopping"):
-        if phase in PHASE_TEXT:
-            return f"{PHASE_TEXT[phase].format(test=test_digits)}..."
-        speed = f" · {snapshot.history.samples_per_second:,.0f} digits/s" if snapshot.history.samples_per_second else ""
-        eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
-        epoch = min(snapshot.epoch + 1, snapshot.history.last_planned_epoch)
-        return (f"Epoch {epoch} of {format_epochs(snapshot.history.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
-                f"{speed}{eta}")
-    done = f"{format_epochs(snapshot.history.epochs_done)} of {format_epochs(snapshot.history.epochs_total)} epochs"
-    planned = f" (the plan was {snapshot.config.epochs})" if plan_changed(snapshot) and state != "failed" else ""
-    if state == "stopped":
-        return f"Stopped after {done}{planned}"
-    return f"{done}{planned} · {format_seconds(snapshot.history.training_seconds)} of training"
 
 
 def job_buttons(job, snapshot) -> None:
@@ -293,10 +265,12 @@ def watch_for_runs(manager, shown_key: str | None, running_when_drawn: str | Non
 
 
 def shown_job_view(manager, job, config) -> None:
-    """The shown job, live; or, with none, the way to a first model."""
+    """The shown job, live; or, with none, the way to a first model. Behind `ae.serve` the
+    browser draws the live view from the feed (pages/live_feed.py); else fragments poll."""
+    feed = feed_settings()
     polling = job is not None and job.snapshot().is_active
     interval = room().interval()  # grows with the room, so a big room still gets every update
-    if not polling:
+    if feed is None and not polling:
         running = manager.running()
         st.fragment(guarded(watch_for_runs), run_every=max(WATCH_SECONDS, interval))(
             manager, job and job.key, running and running.key)
@@ -304,12 +278,19 @@ def shown_job_view(manager, job, config) -> None:
         st.info("No model is trained yet. Choose settings and press **Train**, or start with the article's model: "
                 "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
         quick_train_button("train_quick")
+        if feed is not None:
+            live_feed_view(manager, None, feed, presenting())  # draws nothing; a run that starts reruns the page
         return
     if config is not None and config.key != job.key:
         st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
                                       else "the job running now" if job.snapshot().is_active else "the default model")
                    + ". Your settings at left are for the next Train; changing them never interrupts it.")
     job_header(job)
+    if feed is not None:
+        live_feed_view(manager, job, feed, presenting())
+        if not polling:
+            render(manager, job)  # done: drawn once, here
+        return
     st.fragment(guarded(live_view), run_every=interval if polling else None)(
         manager, job, polling, interval, job.snapshot().state)
 

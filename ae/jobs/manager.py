@@ -117,6 +117,7 @@ class JobManager:
         self._cache_check: tuple[float, str | None] = (-1e9, None)
         self.worker_exits: list[str] = []  # each unexpected end of the training process, in words
         self._spoke_for: set[str] = set()  # sessions this process sent commands for, until they leave
+        self._listeners: list[Callable[[], None]] = []
         self._closed = threading.Event()
         self.session_present = lambda session: True  # pages set this: is a browser session still open?
         self._read_store()
@@ -211,6 +212,17 @@ class JobManager:
         with self._lock:
             return self._snapshots.get(key)
 
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """`listener()` is called after every change of the jobs' snapshots (e.g. the live feed)."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a listener's failure must not stop updates
+                log.exception("A snapshot listener failed")
+
     # ---- who asked for a job, and so who may stop it (ae.askers) ------------------------------
     # The training service keeps the askers, so the rule holds across web processes; each
     # snapshot carries those still present, and the buttons are decided from it here.
@@ -290,6 +302,7 @@ class JobManager:
             self._call(request)
         else:  # still starting (seconds): the queued snapshot above shows at once, the real one follows
             backend.post(request)
+        self._notify()
         return handle
 
     def continue_job(self, job: JobHandle, session: str | None, extra_epochs: int | None = None,
@@ -381,6 +394,7 @@ class JobManager:
                 self._snapshots.pop(last.key, None)
                 if last.key in self._handles:
                     self._handles[last.key].remember(last)
+        self._notify()
 
     def _on_weights(self, message: Weights) -> None:
         self._memory_weights.put(message.key, (message.saved_at, message.weights))
@@ -396,6 +410,7 @@ class JobManager:
                 mine = kept.pop(snapshot.key, None)
                 self._put(mine if mine is not None and mine.state is JobState.QUEUED else snapshot)
             self._snapshots.update(kept)
+        self._notify()
 
     def _put(self, snapshot: JobSnapshot) -> None:
         """Caller holds `_lock`. Versions are numbered here, so they grow across restarts."""
@@ -427,6 +442,7 @@ class JobManager:
                                     " Train it again to start over.")
                 self._put(replace(snapshot, state=JobState.FAILED, error=error, phase=Phase.DONE, queue_position=None,
                                   eta_seconds=None, resume_from=resume))
+        self._notify()
 
     def _read_store(self) -> None:
         """Saved models, read here so pages list them before the training process is up."""

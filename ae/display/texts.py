@@ -1,0 +1,58 @@
+"""The live view's words: epochs, durations, a job's progress line. Shared by the pages and the
+live feed (ae.display.feed), so a browser polling the feed reads exactly what a page would draw."""
+from __future__ import annotations
+
+from ae.model.history import reached, same_epochs
+
+PHASE_TEXT = {
+    "starting": "Starting: loading the model",
+    "compiling": "Compiling the training step (first steps only)",
+    "evaluating": "Evaluating on {test:,} test digits",
+    "saving": "Saving the model",
+}
+
+
+def format_epochs(epochs: float) -> str:
+    """2, 2.5 or 2.95: a fraction shows only after a mid-epoch stop."""
+    return f"{epochs:.2f}".rstrip("0").rstrip(".")
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def trained_epochs_text(snapshot) -> str:
+    """"5 epochs", or "4.07 of 10 epochs (stopped early)": never hides an unfinished plan."""
+    done, planned = format_epochs(snapshot.history.epochs_done), snapshot.config.epochs
+    if not reached(snapshot.history.epochs_done, planned):
+        stopped = " (stopped early)" if snapshot.state.value == "stopped" else ""
+        return f"{done} of {planned} epochs{stopped}"
+    return f"{done} epoch{'' if done == '1' else 's'}"
+
+
+def plan_changed(snapshot) -> bool:
+    """The job's epoch total is no longer what its settings planned (Continue added some)."""
+    return not same_epochs(snapshot.history.epochs_total, snapshot.config.epochs)
+
+
+def progress_text(snapshot, test_digits: int) -> str:
+    state, phase = snapshot.state.value, snapshot.phase.value
+    if state == "queued":
+        return "Waiting for its turn"
+    if state in ("running", "stopping"):
+        if phase in PHASE_TEXT:
+            return f"{PHASE_TEXT[phase].format(test=test_digits)}..."
+        speed = f" · {snapshot.history.samples_per_second:,.0f} digits/s" if snapshot.history.samples_per_second else ""
+        eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
+        epoch = min(snapshot.epoch + 1, snapshot.history.last_planned_epoch)
+        return (f"Epoch {epoch} of {format_epochs(snapshot.history.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
+                f"{speed}{eta}")
+    done = f"{format_epochs(snapshot.history.epochs_done)} of {format_epochs(snapshot.history.epochs_total)} epochs"
+    planned = f" (the plan was {snapshot.config.epochs})" if plan_changed(snapshot) and state != "failed" else ""
+    if state == "stopped":
+        return f"Stopped after {done}{planned}"
+    return f"{done}{planned} · {format_seconds(snapshot.history.training_seconds)} of training"
