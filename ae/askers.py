@@ -71,6 +71,12 @@ class Askers:
                 f"Stop or leave{'' if many else 's'}.{counted}"))
         return StopAnswer(stops=True)
 
+    def present_copy(self, present: Callable[[str], bool]) -> "Askers":
+        """The askers still present, and their Stops: what a snapshot carries to the web side,
+        which decides its Stop buttons from it."""
+        asked = {session for session in self.asked if present(session)}
+        return Askers(self.what, asked, self.withdrawn & asked)
+
     def clear_stops(self) -> None:
         """The work was stopped: its Stops need not stop it again."""
         self.withdrawn = set()

@@ -462,7 +462,7 @@ CLIENT_NICENESS = 10  # the client yields to the server (in a room it runs on ot
 
 class ProcessWatch:
     """Peak RSS of every web process and of each other process (by module: the training
-    service, the map service; or its program: haproxy), sampled twice a second; the web
+    service, the map service; or its program: nginx), sampled twice a second; the web
     processes' CPU seconds on demand. With one web process the services are its children."""
 
     def __init__(self, web_pids: list[int], other_pids: list[int] = ()):
@@ -534,7 +534,7 @@ def own_cpu() -> float:
 class Room:
     """What the sessions talk to: one plain `streamlit run app.py` (its services its children),
     or, for K > 1, a big-class server (`ae.serve`): K web processes sharing one training service
-    and one map service behind HAProxy, which the sessions reach through the proxy."""
+    and one map service behind nginx, which the sessions reach through the proxy."""
 
     def __init__(self, web_processes: int, cache: Path, log_path: Path):
         self.server = self.big_class = None
@@ -550,7 +550,7 @@ class Room:
                                             "ae-loadbench-logs", environment={"AE_CACHE_DIR": str(cache),
                                                                              "AE_WARM_UMAP": "0"}).start()
             self.base = self.big_class.url
-            others = self.big_class.services + [self.big_class.haproxy]
+            others = self.big_class.services + [self.big_class.proxy_process]
             self.watch = ProcessWatch([web.process.pid for web in self.big_class.webs],
                                       [child.process.pid for child in others])
 
@@ -558,7 +558,7 @@ class Room:
         if self.server is not None:
             self.server.kill()
         if self.big_class is not None:
-            for child in [self.big_class.haproxy] + self.big_class.webs + self.big_class.services:
+            for child in [self.big_class.proxy_process] + self.big_class.webs + self.big_class.services:
                 child.process.kill()
 
     def stop(self) -> None:
@@ -697,7 +697,7 @@ def print_protocol_table(rows: list[dict], log_path: Path) -> None:
     baseline = base.get("saved_s", nan) if base else nan  # one web process, nobody watching
     print(f"\nprotocol load client, /train?code={PROTOCOL_CONFIG['code']}&epochs={PROTOCOL_CONFIG['epochs']} (full MNIST); "
           f"half the sessions open /train before Train is pressed, half after")
-    print("K = web processes (K > 1: ae.serve behind HAProxy); vs N=0: against K=1, N=0 in this run")
+    print("K = web processes (K > 1: ae.serve behind nginx); vs N=0: against K=1, N=0 in this run")
     print("K  sessions  click->saved s  vs N=0   every 5 s: all (before/after)  p95 gap s  updates  web cores  "
           "web ms/update  ready p50/p95 s  pages    errors  web MiB  children MiB                 client cores")
     for row in rows:
@@ -730,7 +730,7 @@ def main() -> int:
     parser.add_argument("--protocol", action="store_true",
                         help="simulated tabs speaking Streamlit's websocket protocol (ae.loadclient) instead of Chromium")
     parser.add_argument("--web-processes", type=int, nargs="+", default=[1],
-                        help="with --protocol: web processes, e.g. 1 4 (K > 1: ae.serve with HAProxy)")
+                        help="with --protocol: web processes, e.g. 1 4 (K > 1: ae.serve with nginx)")
     args = parser.parse_args()
     most = PROTOCOL_MAX_SESSIONS if args.protocol else 40
     if any(count < 0 or count > most for count in args.sessions):

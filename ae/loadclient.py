@@ -30,6 +30,11 @@ What a session copies from the frontend (see /work/shared/notes/streamlit-room-n
   `cached_message_hashes`; a `ref_hash` message is replaced by the cached one; entries expire
   after `max_cached_message_age` full runs without use, as the frontend's cache does.
 
+- the live-feed component of a big-class server (`pages/live_feed.py`): a `bidi_component`
+  element whose data names a feed; like its JavaScript, one fixed-rate HTTP poll (keep-alive,
+  same host) of the shown job's document while it is live (a new version is one delivered
+  update) or of room.json, and a trigger rerun when the job's state changes or a run starts.
+
 Recorded per session (`SessionStats`): seconds until the first full run finished (page ready),
 the time of every fragment run that finished successfully and drew something (one delivered
 update; fragment runs that drew nothing are counted apart), and of every
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Sequence
@@ -59,6 +65,9 @@ AUTH_PLACEHOLDER = "PLACEHOLDER_AUTH_TOKEN"  # the frontend's second subprotocol
 FINISHED = ForwardMsg.ScriptFinishedStatus
 APP_ERROR_TEXT = "did not expect"  # the app's own guard (app.py, pages/error_guard.py)
 DEFAULT_CACHE_AGE = 2
+
+
+TRIGGER_ID = "$$STREAMLIT_INTERNAL_KEY_{component}__events"  # where a v2 component's triggers go
 
 
 class NotLoopback(ValueError):
@@ -103,6 +112,8 @@ class SessionStats:
     messages: int = 0
     bytes_received: int = 0
     cache_hits: int = 0
+    feed_polls: int = 0  # live-feed files fetched over HTTP (a big-class server's live view)
+    feed_misses: int = 0  # polls that failed (the browser tries again a second later)
     errors: list[str] = field(default_factory=list)
 
     def updates_between(self, start: float, end: float) -> list[float]:
@@ -127,8 +138,9 @@ class ProtocolSession:
     """One simulated browser tab on one page of a Streamlit app."""
 
     def __init__(self, base_url: str, path: str = "/", *, name: str = "", cache_messages: bool = True,
-                 follow_timers: bool = True, connect_timeout: float = 30.0):
+                 follow_timers: bool = True, connect_timeout: float = 30.0, cookie: str | None = None):
         self.http_base, self.ws_base = loopback_base(base_url)
+        self.cookie = cookie  # e.g. the proxy's sticky cookie: this tab's web process
         split = urlsplit(path if path.startswith("/") else "/" + path)
         self.page_name = split.path.strip("/")
         self.query_string = split.query
@@ -153,6 +165,8 @@ class ProtocolSession:
         self._closing = False
         self._ready = asyncio.Event()
         self._changed = asyncio.Event()  # set on every finished run
+        self._feed: asyncio.Task | None = None  # the live-feed component's poller, when the page drew one
+        self._http: tuple | None = None  # its keep-alive connection
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -164,7 +178,7 @@ class ProtocolSession:
         try:
             self._ws = await asyncio.wait_for(
                 connect(self.ws_base + STREAM_PATH, subprotocols=["streamlit", AUTH_PLACEHOLDER],
-                        max_size=None, ping_interval=None, open_timeout=self.connect_timeout,
+                        additional_headers={"Cookie": self.cookie} if self.cookie else None, max_size=None, ping_interval=None, open_timeout=self.connect_timeout,
                         close_timeout=5, max_queue=None),
                 self.connect_timeout + 5)
         except Exception as error:
@@ -198,6 +212,7 @@ class ProtocolSession:
     async def close(self) -> None:
         self._closing = True
         self._stop_timers()
+        self._stop_feed()
         if self._ws is not None:
             try:
                 await asyncio.wait_for(self._ws.close(), 6)
@@ -294,6 +309,91 @@ class ProtocolSession:
             if self._closing:
                 return
             await self._send_rerun(fragment_id=fragment_id, auto=True)
+
+    # -- the live-feed component (pages/live_feed.py), as its JavaScript behaves ----------
+
+
+    def _mount_component(self, body) -> None:
+        """A live-feed component was drawn (again): like its JavaScript, restart its poller."""
+        try:
+            data = json.loads(body.json) if body.json else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or "feed" not in data:
+            return
+        self._stop_feed()
+        if not self._closing:
+            self._feed = asyncio.get_running_loop().create_task(self._poll_feed(body.id, data))
+
+
+    def _stop_feed(self) -> None:
+        if self._feed is not None:
+            self._feed.cancel()
+            self._feed = None
+
+
+    async def _poll_feed(self, component_id: str, data: dict) -> None:
+        """Every `every_ms`: the shown job's document while it is live (a new version is one
+        delivered update), else room.json; a state change or a new run is sent as the component's
+        trigger, which reruns the page, and the poller stops, as the JavaScript does."""
+        live = bool(data.get("job")) and bool(data.get("live"))
+        last_version = None
+        interval = max(0.1, float(data.get("every_ms", 1000)) / 1000)
+        start, count = time.monotonic(), 0
+        while not self._closing:
+            name = f"{data['job']}.json" if live else "room.json"
+            document = await self._get_json(data["feed"] + name)
+            trigger = None
+            if document is not None and live:
+                if document.get("version") != last_version:
+                    last_version = document.get("version")
+                    self.progress_text = document.get("text", "")
+                    self.stats.updates.append(time.monotonic())
+                    self._changed.set()
+                if document.get("state") != data.get("drawn_state"):
+                    trigger = f"state:{document.get('state')}"
+            elif document is not None and document.get("running") not in (None, data.get("job"), data.get("running")):
+                trigger = f"run:{document['running']}"
+            if trigger is not None:
+                state = WidgetState(id=TRIGGER_ID.format(component=component_id),
+                                    json_trigger_value=json.dumps([{"event": "changed", "value": trigger}]))
+                await self._send_rerun(extra=[state])
+                return
+            count += 1
+            await asyncio.sleep(max(0.0, start + count * interval - time.monotonic()))
+
+
+    async def _get_json(self, path: str) -> dict | None:
+        """One GET over a keep-alive connection to the same host (loopback); None if it failed."""
+        split = urlsplit(self.http_base)
+        for attempt in range(2):  # a keep-alive connection the server closed: reconnect once
+            try:
+                if self._http is None:
+                    self._http = await asyncio.wait_for(asyncio.open_connection(split.hostname, split.port), 10)
+                reader, writer = self._http
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {split.netloc}\r\nCache-Control: no-cache\r\n\r\n".encode())
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                lines = head.decode("latin-1").split("\r\n")
+                status = int(lines[0].split(" ")[1])
+                headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+                body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", "0"))), 10)
+                if headers.get("connection", "").lower() == "close":
+                    writer.close()
+                    self._http = None
+                self.stats.feed_polls += 1
+                if status != 200:
+                    self.stats.feed_misses += 1
+                    return None
+                return json.loads(body)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._http is not None:
+                    self._http[1].close()
+                self._http = None
+        self.stats.feed_misses += 1
+        return None
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -399,6 +499,8 @@ class ProtocolSession:
             return
         if kind == "progress":
             self.progress_text = element.progress.text
+        if kind == "bidi_component":
+            self._mount_component(element.bidi_component)
         body = getattr(element, kind) if kind else None
         widget_id = getattr(body, "id", "") if body is not None else ""
         if not widget_id.startswith("$$ID"):

@@ -18,7 +18,7 @@ HTML = """
   <div class="ae-progress" hidden><div class="ae-bar"><div class="ae-fill"></div></div><div class="ae-text"></div></div>
   <div class="ae-note" hidden></div>
   <div class="ae-row" hidden>
-    <div class="ae-left"><div class="ae-metrics"></div><svg class="ae-chart" viewBox="0 0 640 300" role="img"></svg></div>
+    <div class="ae-left"><div class="ae-metrics"></div><svg class="ae-chart" viewBox="0 0 480 290" role="img"></svg></div>
     <div class="ae-right"><div class="ae-panel-title"></div><img class="ae-panel" alt="test digits and their reconstructions"><div class="ae-caption"></div></div>
   </div>
 </div>
@@ -28,7 +28,7 @@ CSS = """
 .ae-live { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: #31333F; }
 .ae-progress { margin: 0 0 0.8rem 0; }
 .ae-bar { height: 0.5rem; background: #f0f2f6; border-radius: 0.25rem; overflow: hidden; }
-.ae-fill { height: 100%; background: #ff4b4b; width: 0; transition: width 0.4s; }
+.ae-fill { height: 100%; background: #1f77b4; width: 0; transition: width 0.4s; }
 .ae-text { font-size: 0.95rem; margin-top: 0.3rem; }
 .ae-note { padding: 0.8rem 1rem; border-radius: 0.5rem; margin-bottom: 0.8rem; font-size: 0.95rem; }
 .ae-note.info { background: rgba(28, 131, 225, 0.1); color: #004280; }
@@ -47,7 +47,6 @@ CSS = """
 .ae-panel { width: 100%; image-rendering: pixelated; display: block; }
 .ae-caption { font-size: 0.875rem; color: rgba(49, 51, 63, 0.65); margin-top: 0.3rem; }
 .ae-live.projector .ae-text, .ae-live.projector .ae-caption { font-size: 1.15rem; }
-.ae-live.projector .ae-chart text { font-size: 17px; }
 """
 
 JS = r"""
@@ -73,9 +72,9 @@ function el(name, attributes, parent, text) {
 
 function drawChart(svg, chart, projector) {
   svg.replaceChildren();
-  const W = 640, H = 300, left = 62, right = 12, top = 38, bottom = 44;
+  const W = 480, H = 290, left = 52, right = 8, top = 34, bottom = 40;
   const points = chart.series.flatMap((s) => s.points);
-  el("text", { x: left, y: 22, "font-size": projector ? 19 : 17, "font-weight": 600 }, svg, chart.title);
+  el("text", { x: left, y: 20, "font-size": projector ? 18 : 16, "font-weight": 600 }, svg, chart.title);
   if (!points.length) return;
   const xMax = Math.max(chart.epochs, ...points.map((p) => p[0]), 0.01);
   let yMin = Math.min(...points.map((p) => p[1])), yMax = Math.max(...points.map((p) => p[1]));
@@ -83,7 +82,7 @@ function drawChart(svg, chart, projector) {
   yMin -= pad; yMax += pad;
   const x = (v) => left + (v / xMax) * (W - left - right);
   const y = (v) => top + (1 - (v - yMin) / (yMax - yMin)) * (H - top - bottom);
-  const font = projector ? 15 : 13;
+  const font = projector ? 14 : 12.5;
   for (const t of niceTicks(yMin, yMax, 5)) {
     el("line", { x1: left, x2: W - right, y1: y(t), y2: y(t), stroke: "#e6e9ef" }, svg);
     el("text", { x: left - 6, y: y(t) + 4, "text-anchor": "end", "font-size": font }, svg, +t.toPrecision(3));
@@ -93,8 +92,8 @@ function drawChart(svg, chart, projector) {
     el("text", { x: x(t), y: H - bottom + 18, "text-anchor": "middle", "font-size": font }, svg, +t.toPrecision(3));
   }
   el("text", { x: (left + W - right) / 2, y: H - 6, "text-anchor": "middle", "font-size": font }, svg, "epoch");
-  el("text", { x: 14, y: (top + H - bottom) / 2, "text-anchor": "middle", "font-size": font,
-               transform: `rotate(-90 14 ${(top + H - bottom) / 2})` }, svg, "loss");
+  el("text", { x: 12, y: (top + H - bottom) / 2, "text-anchor": "middle", "font-size": font,
+               transform: `rotate(-90 12 ${(top + H - bottom) / 2})` }, svg, "loss");
   for (const s of chart.series) {
     const path = s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
     el("polyline", { points: path, fill: "none", stroke: s.colour, "stroke-width": s.width || 2,
@@ -102,7 +101,7 @@ function drawChart(svg, chart, projector) {
     if (s.markers) for (const p of s.points) el("circle", { cx: x(p[0]), cy: y(p[1]), r: 4.5, fill: s.colour }, svg);
   }
   const legend = el("g", {}, svg);
-  const lineHeight = projector ? 20 : 18, width = projector ? 230 : 205;
+  const lineHeight = projector ? 19 : 17, width = projector ? 200 : 172;
   const lx = W - right - width - 4, ly = top + 4;
   el("rect", { x: lx, y: ly, width: width, height: chart.series.length * lineHeight + 8, fill: "rgba(255,255,255,0.85)" }, legend);
   chart.series.forEach((s, i) => {
@@ -153,6 +152,7 @@ export default function (component) {
   if (root.aeTimer) clearInterval(root.aeTimer);
   let lastVersion = null, asked = false;
   const live = data.job && data.live;
+  if (!live) for (const part of root.children) part.hidden = true;  // the page draws a finished job itself
   const ask = (value) => { if (!asked) { asked = true; clearInterval(root.aeTimer); setTriggerValue("changed", value); } };
   async function tick() {
     try {

@@ -124,10 +124,14 @@ def shown_job(manager, config):
     the one it picked last); else the saved or running job of the settings in the controls (a
     shared link opens its job); else whatever trains now; else the job this page showed last
     (a watched run that just ended); else the default model."""
-    job = manager.get(st.session_state.get(FOLLOWED_RUN, "")) or manager.get(st.session_state.get(SELECTED_JOB, ""))
+    followed, running = manager.get(st.session_state.get(FOLLOWED_RUN, "")), manager.running()
+    if followed is not None and not followed.snapshot().is_active and running is not None:
+        followed = running  # the followed run ended and another trains: follow that one
+        st.session_state[FOLLOWED_RUN] = running.key
+    job = followed or manager.get(st.session_state.get(SELECTED_JOB, ""))
     if job is None and config is not None:
         job = manager.get(config.key)
-    return (job or manager.running() or manager.get(st.session_state.get(SHOWN_JOB, ""))
+    return (job or running or manager.get(st.session_state.get(SHOWN_JOB, ""))
             or default_model(manager)[0])
 
 

@@ -13,6 +13,7 @@ keeps its last two panels, and a job that is gone loses its files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -74,9 +75,8 @@ def feed_document(snapshot: JobSnapshot, test_digits: int, queue_note: str | Non
                  "caption": f"Reconstructions after {snapshot.panel_epoch:.2f} epochs."
                  if snapshot.panel_epoch is not None else ""}
     title = "Loss = reconstruction + beta x KL (per pixel)" if history.kl_loss else "Loss (BCE per pixel)"
-    return {
+    document = {
         "key": snapshot.key,
-        "version": snapshot.version,
         "state": snapshot.state.value,
         "progress": round(float(snapshot.progress), 4),
         "text": progress_text(snapshot, test_digits),
@@ -90,6 +90,10 @@ def feed_document(snapshot: JobSnapshot, test_digits: int, queue_note: str | Non
         "panel": panel,
         "denoising": bool(snapshot.config.denoising),
     }
+    # Named by its content, not by this process's version counter: several web processes write
+    # the same file, and a browser must not see a new version when only the writer changed.
+    document["version"] = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+    return document
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -236,12 +236,12 @@ class JobManager:
 
     def _askers_of(self, key: str) -> Askers:
         snapshot = self.snapshot(key)
-        if snapshot is None or not snapshot.is_active:
+        if snapshot is None or not snapshot.is_active or snapshot.askers is None:
             return Askers()
-        return Askers(asked=set(snapshot.asked), withdrawn=set(snapshot.withdrawn))
+        return snapshot.askers
 
     def asked_by(self, key: str, session: str | None) -> bool:
-        return session is not None and f"{WEB_ID}:{session}" in self._askers_of(key).asked
+        return session is not None and self._askers_of(key).includes(f"{WEB_ID}:{session}")
 
     def stop_permission(self, key: str, session: str | None) -> StopAnswer:
         """What pressing Stop would do for this session, without pressing it (for the button)."""

@@ -88,8 +88,7 @@ class TrainingService:
         askers = self._askers.get(snapshot.key)
         if askers is None:
             return snapshot
-        asked = frozenset(session for session in askers.asked if self._present(session))
-        return snapshot.with_changes(asked=asked, withdrawn=frozenset(askers.withdrawn & asked))
+        return snapshot.with_changes(askers=askers.present_copy(self._present))
 
     def _pending(self) -> tuple[list, list]:
         """Changed snapshots, without the panel arrays every web process already has."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ae.askers import Askers
+
 from ae.model.config import TrainingConfig
 from ae.analysis.metrics import ErrorSummary
 from ae.model.history import History, reached
@@ -115,8 +117,7 @@ class JobSnapshot:
     warning: str | None = None  # e.g. the model could not be written to disk and lives in memory only
     saved_to_disk: bool = True
     resume_from: float | None = None  # a checkpoint's epochs, when a failed run can resume
-    asked: frozenset = frozenset()  # sessions still present that asked for the current run
-    withdrawn: frozenset = frozenset()  # those of them that pressed Stop
+    askers: Askers | None = None  # who asked for the current run and is still here (ae.askers)
 
     @property
     def epoch(self) -> int:
