@@ -536,9 +536,9 @@ class Room:
     or, for K > 1, a big-class server (`ae.serve`): K web processes sharing one training service
     and one map service behind nginx, which the sessions reach through the proxy."""
 
-    def __init__(self, web_processes: int, cache: Path, log_path: Path):
+    def __init__(self, web_processes: str, cache: Path, log_path: Path):
         self.server = self.big_class = None
-        if web_processes == 1:
+        if web_processes == "1":
             port = _free_port()
             self.server = start_server(cache, port, log_path, niceness=0)
             self.base = f"http://127.0.0.1:{port}"
@@ -546,7 +546,7 @@ class Room:
         else:
             from ae.serve import BigClassServer
 
-            self.big_class = BigClassServer(web=web_processes, port=_free_port(), log_folder=log_path.parent /
+            self.big_class = BigClassServer(web=int(web_processes.rstrip("s")), port=_free_port(), log_folder=log_path.parent /
                                             "ae-loadbench-logs", environment={"AE_CACHE_DIR": str(cache),
                                                                              "AE_WARM_UMAP": "0"}).start()
             self.base = self.big_class.url
@@ -573,7 +573,7 @@ class Room:
             self.big_class.stop()
 
 
-async def protocol_one(count: int, deadline: float, log_path: Path, web_processes: int = 1) -> dict:
+async def protocol_one(count: int, deadline: float, log_path: Path, web_processes: str = "1") -> dict:
     from ae import loadclient
 
     work = Path(tempfile.mkdtemp(prefix="ae-loadbench-protocol-"))
@@ -674,7 +674,7 @@ async def protocol_one(count: int, deadline: float, log_path: Path, web_processe
     return row
 
 
-async def protocol_main(counts: list[int], limit: float, log_path: Path, web_processes: list[int]) -> int:
+async def protocol_main(counts: list[int], limit: float, log_path: Path, web_processes: list[str]) -> int:
     os.setpriority(os.PRIO_PROCESS, 0, CLIENT_NICENESS)  # this thread runs the client; servers reset to 0
     deadline = time.monotonic() + limit - 15
     rows = []
@@ -693,17 +693,18 @@ async def protocol_main(counts: list[int], limit: float, log_path: Path, web_pro
 
 def print_protocol_table(rows: list[dict], log_path: Path) -> None:
     nan = float("nan")
-    base = next((r for r in rows if r["sessions"] == 0 and r["web_processes"] == 1), rows[0] if rows else None)
+    base = next((r for r in rows if r["sessions"] == 0 and r["web_processes"] == "1"), rows[0] if rows else None)
     baseline = base.get("saved_s", nan) if base else nan  # one web process, nobody watching
     print(f"\nprotocol load client, /train?code={PROTOCOL_CONFIG['code']}&epochs={PROTOCOL_CONFIG['epochs']} (full MNIST); "
           f"half the sessions open /train before Train is pressed, half after")
-    print("K = web processes (K > 1: ae.serve behind nginx); vs N=0: against K=1, N=0 in this run")
+    print("K = web processes: 1 is a plain `streamlit run` (fragments poll); 1s, 2... are ae.serve behind nginx "
+          "(the browser draws the live view from the feed); vs N=0: against K=1, N=0 in this run")
     print("K  sessions  click->saved s  vs N=0   every 5 s: all (before/after)  p95 gap s  updates  web cores  "
           "web ms/update  ready p50/p95 s  pages    errors  web MiB  children MiB                 client cores")
     for row in rows:
         children = ", ".join(f"{name.rsplit('.', 2)[-2] if name.count('.') >= 2 else name} {peak / 2**20:,.0f}"
                              for name, peak in sorted(row.get("children_peak", {}).items()))
-        print(f"{row['web_processes']}  {row['sessions']:>8}  {row.get('saved_s', nan):14.1f}  {row.get('saved_s', nan) / baseline - 1:+6.1%}   "
+        print(f"{row['web_processes']:<2} {row['sessions']:>8}  {row.get('saved_s', nan):14.1f}  {row.get('saved_s', nan) / baseline - 1:+6.1%}   "
               f"{row.get('every5', nan):5.0%} ({row.get('every5_before', nan):4.0%} / {row.get('every5_after', nan):4.0%})      "
               f"{row.get('gap_p95', nan):9.1f}  {row.get('delivered', 0):7d}  {row.get('web_cores', nan):9.2f}  "
               f"{row.get('web_cpu_per_update', nan) * 1000:13.1f}  {row.get('ready_p50', nan):6.2f} / {row.get('ready_p95', nan):5.2f}  "
@@ -729,14 +730,19 @@ def main() -> int:
     parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "ae-loadbench-server.log")
     parser.add_argument("--protocol", action="store_true",
                         help="simulated tabs speaking Streamlit's websocket protocol (ae.loadclient) instead of Chromium")
-    parser.add_argument("--web-processes", type=int, nargs="+", default=[1],
-                        help="with --protocol: web processes, e.g. 1 4 (K > 1: ae.serve with nginx)")
+    parser.add_argument("--web-processes", nargs="+", default=["1"],
+                        help="with --protocol: 1 is a plain `streamlit run app.py` (fragments poll); K or Ks "
+                             "(e.g. 2, or 1s) is ae.serve: K web processes behind nginx, live view from the feed")
     args = parser.parse_args()
     most = PROTOCOL_MAX_SESSIONS if args.protocol else 40
     if any(count < 0 or count > most for count in args.sessions):
         parser.error(f"sessions must be between 0 and {most}")
-    if any(not 1 <= k <= 16 for k in args.web_processes) or (args.web_processes != [1] and not args.protocol):
-        parser.error("--web-processes takes 1 to 16, with --protocol")
+    def valid(value: str) -> bool:
+        number = value[:-1] if value.endswith("s") else value
+        return number.isdigit() and 1 <= int(number) <= 16
+
+    if not all(valid(value) for value in args.web_processes) or (args.web_processes != ["1"] and not args.protocol):
+        parser.error("--web-processes takes 1 to 16 (or 1s: one web process behind ae.serve's nginx), with --protocol")
     def give_up() -> None:
         print(f"loadbench: stopped after its {args.limit:.0f} s limit", flush=True)
         if SERVER[0] is not None:

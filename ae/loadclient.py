@@ -334,15 +334,15 @@ class ProtocolSession:
 
     async def _poll_feed(self, component_id: str, data: dict) -> None:
         """Every `every_ms`: the shown job's document while it is live (a new version is one
-        delivered update), else room.json; a state change or a new run is sent as the component's
-        trigger, which reruns the page, and the poller stops, as the JavaScript does."""
-        live = bool(data.get("job")) and bool(data.get("live"))
-        last_version = None
+        delivered update), else room.json; a state change or a new run is sent once as the
+        component's trigger, which reruns the page; a new run is polled at once, as the
+        JavaScript does."""
+        job, live = data.get("job"), bool(data.get("job")) and bool(data.get("live"))
+        last_version, asked = None, False
         interval = max(0.1, float(data.get("every_ms", 1000)) / 1000)
         start, count = time.monotonic(), 0
         while not self._closing:
-            name = f"{data['job']}.json" if live else "room.json"
-            document = await self._get_json(data["feed"] + name)
+            document = await self._get_json(data["feed"] + (f"{job}.json" if live else "room.json"))
             trigger = None
             if document is not None and live:
                 if document.get("version") != last_version:
@@ -354,14 +354,16 @@ class ProtocolSession:
                     trigger = f"state:{document.get('state')}"
             elif document is not None and document.get("running") not in (None, data.get("job"), data.get("running")):
                 trigger = f"run:{document['running']}"
-            if trigger is not None:
+                job, live = document["running"], True  # drawn at once, before the rerun comes back
+            if trigger is not None and not asked:  # one rerun; the view keeps moving meanwhile
+                asked = True
                 state = WidgetState(id=TRIGGER_ID.format(component=component_id),
                                     json_trigger_value=json.dumps([{"event": "changed", "value": trigger}]))
                 await self._send_rerun(extra=[state])
-                return
+                if live and last_version is None:
+                    continue  # the new run's document now, not a second later
             count += 1
             await asyncio.sleep(max(0.0, start + count * interval - time.monotonic()))
-
 
     async def _get_json(self, path: str) -> dict | None:
         """One GET over a keep-alive connection to the same host (loopback); None if it failed."""

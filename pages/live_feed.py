@@ -4,7 +4,8 @@ Behind `ae.serve`, nginx serves the files the web process writes once per snapsh
 component fetches them every second and draws the progress line, the metrics, the loss chart (an
 SVG) and the digits itself, so a watching session costs the web process nothing between reruns.
 It asks for a rerun (a trigger) only when the shown job's state changes (the heading and the
-buttons follow) or, while nothing live is shown, when a run starts.
+buttons follow) or, while nothing live is shown, when a run starts; it draws that run at once,
+so a room that reruns all at once still sees it move within a second.
 """
 import streamlit as st
 
@@ -151,13 +152,13 @@ export default function (component) {
   root.classList.toggle("projector", !!data.projector);
   if (root.aeTimer) clearInterval(root.aeTimer);
   let lastVersion = null, asked = false;
-  const live = data.job && data.live;
-  if (!live) for (const part of root.children) part.hidden = true;  // the page draws a finished job itself
-  const ask = (value) => { if (!asked) { asked = true; clearInterval(root.aeTimer); setTriggerValue("changed", value); } };
+  let job = data.job, live = !!(data.job && data.live);
+  // One rerun for the heading and buttons; the view itself keeps moving meanwhile.
+  const ask = (value) => { if (!asked) { asked = true; setTriggerValue("changed", value); } };
   async function tick() {
     try {
       if (live) {
-        const answer = await fetch(`${data.feed}${data.job}.json`, { cache: "no-cache" });
+        const answer = await fetch(`${data.feed}${job}.json`, { cache: "no-cache" });
         if (!answer.ok) return;
         const doc = await answer.json();
         if (doc.version !== lastVersion) { lastVersion = doc.version; draw(root, doc, data); }
@@ -166,7 +167,12 @@ export default function (component) {
         const answer = await fetch(`${data.feed}room.json`, { cache: "no-cache" });
         if (!answer.ok) return;
         const room = await answer.json();
-        if (room.running && room.running !== data.job && room.running !== data.running) ask(`run:${room.running}`);
+        if (room.running && room.running !== data.job && room.running !== data.running) {
+          ask(`run:${room.running}`);
+          job = room.running;  // a run started: show it now, before the page's rerun comes back
+          live = true;
+          tick();
+        }
       }
     } catch (error) {
       /* a missed poll: the next one tries again */
