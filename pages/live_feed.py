@@ -26,6 +26,7 @@ HTML = """
 """
 
 CSS = """
+.ae-live [hidden] { display: none !important; }
 .ae-live { font-family: "Source Sans Pro", "Source Sans 3", sans-serif; color: #31333F; }
 .ae-progress { margin: 0 0 0.8rem 0; }
 .ae-bar { height: 0.5rem; background: #f0f2f6; border-radius: 0.25rem; overflow: hidden; }
@@ -151,8 +152,11 @@ export default function (component) {
   const root = parentElement.querySelector(".ae-live");
   root.classList.toggle("projector", !!data.projector);
   if (root.aeTimer) clearInterval(root.aeTimer);
+  const token = (root.aeToken = (root.aeToken || 0) + 1);  // a poll still in flight from before draws nothing
+  const current = () => root.aeToken === token;
   let lastVersion = null, asked = false;
   let job = data.job, live = !!(data.job && data.live);
+  if (!live) for (const part of root.children) part.hidden = true;  // the page draws a finished job itself
   // One rerun for the heading and buttons; the view itself keeps moving meanwhile.
   const ask = (value) => { if (!asked) { asked = true; setTriggerValue("changed", value); } };
   async function tick() {
@@ -161,12 +165,14 @@ export default function (component) {
         const answer = await fetch(`${data.feed}${job}.json`, { cache: "no-cache" });
         if (!answer.ok) return;
         const doc = await answer.json();
+        if (!current()) return;
         if (doc.version !== lastVersion) { lastVersion = doc.version; draw(root, doc, data); }
         if (doc.state !== data.drawn_state) ask(`state:${doc.state}`);
       } else {
         const answer = await fetch(`${data.feed}room.json`, { cache: "no-cache" });
         if (!answer.ok) return;
         const room = await answer.json();
+        if (!current()) return;
         if (room.running && room.running !== data.job && room.running !== data.running) {
           ask(`run:${room.running}`);
           job = room.running;  // a run started: show it now, before the page's rerun comes back
