@@ -113,10 +113,14 @@ def receive_loop(connection: Connection, dispatch: Callable[[object], None]) -> 
         dispatch(message)
 
 
-def serve_parent(connection: Connection, dispatch: Callable[[object], None]) -> None:
-    """A child's main loop: when its parent is gone, so is its reason to run."""
-    receive_loop(connection, dispatch)
-    os._exit(0)
+def serve(name: str, serve_client: Callable[[Connection], None], parent: Connection | None) -> None:
+    """A service's main loop. A child (`parent` given) serves the web process that started it,
+    and exits when it is gone: so is its reason to run. A shared service (`ae.serve`) serves
+    every web process that attaches to `<services folder>/<name>.sock`, for as long as it runs."""
+    if parent is not None:
+        serve_client(parent)
+        os._exit(0)
+    accept_forever(listen(Path(child_arguments()["services_folder"]), name), serve_client)
 
 
 def end_process(process: subprocess.Popen | None, grace: float = 10.0) -> None:

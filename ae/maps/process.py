@@ -19,7 +19,6 @@ import queue
 import sys
 import threading
 import time
-from pathlib import Path
 
 from ae import ipc
 from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, StopMap
@@ -39,15 +38,8 @@ class MapWorker:
         self._warm = threading.Event()
         threading.Thread(target=self._compute_forever, name="ae-maps", daemon=True).start()
 
-    def serve_parent(self, connection) -> None:
-        """Child mode: one web process; when it is gone, so is the reason to run."""
-        self._serve_client(connection)
-        os._exit(0)
-
-    def serve_clients(self, listener) -> None:
-        ipc.accept_forever(listener, self._serve_client)
-
-    def _serve_client(self, connection) -> None:
+    def serve_client(self, connection) -> None:
+        """One web process, until it goes (`ipc.serve` runs one per web process)."""
         with self._lock:
             self.clients.add(connection)
             if self._warm.is_set():
@@ -139,10 +131,7 @@ def main() -> None:
     sys.modules.setdefault("tensorflow", None)  # umap-learn's optional import fails fast instead
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s map-process %(levelname)s %(message)s")
     worker = MapWorker()
-    if shared:
-        worker.serve_clients(ipc.listen(Path(shared), "maps"))
-    else:
-        worker.serve_parent(connection)
+    ipc.serve("maps", worker.serve_client, connection)
 
 
 if __name__ == "__main__":

@@ -52,16 +52,8 @@ class TrainingService:
                           Delete: self._delete, Departed: self._departed_sessions}
         threading.Thread(target=self._publish_forever, name="ae-publisher", daemon=True).start()
 
-    def serve_parent(self, connection) -> None:
-        """Child mode: one web process; when it is gone, so is the reason to run."""
-        self._serve_client(connection)
-        os._exit(0)
-
-    def serve_clients(self, listener) -> None:
-        """Shared mode: every web process that attaches, for as long as the service runs."""
-        ipc.accept_forever(listener, self._serve_client)
-
-    def _serve_client(self, connection) -> None:
+    def serve_client(self, connection) -> None:
+        """One web process, from its Hello to its departure (`ipc.serve` runs one per web process)."""
         with self._publish_lock:  # no update may slip between its Hello and its first update
             snapshots = [self._with_askers(s) for s in self.trainer.all_snapshots(lambda: next(self._versions))]
             for snapshot in snapshots:
@@ -216,10 +208,7 @@ def main() -> None:
     connection = None if shared else ipc.connect_back()  # `import ae` already set TensorFlow's thread counts
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s training-service %(levelname)s %(message)s")
     service = TrainingService(settings["data_path"], settings["store_root"], settings.get("crash_notes", {}))
-    if shared:
-        service.serve_clients(ipc.listen(Path(shared), "training"))
-    else:
-        service.serve_parent(connection)
+    ipc.serve("training", service.serve_client, connection)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ae.serve import free_port, healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -44,24 +44,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def serve_app(cache_dir: Path, log_name: str = "server.log"):
     """`streamlit run app.py` on a free port with its own model cache and the full MNIST; yields the URL."""
-    port = _free_port()
+    port = free_port()
     url = f"http://localhost:{port}"
     env = dict(os.environ, AE_CACHE_DIR=str(cache_dir), AE_WARM_UMAP="0")
     env.pop("AE_DATA_PATH", None)  # the real, full MNIST
@@ -84,7 +70,7 @@ def serve_app(cache_dir: Path, log_name: str = "server.log"):
 
     try:
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while not _healthy(url):
+        while not healthy(url):
             if server.poll() is not None:
                 pytest.fail(f"streamlit exited with code {server.returncode} before it was healthy:\n{save_log()[-3000:]}")
             if time.monotonic() > deadline:
