@@ -18,7 +18,7 @@ from ae.display.feed import feed_settings
 from ae.display.figures import for_projector
 from ae.display.live import live_loss_figure, panel_png, picture_snapshot
 from ae.display.polling import room
-from ae.display.texts import progress_text, trained_epochs_text
+from ae.display.texts import progress_text, queue_note, trained_epochs_text
 from ae.model.architectures import ARCHITECTURES, MAX_CODE_SIZE
 from ae.model.history import reached
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS
@@ -219,10 +219,7 @@ def render(manager, job) -> None:
     if snapshot.warning:
         st.warning(snapshot.warning, icon=":material/warning:")
     if snapshot.state.value == "queued":
-        running = manager.running()
-        waiting_for = f", after {running.snapshot().config.describe()}" if running and running is not job else ""
-        st.info(f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}. The chart and the digits "
-                "appear when its training starts.", icon=":material/hourglass_top:")
+        st.info(queue_note(snapshot, manager.running()), icon=":material/hourglass_top:")
         return
     if not snapshot.history.step_losses and not snapshot.history.train_loss:
         return  # starting or compiling: nothing to draw yet, and an empty chart would say nothing

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from ae.display.live import panel_png, thin
-from ae.display.texts import progress_text
+from ae.display.texts import progress_text, queue_note
 from ae.training.snapshot import JobSnapshot
 
 FEED_FOLDER_VARIABLE = "AE_LIVE_FEED_FOLDER"  # where the web process writes the feed
@@ -114,7 +114,6 @@ class FeedWriter:
         self._written: dict[str, int] = {}  # job key -> version written
         self._panels: dict[str, list[str]] = {}  # job key -> its panel files, oldest first
         self._room: str | None = None
-        self.writes = 0  # documents written (for tests and benchmarks)
 
     def publish(self, manager) -> None:
         """Write what changed: active jobs' documents and panels, and which job trains now."""
@@ -126,22 +125,13 @@ class FeedWriter:
                     continue
                 if not snapshot.is_active and snapshot.key not in self._written:
                     continue  # never watched live here: nothing polls it
-                self._write_job(snapshot, self._queue_note(snapshot, running))
+                self._write_job(snapshot, queue_note(snapshot, running))
             room = json.dumps({"running": running.key if running is not None else None})
             if room != self._room:
                 write_atomically(self.folder / "room.json", room.encode())
                 self._room = room
             for key in [key for key in self._written if manager.snapshot(key) is None]:
                 self._forget(key)
-
-    def _queue_note(self, snapshot: JobSnapshot, running) -> str | None:
-        if snapshot.state.value != "queued":
-            return None
-        waiting_for = ""
-        if running is not None and running.key != snapshot.key:
-            waiting_for = f", after {running.snapshot().config.describe()}"
-        return (f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}. The chart and the digits "
-                "appear when its training starts.")
 
     def _write_job(self, snapshot: JobSnapshot, queue_note: str | None) -> None:
         document = feed_document(snapshot, len(self.dataset.x_test), queue_note)
@@ -154,7 +144,6 @@ class FeedWriter:
                 (self.folder / kept.pop(0)).unlink(missing_ok=True)
         write_atomically(self.folder / f"{snapshot.key}.json", json.dumps(document).encode())
         self._written[snapshot.key] = snapshot.version
-        self.writes += 1
 
     def _forget(self, key: str) -> None:
         self._written.pop(key, None)

@@ -56,3 +56,14 @@ def progress_text(snapshot, test_digits: int) -> str:
     if state == "stopped":
         return f"Stopped after {done}{planned}"
     return f"{done}{planned} · {format_seconds(snapshot.history.training_seconds)} of training"
+
+
+def queue_note(snapshot, running) -> str | None:
+    """Where a queued job stands, and after what; None for a job that is not queued."""
+    if snapshot.state.value != "queued":
+        return None
+    waiting_for = ""
+    if running is not None and running.key != snapshot.key:
+        waiting_for = f", after {running.snapshot().config.describe()}"
+    return (f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}. The chart and the digits "
+            "appear when its training starts.")

@@ -226,13 +226,17 @@ class JobManager:
     # ---- who asked for a job, and so who may stop it (ae.askers) ------------------------------
     # The training service keeps the askers, so the rule holds across web processes; each
     # snapshot carries those still present, and the buttons are decided from it here.
-    def _speak_for(self, session: str | None) -> str | None:
+    @staticmethod
+    def _qualified(session: str | None) -> str | None:
         """The id the service knows this session by: unique across web processes."""
-        if session is None:
-            return None
-        with self._lock:
-            self._spoke_for.add(session)
-        return f"{WEB_ID}:{session}"
+        return None if session is None else f"{WEB_ID}:{session}"
+
+    def _speak_for(self, session: str | None) -> str | None:
+        """`_qualified`, remembering the session so its departure is reported."""
+        if session is not None:
+            with self._lock:
+                self._spoke_for.add(session)
+        return self._qualified(session)
 
     def _askers_of(self, key: str) -> Askers:
         snapshot = self.snapshot(key)
@@ -241,13 +245,12 @@ class JobManager:
         return snapshot.askers
 
     def asked_by(self, key: str, session: str | None) -> bool:
-        return session is not None and self._askers_of(key).includes(f"{WEB_ID}:{session}")
+        return self._askers_of(key).includes(self._qualified(session))
 
     def stop_permission(self, key: str, session: str | None) -> StopAnswer:
         """What pressing Stop would do for this session, without pressing it (for the button)."""
         self.report_departures()
-        qualified = None if session is None else f"{WEB_ID}:{session}"
-        return self._askers_of(key).stop(qualified, lambda other: True, pressing=False)
+        return self._askers_of(key).stop(self._qualified(session), lambda other: True, pressing=False)
 
     def stop(self, key: str, session: str | None = None) -> StopAnswer:
         """`session` presses Stop: the job stops if nobody else present still wants it."""
@@ -266,7 +269,7 @@ class JobManager:
             self._spoke_for.difference_update(gone)
         if not gone:
             return []
-        return self._call(Departed(tuple(f"{WEB_ID}:{session}" for session in gone))) or []
+        return self._call(Departed(tuple(self._qualified(session) for session in gone))) or []
 
     def _watch_departures(self) -> None:
         while not self._closed.wait(DEPARTURES_EVERY):

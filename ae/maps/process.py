@@ -48,7 +48,7 @@ class MapWorker:
         ipc.receive_loop(connection, lambda message: handlers[type(message)](connection, message))
         self.clients.remove(connection)
         with self._lock:  # its maps no longer wait for it; a map nobody waits for stops
-            for path, waiting in self._waiting.items():
+            for waiting in self._waiting.values():
                 waiting[:] = [(client, task_id) for client, task_id in waiting if client is not connection]
 
     def _compute_map(self, connection, message: ComputeMap) -> None:
