@@ -106,7 +106,7 @@ def quality_both_ways(manager, epochs: int = QUALITY_EPOCHS) -> tuple[float, flo
     from ae.model.config import TrainingConfig
     from ae.analysis.metrics import evaluate_reconstructions
     from ae.model.architectures import build_models, predict
-    from ae.training.trainer import VALIDATION_SIZE, pixel_binary_crossentropy
+    from ae.training.worker import VALIDATION_SIZE, pixel_binary_crossentropy
 
     config = TrainingConfig(code_size=CODE_SIZE, epochs=epochs, batch_size=BATCH_SIZE)
     job_bce = _wait(manager.request(config)).test_metrics.bce

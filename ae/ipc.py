@@ -55,8 +55,10 @@ def describe_exit(exitcode: int | None) -> str:
     return f"it exited with code {exitcode}"
 
 
-def start_child(module: str, arguments: dict, what: str) -> tuple[subprocess.Popen, Connection]:
-    """Start `python -m <module> <json arguments>` and wait (30 s at most) for it to connect back."""
+def start_child(module: str, arguments: dict, what: str,
+                environment: dict[str, str] | None = None) -> tuple[subprocess.Popen, Connection]:
+    """Start `python -m <module> <json arguments>` (with `environment`'s variables on top of ours)
+    and wait (30 s at most) for it to connect back."""
     folder = Path(tempfile.mkdtemp(prefix="ae-child-"))
     address = str(folder / "socket")
     authkey = os.urandom(32)
@@ -64,7 +66,7 @@ def start_child(module: str, arguments: dict, what: str) -> tuple[subprocess.Pop
     server.bind(address)
     server.listen(1)
     server.settimeout(CONNECT_TIMEOUT)
-    environment = dict(os.environ, **{KEY_VARIABLE: authkey.hex()})
+    environment = dict(os.environ, **(environment or {}), **{KEY_VARIABLE: authkey.hex()})
     process = subprocess.Popen([sys.executable, "-m", module, json.dumps({"address": address, **arguments})],
                                env=environment, cwd=ROOT, stdin=subprocess.DEVNULL)
     try:

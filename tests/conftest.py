@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
@@ -14,6 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ae  # noqa: E402,F401  (thread settings before TensorFlow loads)
+
+# One training slot unless a test asks for more (tests/test_slots.py): queue tests need a
+# queue, and on 2 cores one slot per server keeps the many servers of the suite light.
+os.environ.setdefault("AE_TRAINING_SLOTS", "1")
 from ae.model.data import BUNDLED_PATH  # noqa: E402
 
 

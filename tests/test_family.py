@@ -17,7 +17,7 @@ from ae.analysis.metrics import code_activity, evaluate_reconstructions
 from ae.model.architectures import ARCHITECTURES, TrainingOptions, build_models, predict
 from ae.model.noise import NOISE_KINDS, add_noise
 from ae.storage.store import ModelStore
-from ae.training.trainer import pixel_binary_crossentropy
+from ae.training.worker import pixel_binary_crossentropy
 
 OLD_MODELS = Path(__file__).parent / "data" / "models-before-training-options"
 

@@ -18,6 +18,8 @@ import pytest
 
 from ae.model.config import TrainingConfig
 from ae.model.data import DataError, load_dataset
+from ae.model.history import History
+from ae.training.protocol import RunOrder
 from ae.training.snapshot import JobState
 from ae.jobs.manager import JobManager
 from ae.storage.store import RECORD_FILE, ModelStore
@@ -218,17 +220,22 @@ def test_stop_and_continue_pressed_at_once_end_consistent(manager):
 
 
 def test_training_models_kept_in_memory_are_bounded(dataset, cache_dir):
-    """The training process keeps at most two training copies, however many configs a room tries."""
-    from ae.training.trainer import TRAINING_MODELS_KEPT, Trainer
+    """A slot's worker keeps at most two training copies, however many configs a room tries."""
+    from ae.storage.store import ModelStore as Store
+    from ae.training.protocol import Progress
+    from ae.training.worker import TRAINING_MODELS_KEPT, Worker
 
-    trainer = Trainer(dataset, ModelStore(cache_dir))
-    jobs = [trainer.request(SMALL.with_changes(code_size=size)) for size in (2, 3, 4, 5)]
-    deadline = time.monotonic() + 120
-    while any(job.state in (JobState.QUEUED, JobState.RUNNING) for job in jobs):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert all(job.state is JobState.FINISHED for job in jobs), [job.error for job in jobs]
-    assert len(trainer._kept) == TRAINING_MODELS_KEPT == 2
+    sent = []
+    worker = Worker(dataset, Store(cache_dir), lambda message: sent.append(message) and False, "this test")
+    for size in (2, 3, 4, 5):
+        config = SMALL.with_changes(code_size=size)
+        order = RunOrder(config.to_dict(), History(epochs_total=config.epochs).to_dict(), None, True, None)
+        job = worker.run(order)
+        assert job.state is JobState.FINISHED, job.error
+    assert len(worker._kept) == TRAINING_MODELS_KEPT == 2
+    finals = [message.snapshot for message in sent if isinstance(message, Progress) and not message.snapshot.is_active]
+    assert [snapshot.config.code_size for snapshot in finals] == [2, 3, 4, 5]  # each run's end went out
+    assert all(message.where == "this test" for message in sent)
 
 
 def test_numba_cache_is_outside_the_model_cache(cache_dir):

@@ -31,9 +31,9 @@ PUBLISH_INTERVAL = 1.0  # the rate pages poll at
 class TrainingService:
     """The training process's side: commands in from every attached web process, snapshots out."""
 
-    def __init__(self, data_path: str, store_root: str, crash_notes: dict):
-        from ae.model.data import load_dataset
+    def __init__(self, data_path: str, store_root: str, crash_notes: dict, slots: list | None = None):
         from ae.storage.store import ModelStore
+        from ae.training.slots import local_slots
         from ae.training.trainer import Trainer
 
         self.clients = ipc.Clients()
@@ -44,8 +44,8 @@ class TrainingService:
         self._askers: dict[str, Askers] = {}  # job key -> who asked for its current run
         self._departed: set[str] = set()  # sessions that left while they held a run
         self._sessions_of: dict[object, set[str]] = {}  # client -> the sessions it spoke for
-        self.trainer = Trainer(load_dataset(data_path), ModelStore(Path(store_root)), on_change=self._on_change,
-                               crash_notes=crash_notes,
+        slots = slots if slots is not None else local_slots(data_path, store_root)
+        self.trainer = Trainer(ModelStore(Path(store_root)), slots, on_change=self._on_change, crash_notes=crash_notes,
                                send_weights=lambda key, saved_at, weights: self.clients.broadcast(
                                    Weights(key, saved_at, weights)))
         self._handlers = {Request: self._request, Stop: self._stop, Extend: self._extend, Resume: self._resume,
@@ -54,6 +54,12 @@ class TrainingService:
 
     def serve_client(self, connection) -> None:
         """One web process, from its Hello to its departure (`ipc.serve` runs one per web process)."""
+        self.attach(connection)
+        ipc.receive_loop(connection, lambda call: self.answer(connection, call))
+        self.detach(connection)
+
+    def attach(self, connection) -> None:
+        """A web process arrives: it is told every job (Hello), then every change."""
         with self._publish_lock:  # no update may slip between its Hello and its first update
             snapshots = [self._with_askers(s) for s in self.trainer.all_snapshots(lambda: next(self._versions))]
             for snapshot in snapshots:
@@ -61,11 +67,13 @@ class TrainingService:
             self.clients.send(connection, Hello(os.getpid(), snapshots))
             self.clients.add(connection)
             self._sessions_of[connection] = set()
-        ipc.receive_loop(connection, lambda call: self._answer(connection, call))
+
+    def detach(self, connection) -> None:
+        """A web process left: its sessions left with it."""
         self.clients.remove(connection)
         with self._publish_lock:
             gone = self._sessions_of.pop(connection, set())
-        if gone:  # a web process stopped: its sessions left with it
+        if gone:
             self._departed_sessions(Departed(tuple(gone)))
             self._on_change(True)
 
@@ -107,7 +115,7 @@ class TrainingService:
                     self.clients.broadcast(Update(snapshots, forgotten))
 
     # ---- commands ---------------------------------------------------------------------------
-    def _answer(self, connection, call: Call) -> None:
+    def answer(self, connection, call: Call) -> None:
         error, result = None, None
         with self._publish_lock:  # commands and askers change one at a time
             session = getattr(call.command, "session", None)

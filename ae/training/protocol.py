@@ -110,3 +110,35 @@ class Weights:
     key: str
     saved_at: float
     weights: list
+
+
+# ---- the training service and its slots (ae.training.slots, ae.training.worker) --------------
+@dataclass(frozen=True)
+class RunOrder:
+    """Train one job's run in a slot: its config and where the service's record of it stands."""
+
+    config: dict
+    history: dict
+    saved_at: float | None
+    saved_to_disk: bool
+    resume_from: float | None
+    note: str | None = None  # shown while it runs, e.g. that it resumed after a node was lost
+
+
+@dataclass(frozen=True)
+class StopRun:
+    key: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The job as it stands in the slot (its panel only when new); `urgent`: publish at once."""
+
+    snapshot: JobSnapshot
+    urgent: bool
+    where: str
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    key: str

@@ -1,6 +1,6 @@
 """What both sides of the training boundary agree on: job states and the snapshot of a job.
 
-The training process (ae.training.trainer, run by ae.training.process) owns jobs and publishes a `JobSnapshot`
+The training service (ae.training.trainer, run by ae.training.process) owns jobs and publishes a `JobSnapshot`
 whenever one changes; the web process (ae.jobs.manager) only keeps the latest snapshot of each.
 Snapshots are immutable, small and picklable, and carry a version number so a page can tell
 whether anything changed since it last drew. No TensorFlow here.
@@ -118,6 +118,7 @@ class JobSnapshot:
     saved_to_disk: bool = True
     resume_from: float | None = None  # a checkpoint's epochs, when a failed run can resume
     askers: Askers | None = None  # who asked for the current run and is still here (ae.askers)
+    where: str | None = None  # the slot or cluster node of its current or last run
 
     @property
     def epoch(self) -> int:

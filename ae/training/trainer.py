@@ -1,54 +1,32 @@
-"""Training inside the training process: jobs, the queue, compiled training steps (`ae.training.fast_fit`), checkpoints and saving.
+"""The training service's jobs and queue: who trains what, where, in which order.
 
-Only `ae.training.process` runs this module, in a process of its own, so training never shares an
-interpreter (and its lock) with the web server's sessions. One `Trainer` owns every job of
-one dataset and one model store: one thread trains one job at a time, the others wait as
-`queued`. Whenever a job changes it is marked dirty, and the service publishes its snapshot.
-Seeding and every other process-wide TensorFlow setting happen on the training thread.
+Only `ae.training.process` runs this module. One `Trainer` owns every job of one model store
+and the queue in front of its slots (`ae.training.slots`): each slot trains one job at a
+time, in a process of its own or on a cluster's node, and the rest wait as `queued`. A job's
+state lives here; a slot's worker (`ae.training.worker`) trains a copy of it and sends it
+back as `Progress`, which the job adopts. Whenever a job changes it is marked dirty, and the
+service publishes its snapshot. No Keras here: the service stays small, its slots are heavy.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 
-from ae.training import fast_fit
-from ae.storage.checkpoint import CheckpointWriter, checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
+from ae.analysis.metrics import ErrorSummary
+from ae.analysis.replay import add_frame
 from ae.model.config import TrainingConfig
-from ae.model.data import Dataset
-from ae.lru import LRU
-from ae.model.history import EPOCH_TOLERANCE, History, reached
-from ae.training.snapshot import (ACTIVE_STATES, JobSnapshot, JobState, Phase, continued_total, panel_inputs,
-                                  training_indices)
-from ae.analysis.metrics import ErrorSummary, evaluate_reconstructions
-from ae.model.architectures import ARCHITECTURES, BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
-from ae.analysis.replay import REPLAY_STEPS, Frame, add_frame, load_replay, sample_indices, save_replay
+from ae.model.history import History
+from ae.storage.checkpoint import checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
 from ae.storage.store import ModelStore, StoreError
+from ae.training.protocol import Progress, RunOrder, Weights
+from ae.training.snapshot import ACTIVE_STATES, JobSnapshot, JobState, Phase, continued_total
 
 log = logging.getLogger(__name__)
 
-VALIDATION_SIZE = 1_000  # small, because Keras finishes validation even after a stop
-# Measured on 2 CPU cores (python -m ae.bench): XLA-compiled steps, many per call, are the
-# fastest setting (`ae.training.fast_fit`); callbacks then fire every STEPS_PER_CALL steps.
-JIT_COMPILE = True
-PANEL_REFRESH_SECONDS = 1.0
 MAX_STEP_LOSSES = 1_000  # halved when full, so the loss chart's point count stays bounded
-TRAINING_MODELS_KEPT = 2  # training copies (with optimizer state) kept for a quick Continue
-
-
-def pixel_binary_crossentropy(y_true, y_pred):
-    """Keras's binary cross-entropy, averaged over each image's pixels, on flattened images.
-
-    The same numbers as `loss="binary_crossentropy"` on (N, 28, 28, 1) tensors, but XLA on
-    CPU handles a trailing axis of length 1 badly: flattening first makes an epoch ~15%
-    faster (measured with `python -m ae.bench`).
-    """
-    pixels = int(np.prod(y_pred.shape[1:]))  # static under fit: (28, 28, 1) -> 784
-    return keras.losses.binary_crossentropy(keras.ops.reshape(y_true, (-1, pixels)), keras.ops.reshape(y_pred, (-1, pixels)))
 
 
 @dataclass(eq=False)
@@ -74,7 +52,8 @@ class TrainingJob:
     panel_version: int = 0
     test_metrics: ErrorSummary | None = None
     saved_at: float | None = None
-    replay: list = field(default_factory=list)  # ae.analysis.replay frames, saved beside the model
+    replay: list = field(default_factory=list)  # ae.analysis.replay frames (in the worker), saved beside the model
+    where: str | None = None  # the slot or node of its current or last run
     _state_before_queue: JobState | None = None
 
     def __post_init__(self) -> None:
@@ -94,7 +73,7 @@ class TrainingJob:
                 queue_position=queue_position, test_metrics=self.test_metrics,
                 saved_at=self.saved_at, version=version,
                 panel_version=self.panel_version, phase=self.phase, warning=self.warning,
-                saved_to_disk=self.saved_to_disk, resume_from=self.resume_from,
+                saved_to_disk=self.saved_to_disk, resume_from=self.resume_from, where=self.where,
             )
 
     def _set(self, **values) -> None:
@@ -150,7 +129,7 @@ class TrainingJob:
             self.panel_version += 1
         self.trainer.mark_dirty(self, urgent=urgent)
 
-    def add_replay_frame(self, frame: Frame) -> None:
+    def add_replay_frame(self, frame) -> None:
         with self._lock:
             add_frame(self.replay, frame)
 
@@ -168,9 +147,11 @@ class TrainingJob:
                 self.update_history(epochs_total=self.history.epochs_done if previous else self.config.epochs)
             else:
                 return
-            dequeue = self.state is not JobState.STOPPING
+            stopping = self.state is JobState.STOPPING
         self.trainer.mark_dirty(self)
-        if dequeue:
+        if stopping:
+            self.trainer.stop_running(self)
+        else:
             self.trainer.dequeue(self)
 
     def extend(self, extra_epochs: int) -> None:
@@ -199,105 +180,64 @@ class TrainingJob:
             self.update_history(epochs_total=max(self.history.epochs_total, self.config.epochs))
             return True
 
-    # ---- training (training thread only) --------------------------------------------------
-    def run(self, dataset: Dataset) -> None:
+    # ---- a run in a slot (the service's side) ------------------------------------------
+    def begin(self, where: str) -> bool:
+        """A slot takes the job: False if it is no longer queued."""
         with self._lock:
             if self.state is not JobState.QUEUED:
-                return
-            self.state, self.phase = JobState.RUNNING, Phase.STARTING
+                return False
+            self.state, self.phase, self.where = JobState.RUNNING, Phase.STARTING, where
             self._stop_event.clear()
         self.trainer.mark_dirty(self)
-        started = time.perf_counter()
-        try:
-            models = self._train(dataset)
-            stopped = not self.history.plan_done
-            self._finish(dataset, models, JobState.STOPPED if stopped else JobState.FINISHED, time.perf_counter() - started)
-        except Exception as error:  # the job reports every failure; the process lives on
-            log.exception("Training %s failed", self.key)
-            self._set(state=JobState.FAILED, error=str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}",
-                      eta_seconds=None, phase=Phase.DONE, _state_before_queue=None)
+        return True
 
-    def _models_to_train(self) -> AutoencoderModels:
-        """The kept training copy, else the checkpoint, else the saved model, else a fresh one."""
-        trainer = self.trainer
-        models = trainer.training_models(self.key)
-        checkpoint = None
-        if models is None and self.resume_from is not None:
-            checkpoint = load_checkpoint(trainer.store, self.key)
-        if models is None and checkpoint is None and self.saved_at is not None and self.saved_to_disk:
-            models = trainer.store.load_models(self.config)
-            self.replay = self.replay or load_replay(trainer.store.entry_dir(self.key))
-        if models is None:
-            models = build_models(self.config.architecture, self.config.code_size, self.config.training_options())
-        compiled = getattr(models.autoencoder, "_ae_compiled", False)
-        if not compiled:
-            with BUILD_LOCK:
-                models.autoencoder.compile(
-                    optimizer=keras.optimizers.Adam(learning_rate=self.config.learning_rate),
-                    loss=pixel_binary_crossentropy, jit_compile=uses_xla(self.config),
-                )
-            models.autoencoder._ae_compiled = True
-        if checkpoint is not None:
-            models.autoencoder.set_weights(checkpoint.weights)
-            optimizer = models.autoencoder.optimizer
-            optimizer.build(models.autoencoder.trainable_variables)
-            for variable, value in zip(optimizer.variables, checkpoint.optimizer):
-                variable.assign(value)
-            self.history = History.from_dict(checkpoint.history)
-        trainer.keep_training_models(self.key, models)
-        return models
-
-    def _train(self, dataset: Dataset) -> AutoencoderModels:
-        config = self.config
-        keras.utils.set_random_seed(config.seed + len(self.history.epoch_ends))  # process-global: training thread only
-        models = self._models_to_train()
-        indices = training_indices(config, len(dataset.x_train))
-        x_train = dataset.train_images if indices is None else dataset.training_images(indices)
-        x_val = dataset.test_images[:VALIDATION_SIZE]
-        _, panel = panel_inputs(dataset.test_images, dataset.y_test, config)  # noisy for a denoising model
-        replay_images = dataset.test_images[sample_indices(len(dataset.test_images))]
-        self._set(steps_per_epoch=int(np.ceil(len(x_train) / config.batch_size)), step=0, phase=Phase.COMPILING)
-        # Whole epochs from where the model stands; a stopped epoch counted only its steps done.
-        epochs_to_run = max(1, int(np.ceil(self.history.epochs_total - self.history.epochs_done - EPOCH_TOLERANCE)))
-        if not self._stop_event.is_set():
-            fast_fit.fit(models.autoencoder, x_train, config.batch_size, epochs_to_run,
-                         [_ProgressCallback(self, panel, config.batch_size, x_val, models.encoder, replay_images)], x_val,
-                         seed=config.seed + len(self.history.epoch_ends), xla=uses_xla(config),
-                         report_at_steps=REPLAY_STEPS if self.history.epochs_done == 0 else ())  # a fresh model's early frames
-        return models
-
-    def _finish(self, dataset: Dataset, models: AutoencoderModels, state: JobState, seconds: float) -> None:
-        """Measure the test error and save the model; only then publish the final state,
-        so a page that shows "Stopped" or "Finished" always finds the model on disk."""
-        store = self.trainer.store
-        self._set(phase=Phase.EVALUATING, step=0, eta_seconds=None)
-        metrics = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images))
-        self._set(phase=Phase.SAVING)
-        saved_at = time.time()
+    def order(self, note: str | None = None) -> RunOrder:
         with self._lock:
-            history = self.history.with_changes(training_seconds=self.history.training_seconds + seconds)
-        record = {**history.to_dict(),
-                  "stopped_early": state is JobState.STOPPED, "test_metrics": metrics.to_dict(), "saved_at": saved_at}
-        warning, on_disk = None, True
-        try:
-            store.save(self.config, models, record)
-            save_replay(store.entry_dir(self.key), self.replay)
-            self.trainer.checkpoints.flush()
-            delete_checkpoint(store, self.key)
-        except StoreError as error:
-            on_disk = False
-            warning = f"{error} This model is kept in memory and works until the server restarts."
-            self.trainer.send_weights(self.key, saved_at, models.autoencoder.get_weights())
-        self._set(state=state, test_metrics=metrics, history=history, saved_at=saved_at,
-                  phase=Phase.DONE, warning=warning, saved_to_disk=on_disk, resume_from=None, _state_before_queue=None)
+            return RunOrder(self.config.to_dict(), self.history.to_dict(), self.saved_at, self.saved_to_disk,
+                            self.resume_from, note)
 
-    def checkpoint(self, models: AutoencoderModels) -> None:
-        """Weights, optimizer state and history at an epoch's end; a refusing disk only warns."""
-        if not self.trainer.checkpoints_enabled:
-            return
-        optimizer = [variable.numpy() for variable in models.autoencoder.optimizer.variables]
-        history = {**self.history.to_dict(), "config": self.config.to_dict()}
-        self.trainer.checkpoints.submit(self.key, models.autoencoder.get_weights(), optimizer, history)
+    def adopt(self, progress: Progress) -> None:
+        """The job as its slot's worker sees it. A Stop pressed meanwhile stays pressed."""
+        sent = progress.snapshot
+        with self._lock:
+            stopping = self.state is JobState.STOPPING and sent.state is JobState.RUNNING
+            self.state = JobState.STOPPING if stopping else sent.state
+            self.error, self.phase, self.warning = sent.error, sent.phase, sent.warning
+            self.history, self.step, self.steps_per_epoch = sent.history, sent.step, sent.steps_per_epoch
+            self.eta_seconds, self.test_metrics, self.saved_at = sent.eta_seconds, sent.test_metrics, sent.saved_at
+            self.saved_to_disk, self.resume_from, self.where = sent.saved_to_disk, sent.resume_from, progress.where
+            if sent.panel_reconstructions is not None:
+                self.panel_reconstructions, self.panel_epoch = sent.panel_reconstructions, sent.panel_epoch
+                self.panel_version += 1
+            if self.state not in ACTIVE_STATES:
+                self._state_before_queue = None
+        self.trainer.mark_dirty(self, urgent=progress.urgent)
+
+    def lost(self, reason: str, store: ModelStore) -> None:
+        """Its slot's process or node died mid-run: the job fails in words, resumable from its
+        last checkpoint (at most the epoch in flight is lost), else from its saved model."""
+        epochs = checkpoint_epochs(store, self.key)
+        checkpoint = load_checkpoint(store, self.key) if epochs is not None else None
+        history = None
+        if checkpoint is not None:
+            history = History.from_dict(checkpoint.history)
+            again = f"Train it again to resume from epoch {epochs:g}."
+        elif self.saved_at is not None and self.saved_to_disk:
+            try:
+                history = store.read_record(store.entry_dir(self.key))["history"]
+            except StoreError:
+                history = None
+            again = "Train it again to continue from the saved model."
+        else:
+            again = "Train it again to start over."
+        with self._lock:
+            if history is not None:
+                self.history = history
+            self.state, self.phase, self.step, self.eta_seconds = JobState.FAILED, Phase.DONE, 0, None
+            self.resume_from = float(epochs) if checkpoint is not None else None
+            self.error = f"The training {self.where or 'slot'} stopped: {reason}. {again}"
+            self._state_before_queue = None
+        self.trainer.mark_dirty(self)
 
     @classmethod
     def from_record(cls, record: dict, trainer: "Trainer") -> "TrainingJob":
@@ -308,133 +248,32 @@ class TrainingJob:
         return job
 
 
-def uses_xla(config: TrainingConfig) -> bool:
-    return JIT_COMPILE and ARCHITECTURES[config.architecture].xla
-
-
-def validation_kl_term(model, images: np.ndarray, beta: float):
-    """A function giving a variational model's beta x KL term, in the loss's per-pixel units,
-    on the validation digits: the part of the loss the chart shows apart from reconstruction."""
-    moments = model.get_layer("encoder_moments")
-
-    def term() -> float:
-        z_mean, z_log_var = (keras.ops.convert_to_numpy(part).astype(np.float64) for part in moments(images, training=False))
-        kl = -0.5 * np.sum(1 + z_log_var - z_mean**2 - np.exp(z_log_var), axis=-1)
-        return float(beta * kl.mean() / PIXELS)
-
-    return term
-
-
-class _ProgressCallback(keras.callbacks.Callback):
-    """Copies Keras's progress into the job, refreshes the panel, checkpoints, honours stop()."""
-
-    def __init__(self, job: TrainingJob, panel: np.ndarray, batch_size: int, validation: np.ndarray,
-                 encoder, replay_images: np.ndarray):
-        self.validation = validation
-        self.encoder, self.replay_images = encoder, replay_images
-        super().__init__()
-        self.job = job
-        self.panel = panel
-        self.batch_size = batch_size
-        self.start_position = job.history.epochs_done  # fit's epoch 0 starts here
-        self.kl_term = None  # a variational model: its KL term on the validation digits, each epoch
-
-    def set_model(self, model):
-        super().set_model(model)
-        config = self.job.config
-        self.kl_term = validation_kl_term(model, self.validation, config.beta) \
-            if ARCHITECTURES[config.architecture].variational else None
-        self.last_panel = 0.0
-        self.panel_sent = False
-        self.rate_start: tuple[float, float] | None = None
-
-    def _replay_frame(self, label: str, position: float, reconstructions: np.ndarray) -> None:
-        """The codes of the replay's sample and the panel's reconstructions, as they are now."""
-        codes = predict(self.encoder, self.replay_images).astype(np.float16)
-        self.job.add_replay_frame(Frame(round(position, 4), label, codes, reconstructions.astype(np.float16)))
-
-    def _refresh_panel(self, position: float) -> np.ndarray:
-        reconstructions = predict(self.model, self.panel)[..., 0]
-        self.job.show_panel(reconstructions, position, urgent=not self.panel_sent)  # the first one goes out at once
-        self.panel_sent = True
-        self.last_panel = time.perf_counter()
-        return reconstructions
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-        self.epoch_index = epoch
-        self.previous = (0, 0.0)  # (step, running mean) at the last report of this epoch
-        self.job.start_epoch()
-
-    def on_train_batch_end(self, batch, logs=None):
-        job = self.job
-        steps = max(1, job.steps_per_epoch)
-        step = min(int(batch) + 1, steps)  # the last execution may be padded
-        now = time.perf_counter()
-        position = self.start_position + self.epoch_index + step / steps
-        # The first execution includes XLA compilation; measure speed from the end of it.
-        rate = eta = None
-        if self.rate_start is None:
-            self.rate_start = (now, position)
-        elif position > self.rate_start[1]:
-            epochs_per_second = (position - self.rate_start[1]) / max(now - self.rate_start[0], 1e-9)
-            rate = epochs_per_second * steps * self.batch_size
-            eta = max(0.0, (job.history.epochs_total - position) / epochs_per_second)
-        # Keras reports the epoch's running mean; the mean of just the last few steps
-        # follows the loss without the jump a running mean makes when an epoch starts.
-        running_mean = float((logs or {}).get("loss", float("nan")))
-        previous_step, previous_mean = self.previous
-        recent = (step * running_mean - previous_step * previous_mean) / max(1, step - previous_step)
-        self.previous = (step, running_mean)
-        job.record_steps(step, position, recent, rate, eta)
-        global_step = round(position * steps) if self.start_position == 0 else None
-        if global_step in REPLAY_STEPS and step < steps:  # an epoch's end has its own frame
-            self._replay_frame(f"step {global_step}", position, self._refresh_panel(position))
-        elif now - self.last_panel >= PANEL_REFRESH_SECONDS:
-            self._refresh_panel(position)
-        if job.stop_requested or reached(position, job.history.epochs_total):  # a resume may end mid-epoch
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Also called for an epoch cut short by stop(): it then counts as the fraction done."""
-        job = self.job
-        stopping = job.stop_requested
-        position = job.record_epoch(self.start_position, epoch, logs or {}, time.perf_counter() - self.epoch_started,
-                                    self.kl_term)
-        self._replay_frame(f"epoch {position:g}", position, self._refresh_panel(position))
-        if not stopping and not reached(position, job.history.epochs_total):  # the final save follows at once otherwise
-            job.checkpoint(self.job.trainer.training_models(job.key))
-
-
 class Trainer:
-    """All jobs of one dataset and store in the training process, and the thread that trains them."""
+    """All jobs of one model store, the queue, and the slots that train them (one thread each)."""
 
-    def __init__(self, dataset: Dataset, store: ModelStore, on_change=None, crash_notes: dict | None = None,
+    def __init__(self, store: ModelStore, slots: list, on_change=None, crash_notes: dict | None = None,
                  send_weights=None):
-        self.dataset = dataset
         self.store = store
+        self.slots = list(slots)
         self._on_change = on_change or (lambda urgent: None)
         self._send_weights = send_weights
         self._jobs: dict[str, TrainingJob] = {}
         self._queue: list[TrainingJob] = []
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
-        self._current: TrainingJob | None = None
+        self._running: dict[str, object] = {}  # job key -> the slot training it
         self._dirty: set[str] = set()
         self._forgotten: dict[str, TrainingJob] = {}  # removed jobs, whose last snapshot still goes out
-        self._kept: LRU[str, AutoencoderModels] = LRU(TRAINING_MODELS_KEPT)  # copies with optimizer state
         for line in store.clean_leftovers():
             log.info("Model store: %s", line)
         clean_checkpoints(store)
-        self.checkpoints_enabled = store.writable_problem() is None
-        self.checkpoints = CheckpointWriter(store)
         for record in store.records():
             job = TrainingJob.from_record(record, self)
             self._jobs[job.key] = job
         self._restore_interrupted(crash_notes or {})
         self._dirty.update(self._jobs)
-        self._thread = threading.Thread(target=self._work, name="ae-training", daemon=True)
-        self._thread.start()
+        for slot in self.slots:
+            threading.Thread(target=self._work, args=(slot,), name=f"ae-{slot.name}", daemon=True).start()
 
     def _restore_interrupted(self, crash_notes: dict) -> None:
         """Runs cut short by a crash come back as failed, resumable from their last checkpoint."""
@@ -485,7 +324,6 @@ class Trainer:
         with self._lock:
             if key in self._jobs:
                 self._forgotten[key] = self._jobs.pop(key)
-        self._kept.pop(key)
         self._on_change(True)
 
     def snapshots_to_publish(self, next_version) -> tuple[list[JobSnapshot], list[JobSnapshot]]:
@@ -516,14 +354,6 @@ class Trainer:
         if self._send_weights is not None:
             self._send_weights(key, saved_at, weights)
 
-    # ---- training copies kept in memory ----------------------------------------------------
-    def training_models(self, key: str) -> AutoencoderModels | None:
-        return self._kept.get(key)
-
-    def keep_training_models(self, key: str, models: AutoencoderModels) -> None:
-        """At most TRAINING_MODELS_KEPT copies: memory stays flat however many configs a room tries."""
-        self._kept.put(key, models)
-
     # ---- the queue -----------------------------------------------------------------------------
     def _append_to_queue(self, job: TrainingJob) -> None:
         """Caller holds `_lock`. Every queued job's place changes, so all of them are republished."""
@@ -547,17 +377,53 @@ class Trainer:
                 self._forgotten[job.key] = self._jobs.pop(job.key, job)
         self._on_change(True)
 
-    def _work(self) -> None:
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # ---- the slots ---------------------------------------------------------------------------
+    def stop_running(self, job: TrainingJob) -> None:
+        """Tell the slot training `job` that it is to stop (a cluster slot hears it in its
+        next progress reply instead)."""
+        with self._lock:
+            slot = self._running.get(job.key)
+        if slot is not None:
+            slot.stop(job.key)
+
+    def _from_slot(self, job: TrainingJob, message) -> bool:
+        """A slot's message about `job`; True asks its worker to stop."""
+        if isinstance(message, Progress):
+            job.adopt(message)
+        elif isinstance(message, Weights):
+            self.send_weights(message.key, message.saved_at, message.weights)
+        return job.stop_requested
+
+    def _work(self, slot) -> None:
+        """One slot's life: take the queue's first job, train it there, repeat."""
+        slot.prepare()
         while True:
             with self._lock:
                 while not self._queue:
                     self._wakeup.wait()
                 job = self._queue.pop(0)
-                self._current = job
+                self._running[job.key] = slot
                 self._dirty.update(queued.key for queued in self._queue)
             try:
-                job.run(self.dataset)
+                if job.begin(slot.name):
+                    self._run(slot, job)
             finally:
                 with self._lock:
-                    self._current = None
+                    self._running.pop(job.key, None)
                 self._on_change(True)
+
+    def _run(self, slot, job: TrainingJob) -> None:
+        from ae.training.slots import SlotLost
+
+        try:
+            slot.run(job.order(), lambda message: self._from_slot(job, message), lambda: job.stop_requested)
+        except SlotLost as lost:
+            log.warning("%s lost while training %s: %s", slot.name, job.key, lost)
+            job.lost(str(lost), self.store)
+            slot.prepare()  # a fresh process (or actor) for the next job
+        if job.state in ACTIVE_STATES:  # the worker ended without a final state: never leave it running
+            job.lost("it ended the run without a result", self.store)

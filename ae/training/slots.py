@@ -1,0 +1,230 @@
+"""Where the training service trains: its slots, each one job at a time.
+
+One job cannot use a big machine: XLA on CPU runs this model's small matrix products on about
+one core (measured in issue 10). So the service trains S jobs at once, each in a slot of its
+own with its own thread budget: on this machine a `LocalSlot`, a process (`python -m
+ae.training.slots`) running an `ae.training.worker.Worker`; on a Ray cluster a
+`ae.training.ray_slots.RaySlot`. A slot that dies fails only its own job (`SlotLost`), and
+the next job gets a fresh process. `slot_plan` picks S and the threads per job from the
+machine's cores and memory; `AE_TRAINING_SLOTS` and `AE_THREADS_PER_JOB` override it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+from ae import ipc
+from ae.training.protocol import Progress, RunEnded, RunOrder, StopRun, Weights
+
+log = logging.getLogger(__name__)
+
+SLOTS_VARIABLE = "AE_TRAINING_SLOTS"
+THREADS_VARIABLE = "AE_THREADS_PER_JOB"
+# Peak resident memory of one slot process training the largest preset (conv, code 784,
+# batch 256) on full MNIST, measured with `python -m ae.bench --queue`: ~1.1 GB; with margin.
+SLOT_MEMORY_BYTES = 1_500_000_000
+RESERVED_BYTES = 2_000_000_000  # the web processes, the map service and the system keep this much
+
+
+class SlotLost(RuntimeError):
+    """The slot's process or node died during a run; the message says how, in words."""
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    slots: int
+    threads_per_job: int
+    why: str  # in words, for the log and the README's sizing
+
+
+def _setting(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number; got {value!r}.") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1; got {number}.")
+    return number
+
+
+def slot_plan(cpus: int | None = None, available_bytes: int | None = None) -> SlotPlan:
+    """S slots and threads per job: one slot per core (a job uses about one), as many as
+    memory allows without swapping; the environment's settings win."""
+    import psutil
+
+    cpus = cpus or os.cpu_count() or 1
+    available = available_bytes if available_bytes is not None else psutil.virtual_memory().available
+    by_memory = max(1, (available - RESERVED_BYTES) // SLOT_MEMORY_BYTES)
+    configured = _setting(SLOTS_VARIABLE)
+    slots = configured or int(min(cpus, by_memory))
+    threads = _setting(THREADS_VARIABLE) or max(1, cpus // slots)
+    why = (f"{slots} slot(s) from {SLOTS_VARIABLE}" if configured else
+           f"{slots} slot(s): {cpus} core(s), memory for {by_memory} at {SLOT_MEMORY_BYTES / 1e9:.1f} GB each")
+    return SlotPlan(slots, threads, f"{why}; {threads} thread(s) per job")
+
+
+class Slot(ABC):
+    """One place where one job trains at a time."""
+
+    name: str
+
+    def prepare(self) -> None:
+        """Get ready for the next run (start a process ahead of time); never raises."""
+
+    @abstractmethod
+    def run(self, order: RunOrder, on_message: Callable[[object], bool], stop_requested: Callable[[], bool]) -> None:
+        """Train one run to its end. Every `Progress` and `Weights` goes to `on_message`,
+        which returns True when the run is to stop. Raises SlotLost if the slot dies."""
+
+    def stop(self, key: str) -> None:
+        """Ask the run of `key`, if this slot is training it, to stop."""
+
+    def close(self) -> None:
+        """End the slot (a run in flight is lost; its checkpoint stays)."""
+
+
+class LocalSlot(Slot):
+    """A process of its own on this machine, kept between runs (TensorFlow loads once)."""
+
+    def __init__(self, number: int, data_path: str, store_root: str, threads: int):
+        self.name = f"slot {number}"
+        self.data_path, self.store_root, self.threads = data_path, store_root, threads
+        self.process: subprocess.Popen | None = None
+        self._connection = None
+        self._lock = threading.Lock()  # one message at a time; the running key with its order
+        self._key: str | None = None
+        self._ended = threading.Event()
+        self._gone = False  # the current process's connection closed
+        self._on_message: Callable[[object], bool] = lambda message: False
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def prepare(self) -> None:
+        try:
+            self._start()
+        except SlotLost as problem:
+            log.warning("%s did not start: %s", self.name, problem)
+
+    def _start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        environment = {"TF_NUM_INTRAOP_THREADS": str(self.threads), "OMP_NUM_THREADS": str(self.threads),
+                       "TF_NUM_INTEROP_THREADS": str(min(2, self.threads))}
+        arguments = {"data_path": self.data_path, "store_root": self.store_root, "where": self.name}
+        try:
+            self.process, self._connection = ipc.start_child("ae.training.slots", arguments, f"training {self.name}",
+                                                             environment)
+        except ipc.ServiceGone as problem:
+            raise SlotLost(str(problem)) from None
+        connection, self._gone = self._connection, False
+        threading.Thread(target=self._receive, args=(connection, self.process), name=f"ae-{self.name}-receiver",
+                         daemon=True).start()
+
+    def _receive(self, connection, process) -> None:
+        ipc.receive_loop(connection, ipc.dispatcher({Progress: self._relay, Weights: self._relay,
+                                                     RunEnded: lambda ended: self._ended.set()}))
+        if process is self.process:
+            self._gone = True
+            self._ended.set()  # run() sees that the process is gone
+
+    def _relay(self, message) -> None:
+        if self._on_message(message):
+            self.stop(self._key)
+
+    def run(self, order: RunOrder, on_message, stop_requested) -> None:
+        self._start()
+        self._ended.clear()
+        self._on_message = on_message
+        with self._lock:
+            self._key = _key_of(order)
+            self._send(order)
+        if stop_requested():  # pressed before the order went out
+            self.stop(self._key)
+        self._ended.wait()
+        with self._lock:
+            self._key = None
+        if self._gone:
+            try:
+                code = self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                code = None
+            raise SlotLost(ipc.describe_exit(code))
+
+    def _send(self, message) -> None:
+        try:
+            self._connection.send(message)
+        except (OSError, ValueError) as error:
+            raise SlotLost(f"its process is not running ({error})") from None
+
+    def stop(self, key: str | None) -> None:
+        with self._lock:
+            if key is not None and key == self._key:
+                try:
+                    self._connection.send(StopRun(key))
+                except (OSError, ValueError):
+                    pass  # gone: run() reports it
+
+    def close(self) -> None:
+        ipc.end_process(self.process, grace=5.0)
+
+
+def _key_of(order: RunOrder) -> str:
+    from ae.model.config import TrainingConfig
+
+    return TrainingConfig.from_dict(order.config).key
+
+
+def local_slots(data_path: str, store_root: str, plan: SlotPlan | None = None) -> list[LocalSlot]:
+    plan = plan or slot_plan()
+    log.info("Training slots: %s", plan.why)
+    return [LocalSlot(number, data_path, store_root, plan.threads_per_job) for number in range(1, plan.slots + 1)]
+
+
+def main() -> None:
+    """A local slot's process: connect back first, then load TensorFlow and run the orders
+    its training service sends, one at a time; exit with the service (`ipc`'s child rule)."""
+    from pathlib import Path
+
+    connection = ipc.connect_back()
+    settings = ipc.child_arguments()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s training-slot %(levelname)s %(message)s")
+    from ae.model.data import load_dataset
+    from ae.storage.store import ModelStore
+    from ae.training.worker import Worker
+
+    send_lock = threading.Lock()
+
+    def send(message) -> bool:
+        with send_lock:
+            connection.send(message)
+        return False  # a Stop arrives as a StopRun message
+
+    worker = Worker(load_dataset(settings["data_path"]), ModelStore(Path(settings["store_root"])), send,
+                    settings.get("where", "a training slot"))
+
+    def start(order: RunOrder) -> None:
+        job = worker.prepare(order)  # before the next message is read, so a StopRun finds it
+
+        def train() -> None:
+            worker.run(job)
+            send(RunEnded(job.key))
+
+        threading.Thread(target=train, name="ae-training", daemon=True).start()
+
+    ipc.receive_loop(connection, ipc.dispatcher({RunOrder: start, StopRun: lambda stop: worker.stop(stop.key)}))
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
