@@ -196,7 +196,10 @@ def main() -> None:
     its training service sends, one at a time; exit with the service (`ipc`'s child rule)."""
     from pathlib import Path
 
-    connection = ipc.connect_back()
+    try:
+        connection = ipc.connect_back()
+    except OSError:  # the service stopped while this process started: nothing to do
+        os._exit(0)
     settings = ipc.child_arguments()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s training-slot %(levelname)s %(message)s")
     from ae.model.data import load_dataset
