@@ -152,19 +152,22 @@ class SharedTrainingBackend(LocalTrainingBackend):
 
     def start(self, crash_notes: dict[str, str]) -> None:
         self._connection = ipc.connect(self.folder, "training")
+        self._start_receiving("the shared training service went away; ae.serve starts it again")
+
+    def _start_receiving(self, gone: str) -> None:
         self._attached = True
-        threading.Thread(target=self._receive, name="ae-training-receiver", daemon=True).start()
+        threading.Thread(target=self._receive, args=(gone,), name="ae-training-receiver", daemon=True).start()
 
     def _on_hello(self, hello: Hello) -> None:
         self._service_pid = hello.pid
         super()._on_hello(hello)
 
-    def _receive(self) -> None:
+    def _receive(self, gone: str) -> None:
         ipc.receive_loop(self._connection, ipc.dispatcher(
             {Hello: self._on_hello, Reply: self._on_reply, Update: self.on_message, Weights: self.on_message}))
         self._attached = False
         if not self._closing:
-            self.on_exit("the shared training service went away; ae.serve starts it again")
+            self.on_exit(gone)
         for slot in list(self._calls.values()):
             slot["event"].set()
 
@@ -179,7 +182,14 @@ class SharedTrainingBackend(LocalTrainingBackend):
 
 
 def default_backend(data_path: Path, store_root: Path, on_message, on_exit) -> TrainingBackend:
-    """This web process's own training process, or, under `ae.serve`, the shared service."""
+    """The Ray cluster's service when `AE_RAY_ADDRESS` is set; under `ae.serve`, the shared
+    service; else this web process's own training process."""
+    from ae import cluster
+
+    if cluster.ray_address() is not None:
+        from ae.jobs.ray_backend import RayTrainingBackend
+
+        return RayTrainingBackend(data_path, store_root, on_message, on_exit)
     if ipc.services_folder() is not None:
         return SharedTrainingBackend(data_path, store_root, on_message, on_exit)
     return LocalTrainingBackend(data_path, store_root, on_message, on_exit)

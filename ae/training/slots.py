@@ -42,7 +42,7 @@ class SlotPlan:
     why: str  # in words, for the log and the README's sizing
 
 
-def _setting(name: str) -> int | None:
+def env_setting(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     if not value:
         return None
@@ -63,9 +63,9 @@ def slot_plan(cpus: int | None = None, available_bytes: int | None = None) -> Sl
     cpus = cpus or os.cpu_count() or 1
     available = available_bytes if available_bytes is not None else psutil.virtual_memory().available
     by_memory = max(1, (available - RESERVED_BYTES) // SLOT_MEMORY_BYTES)
-    configured = _setting(SLOTS_VARIABLE)
+    configured = env_setting(SLOTS_VARIABLE)
     slots = configured or int(min(cpus, by_memory))
-    threads = _setting(THREADS_VARIABLE) or max(1, cpus // slots)
+    threads = env_setting(THREADS_VARIABLE) or max(1, cpus // slots)
     why = (f"{slots} slot(s) from {SLOTS_VARIABLE}" if configured else
            f"{slots} slot(s): {cpus} core(s), memory for {by_memory} at {SLOT_MEMORY_BYTES / 1e9:.1f} GB each")
     return SlotPlan(slots, threads, f"{why}; {threads} thread(s) per job")
@@ -146,7 +146,7 @@ class LocalSlot(Slot):
         self._ended.clear()
         self._on_message = on_message
         with self._lock:
-            self._key = _key_of(order)
+            self._key = run_key(order)
             self._send(order)
         if stop_requested():  # pressed before the order went out
             self.stop(self._key)
@@ -179,7 +179,7 @@ class LocalSlot(Slot):
         ipc.end_process(self.process, grace=5.0)
 
 
-def _key_of(order: RunOrder) -> str:
+def run_key(order: RunOrder) -> str:
     from ae.model.config import TrainingConfig
 
     return TrainingConfig.from_dict(order.config).key
