@@ -9,7 +9,8 @@ Prints, from one run on the full training set (code size 49, batch 256):
 - UMAP and t-SNE of 10,000 codes of that model: before (umap-learn's defaults, scikit-learn's
   t-SNE, in this process) and now (the map process: a cold start twice, then warm), each with
   the kNN accuracy of its 2-D map (5 neighbours, 10-fold): the maps must separate digits as well;
-- peak memory. With `--family`, also every architecture's test BCE at code sizes 2, 8, 32 and 49
+- peak memory. With `--queue`, only the queue table (`queue_table`): 8 configs through one
+  slot, S local slots and a local two-node Ray cluster. With `--family`, also every architecture's test BCE at code sizes 2, 8, 32 and 49
   against PCA. Baselines are measured in the same run, on the same machine, so the ratios mean
   something on a shared, noisy machine.
 """
@@ -239,6 +240,106 @@ def family_table(epochs: int = FAMILY_EPOCHS, code_sizes=FAMILY_CODE_SIZES) -> N
     print(f"{'PCA (same components)':<28}" + "".join(f"{evaluate_pca(dataset, size).bce:>11.4f}" for size in code_sizes))
 
 
+QUEUE_CODE_SIZES = (2, 4, 8, 12, 16, 24, 32, 64)
+QUEUE_EPOCHS = 10
+
+
+def _service_tree_cpu_and_rss(root_pid: int) -> tuple[float, int]:
+    """CPU seconds used so far by every process under `root_pid`, and the largest one's memory."""
+    import psutil
+
+    cpu, largest = 0.0, 0
+    try:
+        processes = psutil.Process(root_pid).children(recursive=True) + [psutil.Process(root_pid)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            cpu += times.user + times.system
+            largest = max(largest, process.memory_info().rss)
+        except psutil.NoSuchProcess:
+            continue
+    return cpu, largest
+
+
+def _train_queue(label: str, environment: dict, started: float | None = None) -> dict:
+    """Train the 8 queue configs through a fresh manager under `environment`; wall time counts
+    from `started` (a cluster's start-up) or from the first request."""
+    from ae.model.config import TrainingConfig
+
+    saved = {name: os.environ.get(name) for name in environment}
+    for name, value in environment.items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    try:
+        started = started or time.perf_counter()
+        manager = _temporary_manager()
+        try:
+            configs = [TrainingConfig(code_size=size, epochs=QUEUE_EPOCHS) for size in QUEUE_CODE_SIZES]
+            jobs = [manager.request(config) for config in configs]
+            largest = 0
+            while any(job.snapshot().is_active for job in jobs):
+                if manager.worker_pid and not environment.get("AE_RAY_ADDRESS"):
+                    largest = max(largest, _service_tree_cpu_and_rss(manager.worker_pid)[1])
+                time.sleep(0.5)
+            seconds = time.perf_counter() - started
+            cpu = _service_tree_cpu_and_rss(manager.worker_pid)[0] if manager.worker_pid and \
+                not environment.get("AE_RAY_ADDRESS") else None
+            snapshots = [_wait(job) for job in jobs]
+        finally:
+            manager.close()
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    return {"label": label, "seconds": seconds, "bce": [s.test_metrics.bce for s in snapshots],
+            "where": sorted({s.where for s in snapshots}), "cpu": cpu, "largest_rss": largest,
+            "training": [s.history.training_seconds for s in snapshots]}
+
+
+def queue_table(slots: int | None) -> None:
+    """8 distinct configs (dense, codes 2-64, 10 epochs, full MNIST) through one slot (one job at a
+    time, as before slots), S local slots, and a local two-node Ray cluster, side by side."""
+    from ae.training.slots import slot_plan
+
+    plan = slot_plan()
+    slots = slots or plan.slots
+    print(f"\nqueue: {len(QUEUE_CODE_SIZES)} dense configs (codes {QUEUE_CODE_SIZES}), {QUEUE_EPOCHS} epochs each, "
+          f"full MNIST; {os.cpu_count()} CPU(s); the machine's plan: {plan.why}", flush=True)
+    runs = [_train_queue("one slot (one job at a time)", {"AE_TRAINING_SLOTS": "1", "AE_RAY_ADDRESS": None}),
+            _train_queue(f"{slots} local slots", {"AE_TRAINING_SLOTS": str(slots), "AE_RAY_ADDRESS": None})]
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        print("(Ray is not installed: pip install -r requirements-ray.txt for the cluster row)")
+    else:
+        started = time.perf_counter()
+        per_node = max(1, (os.cpu_count() or 2) // 2)
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": per_node})
+        cluster.add_node(num_cpus=per_node)
+        cluster.wait_for_nodes()
+        try:
+            runs.append(_train_queue(f"Ray, 2 local nodes x {per_node} CPU (start-up included)",
+                                     {"AE_RAY_ADDRESS": cluster.address, "AE_TRAINING_SLOTS": None}, started))
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    base = runs[0]
+    print(f"{'how':<52}{'wall s':>8}{'jobs/min':>10}{'x one slot':>12}{'max |dBCE|':>12}  where")
+    for run in runs:
+        drift = max(abs(b - a) / a for a, b in zip(base["bce"], run["bce"]))
+        print(f"{run['label']:<52}{run['seconds']:>8.1f}{len(QUEUE_CODE_SIZES) * 60 / run['seconds']:>10.2f}"
+              f"{base['seconds'] / run['seconds']:>12.2f}{drift:>12.2%}  {', '.join(run['where'])}", flush=True)
+    one = runs[0]
+    if one["cpu"]:
+        cpu_per_job = one["cpu"] / len(QUEUE_CODE_SIZES)
+        wall_per_job = one["seconds"] / len(QUEUE_CODE_SIZES)
+        print(f"per job, alone: {wall_per_job:.1f} s wall, {cpu_per_job:.1f} CPU-s (service and slot): "
+              f"{cpu_per_job / wall_per_job:.2f} cores busy; largest process {one['largest_rss'] / 2**20:,.0f} MiB")
+    if runs[1]["largest_rss"]:
+        print(f"with {slots} slots: largest process {runs[1]['largest_rss'] / 2**20:,.0f} MiB")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per training measurement (first is warm-up)")
@@ -247,7 +348,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--family", action="store_true",
                         help=f"also train every architecture at code sizes {FAMILY_CODE_SIZES} for {FAMILY_EPOCHS} epochs "
                              "and print their test BCE next to PCA's")
+    parser.add_argument("--queue", action="store_true",
+                        help="only the queue: 8 configs through one slot, S local slots and a local 2-node Ray cluster")
+    parser.add_argument("--slots", type=int, default=None, help="S for --queue (default: the machine's plan)")
     args = parser.parse_args(argv)
+    if args.queue:
+        queue_table(args.slots)
+        return
     from ae.model.architectures import ARCHITECTURES
 
     print(f"Autoencoder Explorer benchmark: code {CODE_SIZE}, batch {BATCH_SIZE}, full MNIST training set, "

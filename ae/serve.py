@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ae import ipc
+from ae.cluster import ADDRESS_VARIABLE
 from ae.display.feed import FEED_FOLDER_VARIABLE, FEED_URL_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +147,7 @@ class BigClassServer:
     services: list[Child] = field(default_factory=list)
     webs: list[Child] = field(default_factory=list)
     proxy_process: Child | None = None
+    on_cluster: bool = False  # AE_RAY_ADDRESS set: no local training service
 
     @property
     def url(self) -> str:
@@ -177,12 +179,15 @@ class BigClassServer:
         training = {"services_folder": str(self.folder), "data_path": str(dataset.path), "store_root": str(store.root),
                     "crash_notes": {}}
         self.services = [
-            Child("training service", [sys.executable, "-m", "ae.training.process", json.dumps(training)],
-                  environment, self.log_folder / "training.log"),
             Child("map service", [sys.executable, "-m", "ae.maps.process",
                                   json.dumps({"services_folder": str(self.folder)})],
                   environment, self.log_folder / "maps.log"),
         ]
+        self.on_cluster = bool(base.get(ADDRESS_VARIABLE))
+        if not self.on_cluster:  # on a Ray cluster the training service is the cluster's actor
+            self.services.insert(0, Child("training service", [sys.executable, "-m", "ae.training.process",
+                                                                json.dumps(training)],
+                                          environment, self.log_folder / "training.log"))
         for service in self.services:
             service.start()
         self._wait_for_sockets()
@@ -214,7 +219,7 @@ class BigClassServer:
             time.sleep(0.2)
 
     def _wait_for_sockets(self) -> None:
-        names = [self.folder / "training.sock", self.folder / "maps.sock"]
+        names = [self.folder / "maps.sock"] + ([] if self.on_cluster else [self.folder / "training.sock"])
         self._wait_until(lambda: all(path.exists() for path in names), "The services", 60)
 
     def _wait_for_webs(self) -> None:
@@ -262,17 +267,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="the address to listen on; default loopback only. 0.0.0.0 opens it to the network")
     parser.add_argument("--no-proxy", action="store_true", help="no nginx: print each web process's own address")
     parser.add_argument("--logs", type=Path, default=None, help="a folder for every process's log")
+    parser.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="train and map on this Ray cluster ('auto' on a node of it); sets AE_RAY_ADDRESS")
     arguments = parser.parse_args(argv)
     if not 1 <= arguments.web <= 64:
         parser.error("--web takes 1 to 64 web processes.")
     server = BigClassServer(web=arguments.web, port=arguments.port, address=arguments.address,
-                            proxy=not arguments.no_proxy, log_folder=arguments.logs)
+                            proxy=not arguments.no_proxy, log_folder=arguments.logs,
+                            environment={ADDRESS_VARIABLE: arguments.ray} if arguments.ray else {})
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
         server.start()
+        trainer = f"the Ray cluster's ({arguments.ray})" if arguments.ray else "one"
         print(f"Autoencoder Explorer for a big class: {server.url if server.proxy else ''} "
-              f"({arguments.web} web processes, one training service, one map service). Logs: {server.log_folder}. "
+              f"({arguments.web} web processes, {trainer} training service, one map service). Logs: {server.log_folder}. "
               "Ctrl+C stops all of them.", flush=True)
         if not server.proxy:
             for index in range(arguments.web):

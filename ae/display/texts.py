@@ -49,8 +49,10 @@ def progress_text(snapshot, test_digits: int) -> str:
         speed = f" · {snapshot.history.samples_per_second:,.0f} digits/s" if snapshot.history.samples_per_second else ""
         eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
         epoch = min(snapshot.epoch + 1, snapshot.history.last_planned_epoch)
+        where = snapshot.where or ""
+        node = f" · on {where}" if where.startswith("node ") else ""  # on a cluster: which node trains it
         return (f"Epoch {epoch} of {format_epochs(snapshot.history.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
-                f"{speed}{eta}")
+                f"{speed}{eta}{node}")
     done = f"{format_epochs(snapshot.history.epochs_done)} of {format_epochs(snapshot.history.epochs_total)} epochs"
     planned = f" (the plan was {snapshot.config.epochs})" if plan_changed(snapshot) and state != "failed" else ""
     if state == "stopped":

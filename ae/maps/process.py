@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from ae import ipc
+from ae import cluster, ipc
 from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, StopMap
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class MapWorker:
     def _compute_forever(self) -> None:
         from ae.analysis.projection import warm_up_umap
 
-        if os.environ.get("AE_WARM_UMAP", "1") != "0":
+        if os.environ.get("AE_WARM_UMAP", "1") != "0" and cluster.ray_address() is None:  # a cluster's nodes compile their own
             try:
                 warm_up_umap()
             except Exception:  # the real map will report any problem
@@ -113,6 +113,10 @@ class MapWorker:
 
         spec = task.spec
         try:
+            if cluster.ray_address() is not None:  # computed and saved on a cluster's node
+                from ae.maps.ray_maps import compute_on_cluster
+
+                return compute_on_cluster(task, lambda: self._wanted(task.path), progress)
             projection = project(task.codes, spec.method, max_points=spec.max_points, seed=spec.seed, progress=progress,
                                  **dict(spec.options))
             save_map(task.path, projection, spec.saved_at)

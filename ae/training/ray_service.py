@@ -14,6 +14,7 @@ holds one subscription, an `Outbox` it drains with long polls, and fans it out t
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import os
@@ -198,9 +199,15 @@ class TrainingServiceActor:
         return {"slots": len(self.service.trainer.slots), "running": self.service.trainer.running_count()}
 
 
+def service_name(store_root: str) -> str:
+    """One service per model store (and so per dataset): its name carries the store's path."""
+    return f"{SERVICE_NAME}-{hashlib.sha256(str(Path(store_root).resolve()).encode()).hexdigest()[:12]}"
+
+
 def service_actor(ray, data_path: str, store_root: str):
-    """The cluster's training service: found by name, or started (on the head node, detached)."""
+    """The cluster's training service of this store: found by name, or started (on the head
+    node, detached, restarted by Ray if its process dies)."""
     actor_class = ray.remote(TrainingServiceActor)
-    return actor_class.options(name=SERVICE_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+    return actor_class.options(name=service_name(store_root), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
                                max_restarts=-1, max_concurrency=256, num_cpus=0,
                                resources={"node:__internal_head__": 0.001}).remote(data_path, store_root)

@@ -1,0 +1,217 @@
+"""The training service on a Ray cluster: two nodes on this machine (Ray's own
+`ray.cluster_utils.Cluster`), one CPU each, the head running the service actor.
+
+Real Ray, real Keras, a real MNIST slice. In CI (CI=true) Ray must be installed: these never skip there.
+The tests run in file order; the last one takes a node away."""
+from __future__ import annotations
+
+import json
+import re
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+if os.environ.get("CI") == "true":
+    import ray  # noqa: F401  (requirements-dev.txt installs requirements-ray.txt)
+else:
+    pytest.importorskip("ray")
+
+from ae.model.config import TrainingConfig
+from ae.training.snapshot import JobState
+from tests.conftest import ROOT
+from tests.test_pages import assert_clean, open_page, texts, wait_for_slow_map
+from tests.test_training import wait_for, wait_until_done
+
+QUICK = dict(batch_size=32, train_size=2000)
+FIRST = TrainingConfig(code_size=6, epochs=4, seed=31, **QUICK)
+SECOND = TrainingConfig(code_size=10, epochs=4, seed=32, **QUICK)
+LONG = TrainingConfig(code_size=8, epochs=60, seed=33, **QUICK)
+LONGER = TrainingConfig(code_size=12, epochs=60, seed=34, **QUICK)
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    """A head node and a worker node, one CPU each; AE_RAY_ADDRESS points every process at them."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    saved = {name: os.environ.get(name) for name in ("AE_TRAINING_SLOTS", "AE_RAY_ADDRESS")}
+    os.environ.pop("AE_TRAINING_SLOTS", None)  # the service sizes itself from the cluster's CPUs: two slots
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    os.environ["AE_RAY_ADDRESS"] = cluster.address
+    try:
+        yield cluster, cluster.head_node, worker
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def short(node) -> str:
+    return f"node {node.node_id[:8]}"
+
+
+def wait_running_where(job, timeout: float = 180.0):
+    return wait_for(job, lambda s: s.state is JobState.RUNNING and (s.where or "").startswith("node "),
+                    "running on a node", timeout=timeout)
+
+
+def second_web_process(small_mnist_path, store_root: Path, code: str) -> dict:
+    """Another web process (a fresh interpreter) attached to the same cluster: runs `code`
+    with `manager` (its JobManager) and `store_root`, and returns what it prints as JSON."""
+    script = f"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {str(ROOT)!r})
+import ae
+from ae.model.data import load_dataset
+from ae.storage.store import ModelStore
+from ae.jobs.manager import JobManager
+store_root = Path({str(store_root)!r})
+manager = JobManager(load_dataset({str(small_mnist_path)!r}), ModelStore(store_root))
+deadline = time.monotonic() + 90
+while not (manager._backend and manager._backend.ready):
+    assert time.monotonic() < deadline, "never attached"
+    time.sleep(0.2)
+{code}
+manager.close()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, cwd=ROOT,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_two_jobs_run_at_once_on_different_nodes_and_another_web_process_sees_both(nodes, managers, cache_dir,
+                                                                                  small_mnist_path):
+    _, head, worker = nodes
+    manager = managers(cache_dir)
+    jobs = [manager.request(FIRST), manager.request(SECOND)]
+    running = [wait_running_where(job) for job in jobs]
+    assert {snapshot.where for snapshot in running} == {short(head), short(worker)}
+    both_running = all(job.snapshot().state is JobState.RUNNING for job in jobs)
+
+    seen = second_web_process(small_mnist_path, cache_dir, f"""
+print(json.dumps({{key: [manager.snapshot(key).state.value, manager.snapshot(key).where]
+                  for key in {[FIRST.key, SECOND.key]!r} if manager.snapshot(key)}}))""")
+    assert set(seen) == {FIRST.key, SECOND.key}
+    if both_running:
+        assert {where for _, where in seen.values()} == {short(head), short(worker)}
+    finals = [wait_until_done(job, timeout=180) for job in jobs]
+    assert all(final.state is JobState.FINISHED for final in finals), [final.error for final in finals]
+    assert all(final.history.epochs_done == 4 and final.test_metrics is not None for final in finals)
+
+
+def test_a_sweep_of_four_sizes_spreads_over_both_nodes_and_stop_works(nodes, managers, cache_dir):
+    _, head, worker = nodes
+    manager = managers(cache_dir)
+    sweep = [manager.request(TrainingConfig(code_size=size, epochs=2, seed=40, **QUICK)) for size in (2, 4, 8, 16)]
+    finals = [wait_until_done(job, timeout=300) for job in sweep]
+    assert all(final.state is JobState.FINISHED for final in finals), [final.error for final in finals]
+    assert {final.where for final in finals} == {short(head), short(worker)}
+
+    long = manager.request(LONG)
+    wait_for(long, lambda s: s.state is JobState.RUNNING and s.history.epochs_done >= 1, "an epoch", timeout=120)
+    long.stop()
+    stopped = wait_until_done(long, timeout=60)
+    assert stopped.state is JobState.STOPPED
+    assert stopped.has_model and 1 <= stopped.history.epochs_done < 60
+    assert manager.load_models(long) is not None  # saved in the shared store, readable here
+
+
+def test_a_map_is_computed_on_the_cluster_and_read_by_another_web_process(nodes, managers, cache_dir, dataset,
+                                                                         small_mnist_path):
+    from ae.maps.files import load_map
+    from ae.maps.protocol import MapSpec
+    from ae.maps.service import MapService
+    from ae.model.architectures import predict
+
+    manager = managers(cache_dir)
+    job = manager.request(TrainingConfig(code_size=4, epochs=1, seed=41, **QUICK))
+    final = wait_until_done(job, timeout=180)
+    assert final.state is JobState.FINISHED, final.error
+    codes = predict(manager.load_models(job).encoder, dataset.test_images)
+    spec = MapSpec(job.key, final.saved_at, "umap", None)
+    maps = MapService(manager.store.root)
+    try:
+        task = maps.request(spec, codes, session="web:student")
+        texts_seen = set()
+        deadline = time.monotonic() + 240
+        while not task.finished.is_set():
+            assert time.monotonic() < deadline, task.text
+            texts_seen.add(task.text)
+            time.sleep(0.1)
+        assert task.state == "done", task.error
+        assert any("on node " in text or "free CPU on the cluster" in text for text in texts_seen), texts_seen
+    finally:
+        maps.close()
+    path = maps.path(spec)
+    assert load_map(path, spec) is not None
+    read = second_web_process(small_mnist_path, cache_dir, f"""
+from ae.maps.files import load_map
+from ae.maps.protocol import MapSpec
+projection = load_map(Path({str(path)!r}), MapSpec({job.key!r}, {final.saved_at!r}, "umap", None))
+print(json.dumps({{"points": None if projection is None else int(len(projection.coordinates))}}))""")
+    assert read["points"] == len(codes)
+
+
+def test_the_app_trains_shows_progress_stops_and_maps_on_the_cluster(nodes, app_env):
+    app = open_page("pages/train.py")
+    app.number_input(key="code").set_value(3).run()
+    app.number_input(key="epochs").set_value(200).run()
+    app.select_slider(key="batch").set_value(32).run()
+    app.number_input(key="digits").set_value(2000).run()
+    app.button(key="train_button").click().run()
+
+    def progress_line() -> str:
+        return app.get("progress")[0].proto.text if app.get("progress") else ""
+
+    deadline = time.monotonic() + 180
+    while not re.search(r"Epoch \d+ of 200", progress_line()):
+        assert time.monotonic() < deadline, texts(app) + progress_line()
+        time.sleep(0.5)
+        app.run()  # AppTest never fires run_every: poll by rerunning
+        assert_clean(app)
+    assert "Training: Dense (article), code size 3" in texts(app)
+    app.button(key="stop_button").click().run()
+    deadline = time.monotonic() + 90
+    while "Stopped: Dense (article), code size 3" not in texts(app):
+        assert time.monotonic() < deadline, texts(app)
+        time.sleep(0.5)
+        app.run()
+        assert_clean(app)
+
+    app = open_page("pages/latent.py")  # another session: a student opens the map of that model
+    app.radio[0].set_value("umap").run()
+    wait_for_slow_map(app, "UMAP")
+    assert_clean(app)
+
+
+def test_killing_the_node_of_a_job_resumes_it_from_its_checkpoint_on_the_other_node(nodes, managers, cache_dir):
+    cluster, head, worker = nodes
+    manager = managers(cache_dir)
+    jobs = [manager.request(LONG), manager.request(LONGER)]
+    running = {job.key: wait_running_where(job) for job in jobs}
+    doomed = next(job for job in jobs if running[job.key].where == short(worker))
+    survivor = next(job for job in jobs if job is not doomed)
+    before = wait_for(doomed, lambda s: s.history.epochs_done >= 3, "three epochs", timeout=180)
+
+    cluster.remove_node(worker, allow_graceful=False)
+    survivor.stop()  # frees the head's one CPU for the retried run
+    assert wait_until_done(survivor, timeout=90).state is JobState.STOPPED
+
+    resumed = wait_for(doomed, lambda s: s.where == short(head) and s.history.epoch_ends, "resuming on the head",
+                       timeout=240)
+    assert "resumed from its checkpoint at epoch" in (resumed.warning or ""), resumed.warning
+    assert resumed.history.epoch_ends[0] == pytest.approx(1.0)  # the history continues, not restarts
+    assert resumed.history.epochs_done >= before.history.epochs_done - 1  # at most the epoch in flight lost
+    doomed.stop()
+    final = wait_until_done(doomed, timeout=90)
+    assert final.state is JobState.STOPPED and final.has_model, final.error
