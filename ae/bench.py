@@ -244,23 +244,24 @@ QUEUE_CODE_SIZES = (2, 4, 8, 12, 16, 24, 32, 64)
 QUEUE_EPOCHS = 10
 
 
-def _service_tree_cpu_and_rss(root_pid: int) -> tuple[float, int]:
-    """CPU seconds used so far by every process under `root_pid`, and the largest one's memory."""
+def _sample_service_tree(root_pid: int, cpu_by_pid: dict[int, float]) -> int:
+    """Record the CPU seconds of every process under `root_pid` so far (a slot process replaced
+    for its memory keeps its last figure), and return the largest one's memory."""
     import psutil
 
-    cpu, largest = 0.0, 0
+    largest = 0
     try:
         processes = psutil.Process(root_pid).children(recursive=True) + [psutil.Process(root_pid)]
     except psutil.NoSuchProcess:
-        return 0.0, 0
+        return 0
     for process in processes:
         try:
             times = process.cpu_times()
-            cpu += times.user + times.system
+            cpu_by_pid[process.pid] = times.user + times.system
             largest = max(largest, process.memory_info().rss)
         except psutil.NoSuchProcess:
             continue
-    return cpu, largest
+    return largest
 
 
 def _train_queue(label: str, environment: dict, started: float | None = None) -> dict:
@@ -273,18 +274,20 @@ def _train_queue(label: str, environment: dict, started: float | None = None) ->
         os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
     try:
         started = started or time.perf_counter()
+        startup = time.perf_counter() - started  # a cluster's start, before the first request
         manager = _temporary_manager()
         try:
             configs = [TrainingConfig(code_size=size, epochs=QUEUE_EPOCHS) for size in QUEUE_CODE_SIZES]
             jobs = [manager.request(config) for config in configs]
-            largest = 0
+            largest, cpu_by_pid, local = 0, {}, not environment.get("AE_RAY_ADDRESS")
             while any(job.snapshot().is_active for job in jobs):
-                if manager.worker_pid and not environment.get("AE_RAY_ADDRESS"):
-                    largest = max(largest, _service_tree_cpu_and_rss(manager.worker_pid)[1])
-                time.sleep(0.5)
+                if local and manager.worker_pid:
+                    largest = max(largest, _sample_service_tree(manager.worker_pid, cpu_by_pid))
+                time.sleep(0.25)
             seconds = time.perf_counter() - started
-            cpu = _service_tree_cpu_and_rss(manager.worker_pid)[0] if manager.worker_pid and \
-                not environment.get("AE_RAY_ADDRESS") else None
+            if local and manager.worker_pid:
+                _sample_service_tree(manager.worker_pid, cpu_by_pid)
+            cpu = sum(cpu_by_pid.values()) if local else None
             snapshots = [_wait(job) for job in jobs]
         finally:
             manager.close()
@@ -293,7 +296,54 @@ def _train_queue(label: str, environment: dict, started: float | None = None) ->
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
     return {"label": label, "seconds": seconds, "bce": [s.test_metrics.bce for s in snapshots],
             "where": sorted({s.where for s in snapshots}), "cpu": cpu, "largest_rss": largest,
-            "training": [s.history.training_seconds for s in snapshots]}
+            "training": [s.history.training_seconds for s in snapshots], "startup": startup}
+
+
+def bare_fit(code_size: int) -> None:
+    """One dense config's 10 epochs through the training loop alone (no job, no panel, no
+    checkpoints): prints its wall and CPU seconds as JSON. Run by `machine_ceiling`."""
+    import json
+
+    import keras
+
+    from ae.model.architectures import build_models
+    from ae.model.config import TrainingConfig
+    from ae.model.data import load_dataset
+    from ae.training import fast_fit
+    from ae.training.worker import VALIDATION_SIZE, pixel_binary_crossentropy
+
+    dataset = load_dataset()
+    config = TrainingConfig(code_size=code_size, epochs=QUEUE_EPOCHS)
+    models = build_models(config.architecture, config.code_size, config.training_options())
+    models.autoencoder.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=pixel_binary_crossentropy,
+                               jit_compile=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    fast_fit.fit(models.autoencoder, dataset.train_images, config.batch_size, QUEUE_EPOCHS, [],
+                 dataset.test_images[:VALIDATION_SIZE], seed=0, xla=True)
+    print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}))
+
+
+def machine_ceiling(slots: int) -> tuple[float, float]:
+    """What this machine allows at best: `slots` bare training loops (codes 8, 32, ...) one after
+    the other (all threads each), then all at once (threads shared): their wall times."""
+    import subprocess
+
+    cpus = os.cpu_count() or 1
+
+    def start(code: int, threads: int):
+        environment = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1")
+        return subprocess.Popen([sys.executable, "-m", "ae.bench", "--bare-fit", str(code)], env=environment,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    codes = [(8, 32, 16, 64)[i % 4] for i in range(slots)]
+    started = time.perf_counter()
+    for code in codes:
+        start(code, cpus).wait()
+    one_by_one = time.perf_counter() - started
+    started = time.perf_counter()
+    for process in [start(code, max(1, cpus // slots)) for code in codes]:
+        process.wait()
+    return one_by_one, time.perf_counter() - started
 
 
 def queue_table(slots: int | None) -> None:
@@ -305,7 +355,9 @@ def queue_table(slots: int | None) -> None:
     slots = slots or plan.slots
     print(f"\nqueue: {len(QUEUE_CODE_SIZES)} dense configs (codes {QUEUE_CODE_SIZES}), {QUEUE_EPOCHS} epochs each, "
           f"full MNIST; {os.cpu_count()} CPU(s); the machine's plan: {plan.why}", flush=True)
-    runs = [_train_queue("one slot (one job at a time)", {"AE_TRAINING_SLOTS": "1", "AE_RAY_ADDRESS": None}),
+    # The baseline is the service as it was: one job at a time in one process, never replaced.
+    runs = [_train_queue("one slot (one job at a time)", {"AE_TRAINING_SLOTS": "1", "AE_RAY_ADDRESS": None,
+                                                          "AE_SLOT_RECYCLE_MB": "1000000"}),
             _train_queue(f"{slots} local slots", {"AE_TRAINING_SLOTS": str(slots), "AE_RAY_ADDRESS": None})]
     try:
         import ray
@@ -325,16 +377,21 @@ def queue_table(slots: int | None) -> None:
             ray.shutdown()
             cluster.shutdown()
     base = runs[0]
+    alone, together = machine_ceiling(slots)
+    print(f"the machine's ceiling: {slots} bare training loops one by one {alone:.1f} s, at once {together:.1f} s: "
+          f"{alone / together:.2f}x at best")
     print(f"{'how':<52}{'wall s':>8}{'jobs/min':>10}{'x one slot':>12}{'max |dBCE|':>12}  where")
     for run in runs:
         drift = max(abs(b - a) / a for a, b in zip(base["bce"], run["bce"]))
         print(f"{run['label']:<52}{run['seconds']:>8.1f}{len(QUEUE_CODE_SIZES) * 60 / run['seconds']:>10.2f}"
               f"{base['seconds'] / run['seconds']:>12.2f}{drift:>12.2%}  {', '.join(run['where'])}", flush=True)
+        if run["startup"] > 0.5:
+            print(f"{'  of which the cluster start-up':<52}{run['startup']:>8.1f}")
     one = runs[0]
     if one["cpu"]:
         cpu_per_job = one["cpu"] / len(QUEUE_CODE_SIZES)
         wall_per_job = one["seconds"] / len(QUEUE_CODE_SIZES)
-        print(f"per job, alone: {wall_per_job:.1f} s wall, {cpu_per_job:.1f} CPU-s (service and slot): "
+        print(f"per job, alone: {wall_per_job:.1f} s wall, {cpu_per_job:.1f} CPU-s (service and slot, 2 threads): "
               f"{cpu_per_job / wall_per_job:.2f} cores busy; largest process {one['largest_rss'] / 2**20:,.0f} MiB")
     if runs[1]["largest_rss"]:
         print(f"with {slots} slots: largest process {runs[1]['largest_rss'] / 2**20:,.0f} MiB")
@@ -351,7 +408,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue", action="store_true",
                         help="only the queue: 8 configs through one slot, S local slots and a local 2-node Ray cluster")
     parser.add_argument("--slots", type=int, default=None, help="S for --queue (default: the machine's plan)")
+    parser.add_argument("--bare-fit", type=int, default=None, metavar="CODE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bare_fit:
+        bare_fit(args.bare_fit)
+        return
     if args.queue:
         queue_table(args.slots)
         return

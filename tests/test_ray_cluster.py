@@ -27,8 +27,6 @@ from tests.test_pages import assert_clean, open_page, texts, wait_for_slow_map
 from tests.test_training import wait_for, wait_until_done
 
 QUICK = dict(batch_size=32, train_size=2000)
-FIRST = TrainingConfig(code_size=6, epochs=4, seed=31, **QUICK)
-SECOND = TrainingConfig(code_size=10, epochs=4, seed=32, **QUICK)
 LONG = TrainingConfig(code_size=8, epochs=60, seed=33, **QUICK)
 LONGER = TrainingConfig(code_size=12, epochs=60, seed=34, **QUICK)
 
@@ -89,34 +87,46 @@ manager.close()
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_two_jobs_run_at_once_on_different_nodes_and_another_web_process_sees_both(nodes, managers, cache_dir,
-                                                                                  small_mnist_path):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One model cache for the module, as a cluster has one shared store: one service actor."""
+    return tmp_path_factory.mktemp("ray-cache")
+
+
+@pytest.fixture
+def manager(nodes, cache, dataset):
+    from ae.jobs.manager import JobManager
+    from ae.storage.store import ModelStore
+
+    made = JobManager(dataset, ModelStore.for_dataset(dataset, cache))
+    yield made
+    made.close()
+
+
+def test_a_sweep_runs_on_both_nodes_at_once_and_another_web_process_sees_it(nodes, manager, small_mnist_path):
     _, head, worker = nodes
-    manager = managers(cache_dir)
-    jobs = [manager.request(FIRST), manager.request(SECOND)]
-    running = [wait_running_where(job) for job in jobs]
-    assert {snapshot.where for snapshot in running} == {short(head), short(worker)}
-    both_running = all(job.snapshot().state is JobState.RUNNING for job in jobs)
+    sweep = [manager.request(TrainingConfig(code_size=size, epochs=3, seed=40, **QUICK)) for size in (2, 4, 8, 16)]
+    both_nodes = set()
+    deadline = time.monotonic() + 240
+    while len(both_nodes) < 2:  # two of its jobs training at the same moment, one on each node
+        assert time.monotonic() < deadline, [job.snapshot().state for job in sweep]
+        both_nodes = {s.where for s in (job.snapshot() for job in sweep) if s.state is JobState.RUNNING
+                      and (s.where or "").startswith("node ")}
+        time.sleep(0.05)
+    assert both_nodes == {short(head), short(worker)}
 
-    seen = second_web_process(small_mnist_path, cache_dir, f"""
-print(json.dumps({{key: [manager.snapshot(key).state.value, manager.snapshot(key).where]
-                  for key in {[FIRST.key, SECOND.key]!r} if manager.snapshot(key)}}))""")
-    assert set(seen) == {FIRST.key, SECOND.key}
-    if both_running:
-        assert {where for _, where in seen.values()} == {short(head), short(worker)}
-    finals = [wait_until_done(job, timeout=180) for job in jobs]
-    assert all(final.state is JobState.FINISHED for final in finals), [final.error for final in finals]
-    assert all(final.history.epochs_done == 4 and final.test_metrics is not None for final in finals)
+    seen = second_web_process(small_mnist_path, manager.store.root, f"""
+print(json.dumps({{key: manager.snapshot(key).state.value for key in {[job.key for job in sweep]!r}
+                  if manager.snapshot(key)}}))""")
+    assert set(seen) == {job.key for job in sweep}  # the other web process knows every job of the sweep
 
-
-def test_a_sweep_of_four_sizes_spreads_over_both_nodes_and_stop_works(nodes, managers, cache_dir):
-    _, head, worker = nodes
-    manager = managers(cache_dir)
-    sweep = [manager.request(TrainingConfig(code_size=size, epochs=2, seed=40, **QUICK)) for size in (2, 4, 8, 16)]
     finals = [wait_until_done(job, timeout=300) for job in sweep]
     assert all(final.state is JobState.FINISHED for final in finals), [final.error for final in finals]
+    assert all(final.history.epochs_done == 3 and final.test_metrics is not None for final in finals)
     assert {final.where for final in finals} == {short(head), short(worker)}
 
+
+def test_stop_works_on_the_cluster_and_the_model_is_saved_in_the_shared_store(manager):
     long = manager.request(LONG)
     wait_for(long, lambda s: s.state is JobState.RUNNING and s.history.epochs_done >= 1, "an epoch", timeout=120)
     long.stop()
@@ -126,15 +136,13 @@ def test_a_sweep_of_four_sizes_spreads_over_both_nodes_and_stop_works(nodes, man
     assert manager.load_models(long) is not None  # saved in the shared store, readable here
 
 
-def test_a_map_is_computed_on_the_cluster_and_read_by_another_web_process(nodes, managers, cache_dir, dataset,
-                                                                         small_mnist_path):
+def test_a_map_is_computed_on_the_cluster_and_read_by_another_web_process(manager, dataset, small_mnist_path):
     from ae.maps.files import load_map
     from ae.maps.protocol import MapSpec
     from ae.maps.service import MapService
     from ae.model.architectures import predict
 
-    manager = managers(cache_dir)
-    job = manager.request(TrainingConfig(code_size=4, epochs=1, seed=41, **QUICK))
+    job = manager.request(TrainingConfig(code_size=4, epochs=3, seed=40, **QUICK))  # trained by the sweep
     final = wait_until_done(job, timeout=180)
     assert final.state is JobState.FINISHED, final.error
     codes = predict(manager.load_models(job).encoder, dataset.test_images)
@@ -154,7 +162,7 @@ def test_a_map_is_computed_on_the_cluster_and_read_by_another_web_process(nodes,
         maps.close()
     path = maps.path(spec)
     assert load_map(path, spec) is not None
-    read = second_web_process(small_mnist_path, cache_dir, f"""
+    read = second_web_process(small_mnist_path, manager.store.root, f"""
 from ae.maps.files import load_map
 from ae.maps.protocol import MapSpec
 projection = load_map(Path({str(path)!r}), MapSpec({job.key!r}, {final.saved_at!r}, "umap", None))
@@ -162,7 +170,8 @@ print(json.dumps({{"points": None if projection is None else int(len(projection.
     assert read["points"] == len(codes)
 
 
-def test_the_app_trains_shows_progress_stops_and_maps_on_the_cluster(nodes, app_env):
+def test_the_app_trains_shows_progress_stops_and_maps_on_the_cluster(nodes, app_env, cache, monkeypatch):
+    monkeypatch.setenv("AE_CACHE_DIR", str(cache))  # the module's store, and its service actor
     app = open_page("pages/train.py")
     app.number_input(key="code").set_value(3).run()
     app.number_input(key="epochs").set_value(200).run()
@@ -194,11 +203,12 @@ def test_the_app_trains_shows_progress_stops_and_maps_on_the_cluster(nodes, app_
     assert_clean(app)
 
 
-def test_killing_the_node_of_a_job_resumes_it_from_its_checkpoint_on_the_other_node(nodes, managers, cache_dir):
+def test_killing_the_node_of_a_job_resumes_it_from_its_checkpoint_on_the_other_node(nodes, manager):
     cluster, head, worker = nodes
-    manager = managers(cache_dir)
-    jobs = [manager.request(LONG), manager.request(LONGER)]
+    jobs = [manager.request(LONG.with_changes(seed=35)), manager.request(LONGER)]  # not trained before in this store
     running = {job.key: wait_running_where(job) for job in jobs}
+    where = {key: snapshot.where for key, snapshot in running.items()}
+    assert set(where.values()) == {short(head), short(worker)}, where  # one CPU a node: one job on each
     doomed = next(job for job in jobs if running[job.key].where == short(worker))
     survivor = next(job for job in jobs if job is not doomed)
     before = wait_for(doomed, lambda s: s.history.epochs_done >= 3, "three epochs", timeout=180)

@@ -126,3 +126,15 @@ def test_a_slot_that_dies_fails_only_its_own_job_which_then_resumes(two_slots, c
     assert resumed.history.epochs_done >= checkpointed
     again.stop()
     assert wait_until_done(again, timeout=60).state is JobState.STOPPED
+
+
+def test_a_slot_process_grown_past_its_limit_is_replaced_between_runs(cache_dir, managers, monkeypatch):
+    monkeypatch.setenv("AE_SLOT_RECYCLE_MB", "1")  # every process is over 1 MB: replaced after each run
+    manager = managers(cache_dir)
+    pids = []
+    for seed in (51, 52):
+        job = manager.request(FIRST.with_changes(epochs=1, seed=seed))
+        wait_for(job, lambda s: s.state is JobState.RUNNING and s.phase.value == "training", "training")
+        pids.append(slot_processes(manager.worker_pid)["slot 1"].pid)
+        assert wait_until_done(job).state is JobState.FINISHED
+    assert pids[0] != pids[1]  # a fresh process trained the second run

@@ -25,9 +25,13 @@ log = logging.getLogger(__name__)
 
 SLOTS_VARIABLE = "AE_TRAINING_SLOTS"
 THREADS_VARIABLE = "AE_THREADS_PER_JOB"
-# Peak resident memory of one slot process training the largest preset (conv, code 784,
-# batch 256) on full MNIST, measured with `python -m ae.bench --queue`: ~1.1 GB; with margin.
-SLOT_MEMORY_BYTES = 1_500_000_000
+# A slot's process grows with every config it trains (XLA's compiled code, kept models): 2.2 GB
+# after 4 dense configs, 3.0 GB after 8 (`python -m ae.bench --queue`). So a process past
+# RECYCLE_BYTES after a run is replaced by a fresh one (TensorFlow loads again, ~5 s of one core,
+# while the slot is idle), and a slot is planned at that plus one run's growth.
+RECYCLE_BYTES = 2_000_000_000
+RECYCLE_VARIABLE = "AE_SLOT_RECYCLE_MB"  # overrides RECYCLE_BYTES, in megabytes
+SLOT_MEMORY_BYTES = 2_500_000_000
 RESERVED_BYTES = 2_000_000_000  # the web processes, the map service and the system keep this much
 
 
@@ -103,6 +107,8 @@ class LocalSlot(Slot):
         self._key: str | None = None
         self._ended = threading.Event()
         self._gone = False  # the current process's connection closed
+        self._starting = threading.Lock()  # one process at a time, whoever starts it
+        self.recycled = 0  # processes replaced for their memory
         self._on_message: Callable[[object], bool] = lambda message: False
 
     @property
@@ -116,8 +122,11 @@ class LocalSlot(Slot):
             log.warning("%s did not start: %s", self.name, problem)
 
     def _start(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            return
+        with self._starting:
+            if self.process is None or self.process.poll() is not None:
+                self._start_process()
+
+    def _start_process(self) -> None:
         environment = {"TF_NUM_INTRAOP_THREADS": str(self.threads), "OMP_NUM_THREADS": str(self.threads),
                        "TF_NUM_INTEROP_THREADS": str(min(2, self.threads))}
         arguments = {"data_path": self.data_path, "store_root": self.store_root, "where": self.name}
@@ -153,6 +162,8 @@ class LocalSlot(Slot):
         self._ended.wait()
         with self._lock:
             self._key = None
+        if not self._gone and _resident_bytes(self.process) > recycle_bytes():
+            self._recycle()
         if self._gone:
             try:
                 code = self.process.wait(timeout=5)
@@ -160,6 +171,16 @@ class LocalSlot(Slot):
                 self.process.kill()
                 code = None
             raise SlotLost(ipc.describe_exit(code))
+
+    def _recycle(self) -> None:
+        """Replace a process grown past `recycle_bytes()` by a fresh one, started at once."""
+        log.info("%s: replacing its process (%.1f GB) with a fresh one", self.name,
+                 _resident_bytes(self.process) / 1e9)
+        with self._starting:
+            old, self.process = self.process, None
+            ipc.end_process(old, grace=5.0)
+        self.recycled += 1
+        threading.Thread(target=self.prepare, name=f"ae-{self.name}-start", daemon=True).start()
 
     def _send(self, message) -> None:
         try:
@@ -177,6 +198,20 @@ class LocalSlot(Slot):
 
     def close(self) -> None:
         ipc.end_process(self.process, grace=5.0)
+
+
+def recycle_bytes() -> int:
+    configured = env_setting(RECYCLE_VARIABLE)
+    return configured * 1_000_000 if configured else RECYCLE_BYTES
+
+
+def _resident_bytes(process: subprocess.Popen | None) -> int:
+    import psutil
+
+    try:
+        return psutil.Process(process.pid).memory_info().rss if process is not None else 0
+    except psutil.NoSuchProcess:
+        return 0
 
 
 def run_key(order: RunOrder) -> str:

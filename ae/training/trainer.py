@@ -399,8 +399,11 @@ class Trainer:
         return job.stop_requested
 
     def _work(self, slot) -> None:
-        """One slot's life: take the queue's first job, train it there, repeat."""
-        slot.prepare()
+        """One slot's life: take the queue's first job, train it there, repeat. The first slot
+        loads TensorFlow at once, so the first Train is quick; the others when a second job
+        needs them, so an idle server costs what one training process did."""
+        if slot is self.slots[0]:
+            slot.prepare()
         while True:
             with self._lock:
                 while not self._queue:
@@ -424,6 +427,7 @@ class Trainer:
         except SlotLost as lost:
             log.warning("%s lost while training %s: %s", slot.name, job.key, lost)
             job.lost(str(lost), self.store)
-            slot.prepare()  # a fresh process (or actor) for the next job
+            if slot is self.slots[0]:
+                slot.prepare()  # a fresh process for the next job
         if job.state in ACTIVE_STATES:  # the worker ended without a final state: never leave it running
             job.lost("it ended the run without a result", self.store)
