@@ -112,14 +112,24 @@ class RaySlot(Slot):
         resources = {"num_cpus": self.threads}
         if _wants_gpu(order):
             resources["num_gpus"] = 1
-        task = ray.remote(train_run).options(**resources, max_retries=MAX_RETRIES, retry_exceptions=False,
-                                             runtime_env=_task_environment(self.threads))
+        task = _remote(ray, train_run).options(**resources, max_retries=MAX_RETRIES, retry_exceptions=False,
+                                               runtime_env=_task_environment(self.threads))
         try:
             ray.get(task.remote(order, self.service_handle, self.data_path, self.store_root))
         except ray.exceptions.RayError as error:
             raise SlotLost(f"its Ray task was lost {MAX_RETRIES + 1} times ({type(error).__name__})") from None
         finally:
             self.routes.pop(key, None)
+
+
+_remotes: dict = {}
+
+
+def _remote(ray, function):
+    """`ray.remote(function)`, made once per process (Ray exports a function once per handle)."""
+    if function not in _remotes:
+        _remotes[function] = ray.remote(function)
+    return _remotes[function]
 
 
 def _wants_gpu(order: RunOrder) -> bool:
