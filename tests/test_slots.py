@@ -138,3 +138,19 @@ def test_a_slot_process_grown_past_its_limit_is_replaced_between_runs(cache_dir,
         pids.append(slot_processes(manager.worker_pid)["slot 1"].pid)
         assert wait_until_done(job).state is JobState.FINISHED
     assert pids[0] != pids[1]  # a fresh process trained the second run
+
+
+def test_a_cluster_run_follows_only_its_latest_try():
+    """After a lost node, Ray runs a run again elsewhere; if the old try's process lives on,
+    its reports are refused with ABANDON, so two tries never train or save one model at once."""
+    from ae.training.protocol import Progress
+    from ae.training.ray_service import LatestTry
+    from ae.training.snapshot import JobSnapshot
+    from ae.training.worker import ABANDON
+
+    followed = []
+    route = LatestTry(lambda message: followed.append(message.where) or False)
+    report = lambda where: route(Progress(JobSnapshot(key="k", config=FIRST, state=JobState.RUNNING), False, where))  # noqa: E731
+    assert [report("node a"), report("node a"), report("node b"), report("node a"), report("node b")] == \
+        [False, False, False, ABANDON, False]
+    assert followed == ["node a", "node a", "node b", "node b"]

@@ -73,12 +73,14 @@ def _task_environment(threads: int) -> dict:
                          "TF_NUM_INTEROP_THREADS": str(min(2, threads)), "AE_TRAINING_SLOTS": "1"}}
 
 
-_worker = None  # this Ray worker process's Worker: TensorFlow, the data and kept models stay loaded
+_idle_workers: list = []  # this Ray worker process's idle Workers: TensorFlow, data, kept models stay loaded
+_idle_lock = threading.Lock()
 
 
 def train_run(order: RunOrder, service, data_path: str, store_root: str) -> str:
-    """A run as a Ray task, on whichever node Ray chose; returns its final state."""
-    global _worker
+    """A run as a Ray task, on whichever node Ray chose; returns its final state. A Worker is
+    never shared by two runs: while one blocks in `ray.get`, Ray may start another task in the
+    same process, so each run takes an idle Worker (or makes one) and gives it back."""
     import ray
 
     from ae.model.data import load_dataset
@@ -90,10 +92,18 @@ def train_run(order: RunOrder, service, data_path: str, store_root: str) -> str:
     def send(message) -> bool:
         return ray.get(service.report.remote(key, message))
 
-    if _worker is None or _worker.store.root != Path(store_root):
-        _worker = Worker(load_dataset(data_path), ModelStore(Path(store_root)), send, node_name())
-    _worker.send, _worker.where = send, node_name()
-    return _worker.run(order).state.value
+    with _idle_lock:
+        worker = next((idle for idle in _idle_workers if idle.store.root == Path(store_root)), None)
+        if worker is not None:
+            _idle_workers.remove(worker)
+    if worker is None:
+        worker = Worker(load_dataset(data_path), ModelStore(Path(store_root)), send, node_name())
+    worker.send, worker.where = send, node_name()
+    try:
+        return worker.run(order).state.value
+    finally:
+        with _idle_lock:
+            _idle_workers[:] = [worker]  # one kept: memory stays that of one Worker
 
 
 class RaySlot(Slot):
@@ -108,7 +118,7 @@ class RaySlot(Slot):
         import ray
 
         key = run_key(order)
-        self.routes[key] = on_message
+        self.routes[key] = LatestTry(on_message)
         resources = {"num_cpus": self.threads}
         if _wants_gpu(order):
             resources["num_gpus"] = 1
@@ -120,6 +130,32 @@ class RaySlot(Slot):
             raise SlotLost(f"its Ray task was lost {MAX_RETRIES + 1} times ({type(error).__name__})") from None
         finally:
             self.routes.pop(key, None)
+
+
+class LatestTry:
+    """Routes one run's reports to its job, following only its latest try. When Ray runs a run
+    again after its node was lost, the first report from the new node makes that try the one
+    followed; the old try, if its process lives on, is told to abandon (`ABANDON`), so two
+    tries never train, report or save the same model at once."""
+
+    ABANDON = "abandon"  # ae.training.worker.ABANDON (not imported: the service has no Keras)
+
+    def __init__(self, on_message):
+        self.on_message = on_message
+        self.where: str | None = None  # the node of the try followed
+        self.given_up: set[str] = set()  # the nodes of earlier tries
+        self._lock = threading.Lock()
+
+    def __call__(self, message):
+        where = getattr(message, "where", None)
+        with self._lock:
+            if where is not None:
+                if where in self.given_up:
+                    return self.ABANDON
+                if self.where is not None and where != self.where:
+                    self.given_up.add(self.where)
+                self.where = where
+        return self.on_message(message)
 
 
 _remotes: dict = {}

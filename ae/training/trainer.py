@@ -402,8 +402,8 @@ class Trainer:
         """One slot's life: take the queue's first job, train it there, repeat. The first slot
         loads TensorFlow at once, so the first Train is quick; the others when a second job
         needs them, so an idle server costs what one training process did."""
-        if slot is self.slots[0]:
-            slot.prepare()
+        if slot is self.slots[0]:  # on a thread of its own: a request meanwhile is taken at once, not queued
+            threading.Thread(target=slot.prepare, name=f"ae-{slot.name}-start", daemon=True).start()
         while True:
             with self._lock:
                 while not self._queue:
@@ -427,7 +427,7 @@ class Trainer:
         except SlotLost as lost:
             log.warning("%s lost while training %s: %s", slot.name, job.key, lost)
             job.lost(str(lost), self.store)
-            if slot is self.slots[0]:
-                slot.prepare()  # a fresh process for the next job
+            if slot is self.slots[0]:  # a fresh process for the next job
+                threading.Thread(target=slot.prepare, name=f"ae-{slot.name}-start", daemon=True).start()
         if job.state in ACTIVE_STATES:  # the worker ended without a final state: never leave it running
             job.lost("it ended the run without a result", self.store)

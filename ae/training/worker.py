@@ -54,6 +54,14 @@ def pixel_binary_crossentropy(y_true, y_pred):
     return keras.losses.binary_crossentropy(keras.ops.reshape(y_true, (-1, pixels)), keras.ops.reshape(y_pred, (-1, pixels)))
 
 
+ABANDON = "abandon"  # the service's answer to a try of a run it no longer follows
+
+
+class RunAbandoned(Exception):
+    """The service follows a newer try of this run (this one's node was given up for lost, yet
+    its process lived on): end at once, saving and reporting nothing."""
+
+
 class Worker:
     """One slot's trainer: one run at a time, the training copies it keeps for a quick
     Continue, and its checkpoint writer. It is the `trainer` of the jobs it trains.
@@ -101,10 +109,15 @@ class Worker:
             models = self._train(job)
             stopped = not job.history.plan_done
             self._finish(job, models, JobState.STOPPED if stopped else JobState.FINISHED, time.perf_counter() - started)
+        except RunAbandoned:
+            log.warning("Run of %s abandoned: the service follows a newer try of it", job.key)
         except Exception as error:  # the job reports every failure; the worker lives on
             log.exception("Training %s failed", job.key)
-            job._set(state=JobState.FAILED, error=str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}",
-                     eta_seconds=None, phase=Phase.DONE)
+            try:
+                job._set(state=JobState.FAILED, eta_seconds=None, phase=Phase.DONE,
+                         error=str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}")
+            except RunAbandoned:
+                pass
         finally:
             self.job = None
         return job
@@ -209,7 +222,10 @@ class Worker:
             if snapshot.panel_version == self._sent_panel:
                 snapshot = snapshot.with_changes(panel_reconstructions=None)
             self._sent_panel = snapshot.panel_version
-            if self.send(Progress(snapshot, urgent, self.where)):
+            answer = self.send(Progress(snapshot, urgent, self.where))
+            if answer == ABANDON:
+                raise RunAbandoned()
+            if answer:
                 job.stop()
 
     def stop_running(self, job: TrainingJob) -> None:
