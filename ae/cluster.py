@@ -26,6 +26,11 @@ def ray_address() -> str | None:
     return os.environ.get(ADDRESS_VARIABLE, "").strip() or None
 
 
+def python_path() -> str:
+    """This checkout first on a Ray worker's import path (every node runs the same checkout)."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+
 def node_name() -> str:
     """This worker's node, short, for the page ("node 3f2a91c0")."""
     import ray
@@ -45,10 +50,9 @@ def connect(address: str | None = None):
     with _lock:
         if ray.is_initialized():
             return ray
-        python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         try:
             ray.init(address=address, namespace=NAMESPACE, logging_level="WARNING", log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+                     runtime_env={"env_vars": {"PYTHONPATH": python_path()}})
         except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError... in words
             raise ClusterUnavailable(f"The Ray cluster at {address} cannot be reached ({error}).") from None
     return ray

@@ -65,7 +65,7 @@ def compute_on_cluster(task: ComputeMap, wanted: Callable[[], bool], progress: C
     board = ray.remote(MapBoard).options(name=BOARD_NAME, namespace=cluster.NAMESPACE, get_if_exists=True,
                                          lifetime="detached", num_cpus=0, max_concurrency=64).remote()
     token = f"{os.getpid()}-{task.task_id}-{time.monotonic_ns()}"
-    environment = {"env_vars": {"PYTHONPATH": str(cluster.ROOT), "AE_MAP_TASK": "1", "OMP_NUM_THREADS": "1",
+    environment = {"env_vars": {"PYTHONPATH": cluster.python_path(), "AE_MAP_TASK": "1", "OMP_NUM_THREADS": "1",
                                 "NUMBA_NUM_THREADS": "1"}}
     reference = ray.remote(project_and_save).options(num_cpus=1, max_retries=MAX_RETRIES, runtime_env=environment) \
         .remote(task, board, token)

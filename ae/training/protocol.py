@@ -122,7 +122,6 @@ class RunOrder:
     saved_at: float | None
     saved_to_disk: bool
     resume_from: float | None
-    note: str | None = None  # shown while it runs, e.g. that it resumed after a node was lost
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,6 @@ class Slot(ABC):
     def stop(self, key: str) -> None:
         """Ask the run of `key`, if this slot is training it, to stop."""
 
-    def close(self) -> None:
-        """End the slot (a run in flight is lost; its checkpoint stays)."""
-
 
 class LocalSlot(Slot):
     """A process of its own on this machine, kept between runs (TensorFlow loads once)."""
@@ -108,12 +105,7 @@ class LocalSlot(Slot):
         self._ended = threading.Event()
         self._gone = False  # the current process's connection closed
         self._starting = threading.Lock()  # one process at a time, whoever starts it
-        self.recycled = 0  # processes replaced for their memory
         self._on_message: Callable[[object], bool] = lambda message: False
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
 
     def prepare(self) -> None:
         try:
@@ -179,7 +171,6 @@ class LocalSlot(Slot):
         with self._starting:
             old, self.process = self.process, None
             ipc.end_process(old, grace=5.0)
-        self.recycled += 1
         threading.Thread(target=self.prepare, name=f"ae-{self.name}-start", daemon=True).start()
 
     def _send(self, message) -> None:
@@ -195,9 +186,6 @@ class LocalSlot(Slot):
                     self._connection.send(StopRun(key))
                 except (OSError, ValueError):
                     pass  # gone: run() reports it
-
-    def close(self) -> None:
-        ipc.end_process(self.process, grace=5.0)
 
 
 def recycle_bytes() -> int:

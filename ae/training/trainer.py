@@ -191,10 +191,10 @@ class TrainingJob:
         self.trainer.mark_dirty(self)
         return True
 
-    def order(self, note: str | None = None) -> RunOrder:
+    def order(self) -> RunOrder:
         with self._lock:
             return RunOrder(self.config.to_dict(), self.history.to_dict(), self.saved_at, self.saved_to_disk,
-                            self.resume_from, note)
+                            self.resume_from)
 
     def adopt(self, progress: Progress) -> None:
         """The job as its slot's worker sees it. A Stop pressed meanwhile stays pressed."""
@@ -376,10 +376,6 @@ class Trainer:
             if job.saved_at is None and job.history.epochs_done == 0 and job.resume_from is None:
                 self._forgotten[job.key] = self._jobs.pop(job.key, job)
         self._on_change(True)
-
-    def running_count(self) -> int:
-        with self._lock:
-            return len(self._running)
 
     # ---- the slots ---------------------------------------------------------------------------
     def stop_running(self, job: TrainingJob) -> None:

@@ -87,7 +87,7 @@ class Worker:
         an earlier try of this run (its node was lost): the run resumes from it."""
         config = TrainingConfig.from_dict(order.config)
         history = History.from_dict(order.history)
-        resume_from, note = order.resume_from, order.note
+        resume_from, note = order.resume_from, None
         checkpointed = checkpoint_epochs(self.store, config.key)
         if checkpointed is not None and checkpointed > max(history.epochs_done, resume_from or 0.0) + EPOCH_TOLERANCE:
             resume_from = checkpointed
