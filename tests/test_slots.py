@@ -94,7 +94,9 @@ def test_the_queue_keeps_its_order_and_never_runs_more_than_the_slots(two_slots,
     jobs = [manager.request(config) for config in configs]
     for job in jobs[:2]:
         wait_for(job, lambda s: s.state is JobState.RUNNING, "running")
-    assert [job.snapshot().queue_position for job in jobs] == [None, None, 1, 2]
+    for job, place in zip(jobs[2:], (1, 2)):  # snapshots arrive from the service as they change
+        wait_for(job, lambda s, place=place: s.queue_position == place, f"place {place} in line", timeout=30)
+    assert [job.snapshot().queue_position for job in jobs[:2]] == [None, None]
     assert [job.snapshot().state for job in jobs[2:]] == [JobState.QUEUED, JobState.QUEUED]
     intervals = running_intervals(jobs, timeout=300)
     assert all(wait_until_done(job).state is JobState.FINISHED for job in jobs)
