@@ -7,20 +7,23 @@ room of 200 needs several. This starts:
   (`ae.ipc`); every web process attaches to both, so a run started through one is seen,
   shared and stoppable through all;
 - K web processes (`streamlit run app.py`) on loopback ports, with `AE_SERVICES` set;
-- nginx in front, on the given address and port, with sticky sessions (a cookie picks the
-  web process: Streamlit keeps a session's uploads and media in its own process) and
-  websockets passed through; a web process that stops answering gets no new sessions. nginx
-  also serves the live feed (`/live/`): the files the web processes write once per snapshot
-  version (`ae.display.feed`), which every watching browser polls without costing Python
-  anything.
+- nginx in front, on `--address` (loopback unless asked: a classroom gives 0.0.0.0 or the
+  room's interface) and `--port`, with sticky sessions (a cookie picks the web process:
+  Streamlit keeps a session's uploads and media in its own process) and websockets passed
+  through; a web process that stops answering gets no new sessions. nginx also serves the
+  live feed (`/live/`): the files the web processes write once per snapshot version
+  (`ae.display.feed`), which every watching browser polls without costing Python anything.
 
-It then supervises: a service or web process that dies is started again (the web processes
-reattach by themselves). Ctrl+C or SIGTERM stops all of them and removes the folder. A plain
-`streamlit run app.py` stays the default for a laptop and needs none of this.
+Only nginx listens on `--address`: whatever it is, the web processes stay on loopback and the
+services on sockets in the private folder. It then supervises: a service or web process that
+dies is started again (the web processes reattach by themselves). Ctrl+C or SIGTERM stops all
+of them and removes the folder. A plain `streamlit run app.py` stays the default for a laptop
+and needs none of this.
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import shutil
@@ -38,6 +41,7 @@ from ae.cluster import ADDRESS_VARIABLE
 from ae.display.feed import FEED_FOLDER_VARIABLE, FEED_URL_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"  # the web processes' address, whatever nginx listens on
 START_TIMEOUT = 90.0  # seconds for a web process to answer its health check
 NGINX_CONFIG = """\
 worker_processes 1;
@@ -62,7 +66,7 @@ http {{
 {servers}
     }}
     server {{
-        listen {address}:{port};
+        listen {listen};
         client_max_body_size 12m;
         location /live/ {{
             alias {feed}/;
@@ -91,12 +95,43 @@ def nginx_path() -> str | None:
     return found if Path(found).exists() else None
 
 
+def check_address(address: str) -> str:
+    """The address to listen on, as an IP literal: a host name could resolve anywhere."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        raise ValueError(f"--address takes an IP address (127.0.0.1, 0.0.0.0, ::, or this machine's own); "
+                         f"got {address!r}.") from None
+
+
+def host_port(address: str, port: int) -> str:
+    """`address:port`, with an IPv6 address in brackets as nginx and URLs want it."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def local_url(address: str, port: int) -> str:
+    """How this machine reaches a server listening on `address`: a wildcard through loopback."""
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified:
+        address = "::1" if ip.version == 6 else LOOPBACK
+    return f"http://{host_port(address, port)}"
+
+
 def nginx_config(address: str, port: int, web_ports: list[int], folder: Path, feed: Path, log: Path) -> str:
-    servers = "\n".join(f"        server 127.0.0.1:{web_port} max_fails=1 fail_timeout=5s;" for web_port in web_ports)
-    return NGINX_CONFIG.format(address=address, port=port, servers=servers, folder=folder, feed=feed, log=log)
+    """nginx listens on `address`; its upstreams, the web processes, are on loopback."""
+    servers = "\n".join(f"        server {LOOPBACK}:{web_port} max_fails=1 fail_timeout=5s;" for web_port in web_ports)
+    return NGINX_CONFIG.format(listen=host_port(check_address(address), port), servers=servers, folder=folder,
+                               feed=feed, log=log)
 
 
-def free_port(address: str = "127.0.0.1") -> int:
+def web_command(port: int) -> list[str]:
+    """One web process: Streamlit on loopback only, whatever the room's address."""
+    return [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            "--server.address", LOOPBACK, "--server.headless", "true", "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false"]
+
+
+def free_port(address: str = LOOPBACK) -> int:
     with socket.socket() as sock:
         sock.bind((address, 0))
         return sock.getsockname()[1]
@@ -149,12 +184,16 @@ class BigClassServer:
     proxy_process: Child | None = None
     on_cluster: bool = False  # AE_RAY_ADDRESS set: no local training service
 
+    def __post_init__(self) -> None:
+        self.address = check_address(self.address)
+
     @property
     def url(self) -> str:
-        return f"http://{self.address}:{self.port}"
+        """The front as this machine reaches it (the health check, the tests)."""
+        return local_url(self.address, self.port)
 
     def web_url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.web_ports[index]}"
+        return f"http://{LOOPBACK}:{self.web_ports[index]}"
 
     def start(self) -> "BigClassServer":
         from ae.model.data import load_dataset
@@ -192,11 +231,8 @@ class BigClassServer:
             service.start()
         self._wait_for_sockets()
         self.web_ports = [free_port() for _ in range(self.web)]
-        self.webs = [Child(f"web process {i + 1}", [
-            sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false"], environment, self.log_folder / f"web{i + 1}.log")
-            for i, port in enumerate(self.web_ports)]
+        self.webs = [Child(f"web process {i + 1}", web_command(port), environment, self.log_folder / f"web{i + 1}.log")
+                     for i, port in enumerate(self.web_ports)]
         for web in self.webs:
             web.start()
         self._wait_for_webs()
@@ -223,7 +259,7 @@ class BigClassServer:
         self._wait_until(lambda: all(path.exists() for path in names), "The services", 60)
 
     def _wait_for_webs(self) -> None:
-        self._wait_until(lambda: all(healthy(f"http://127.0.0.1:{p}") for p in self.web_ports), "The web processes",
+        self._wait_until(lambda: all(healthy(f"http://{LOOPBACK}:{p}") for p in self.web_ports), "The web processes",
                          START_TIMEOUT)
 
     def supervise_once(self) -> list[str]:
@@ -258,13 +294,15 @@ class BigClassServer:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def server_from_arguments(argv: list[str] | None = None) -> BigClassServer:
+    """The server the command line asks for, not yet started; a wrong argument exits in words."""
+    parser = argparse.ArgumentParser(prog="python -m ae.serve", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--web", type=int, default=4, help="web processes (about one core each at most); default 4")
     parser.add_argument("--port", type=int, default=8501, help="the port the room opens; default 8501")
-    parser.add_argument("--address", default="127.0.0.1",
-                        help="the address to listen on; default loopback only. 0.0.0.0 opens it to the network")
+    parser.add_argument("--address", default=LOOPBACK,
+                        help="the address nginx listens on; default 127.0.0.1, loopback only. A classroom: 0.0.0.0 "
+                             "(every interface) or the room's interface's address. The web processes stay on loopback")
     parser.add_argument("--no-proxy", action="store_true", help="no nginx: print each web process's own address")
     parser.add_argument("--logs", type=Path, default=None, help="a folder for every process's log")
     parser.add_argument("--ray", metavar="ADDRESS", default=None,
@@ -272,19 +310,31 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if not 1 <= arguments.web <= 64:
         parser.error("--web takes 1 to 64 web processes.")
-    server = BigClassServer(web=arguments.web, port=arguments.port, address=arguments.address,
-                            proxy=not arguments.no_proxy, log_folder=arguments.logs,
-                            environment={ADDRESS_VARIABLE: arguments.ray} if arguments.ray else {})
+    try:
+        address = check_address(arguments.address)
+    except ValueError as problem:
+        parser.error(str(problem))
+    if arguments.no_proxy and not ipaddress.ip_address(address).is_loopback:
+        parser.error("--no-proxy serves the web processes on loopback only; --address needs nginx in front.")
+    return BigClassServer(web=arguments.web, port=arguments.port, address=address, proxy=not arguments.no_proxy,
+                          log_folder=arguments.logs,
+                          environment={ADDRESS_VARIABLE: arguments.ray} if arguments.ray else {})
+
+
+def main(argv: list[str] | None = None) -> int:
+    server = server_from_arguments(argv)
+    ray = server.environment.get(ADDRESS_VARIABLE)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
         server.start()
-        trainer = f"the Ray cluster's ({arguments.ray})" if arguments.ray else "one"
-        print(f"Autoencoder Explorer for a big class: {server.url if server.proxy else ''} "
-              f"({arguments.web} web processes, {trainer} training service, one map service). Logs: {server.log_folder}. "
+        trainer = f"the Ray cluster's ({ray})" if ray else "one"
+        where = f"{server.url} (listening on {host_port(server.address, server.port)})" if server.proxy else ""
+        print(f"Autoencoder Explorer for a big class: {where} "
+              f"({server.web} web processes, {trainer} training service, one map service). Logs: {server.log_folder}. "
               "Ctrl+C stops all of them.", flush=True)
         if not server.proxy:
-            for index in range(arguments.web):
+            for index in range(server.web):
                 print(f"  web process {index + 1}: {server.web_url(index)}", flush=True)
         while not stopping:
             for line in server.supervise_once():
