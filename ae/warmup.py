@@ -47,7 +47,7 @@ def _warm() -> None:
 # ---- `python -m ae.warmup`: everything a lecture needs, trained and compiled ahead of it -----
 def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: bool = True) -> list[str]:
     """Train and save every preset not saved yet (a terminal progress bar shows the epochs),
-    then start the map process so UMAP's code is compiled into its cache. Returns a line per
+    pin them all (only the lecturer may change a pinned model), then start the map process so UMAP's code is compiled into its cache. Returns a line per
     preset saying what was done."""
     import sys
     import time
@@ -63,9 +63,11 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
     for preset in presets:
         job = manager.get(preset.config.key)
         if job is not None and job.snapshot().has_model and not job.snapshot().is_active:
-            lines.append(f"{preset.label}: saved already ({preset.config.key})")
+            if not job.snapshot().pinned:  # the presets are the lecture's: nobody else changes them
+                manager.pin(preset.config.key, True, None)
+            lines.append(f"{preset.label}: saved already, pinned ({preset.config.key})")
         else:
-            jobs[preset.name] = manager.request(preset.config)
+            jobs[preset.name] = manager.request(preset.config, pin=True)
     total = sum(preset.config.epochs for preset in presets if preset.name in jobs)
     with tqdm(total=total, unit="epoch", file=out or sys.stderr, desc="Training the presets",
               bar_format="{l_bar}{bar}| {n:.1f}/{total} epochs [{elapsed}<{remaining}]") as bar:
@@ -79,7 +81,7 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
     for preset in presets:
         if preset.name in jobs:
             snapshot = jobs[preset.name].snapshot()
-            done = f"trained, test BCE {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else f"failed: {snapshot.error}"
+            done = f"trained and pinned, test BCE {snapshot.test_metrics.bce:.4f}" if snapshot.test_metrics else f"failed: {snapshot.error}"
             lines.append(f"{preset.label}: {done} ({preset.config.key})")
     if warm_maps:
         from ae.maps.service import get_map_service

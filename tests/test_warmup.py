@@ -15,10 +15,13 @@ def test_warm_up_trains_each_preset_once_with_a_progress_bar(app_env):
     out = io.StringIO()
     lines = warm_up_for_a_lecture(TINY, out=out, warm_maps=False)
     assert [line.split(":")[0] for line in lines] == ["A tiny one", "A tiny VAE"]
-    assert all("trained, test BCE" in line for line in lines), lines
+    assert all("trained and pinned, test BCE" in line for line in lines), lines
     assert "Training the presets" in out.getvalue() and "2.0/2 epochs" in out.getvalue()
     again = warm_up_for_a_lecture(TINY, out=io.StringIO(), warm_maps=False)
     assert all("saved already" in line for line in again), again
+    from ae.jobs.manager import get_manager
+
+    assert all(get_manager().get(preset.config.key).snapshot().pinned for preset in TINY)
 
 
 def test_presets_are_valid_and_distinct():

@@ -56,13 +56,33 @@ class Sweep:
 
     @classmethod
     def start(cls, manager, base: TrainingConfig, code_sizes, session: str | None = None,
-              architectures=None) -> "Sweep":
+              architectures=None, lecturer: bool | None = None) -> "Sweep":
         """Request every code size's job (reusing trained ones); they queue smallest first.
-        `session` asked for them: other sessions cannot stop them (see JobManager)."""
+        `session` asked for them: other sessions cannot stop them (see JobManager). A sweep
+        counts as its jobs against a student's cap: one that does not fit is refused whole,
+        in words (ValueError), before any job is queued."""
         configs = sweep_configs(base, code_sizes, architectures)
+        new_runs = sum(1 for config in configs if cls._needs_a_run(manager, config))
+        room = manager.room_left(session, lecturer) if new_runs else None
+        if room is not None and room.jobs is not None and new_runs > room.jobs:
+            have = room.cap - room.jobs
+            raise ValueError(
+                f"This sweep would queue {new_runs} models, but a student may have at most {room.cap} queued or "
+                f"training at once and you have {have} already ({room.ahead} job{'s' if room.ahead != 1 else ''} "
+                f"ahead of your next one in the queue). Choose at most {room.jobs} new size"
+                f"{'s' if room.jobs != 1 else ''}, or wait for yours to finish.")
         for config in configs:
-            manager.request(config, session=session)
+            manager.request(config, session=session, lecturer=lecturer)
         return cls(manager, configs)
+
+    @staticmethod
+    def _needs_a_run(manager, config: TrainingConfig) -> bool:
+        """Whether requesting `config` queues a new run (not one saved or under way already)."""
+        job = manager.get(config.key)
+        if job is None:
+            return True
+        snapshot = job.snapshot()
+        return snapshot.state.value == "failed" or not (snapshot.has_model or snapshot.is_active)
 
     def jobs(self) -> list:
         """The job of each config, or None where it was cancelled before it trained."""
@@ -85,12 +105,12 @@ class Sweep:
     def active(self) -> bool:
         return any(job is not None and job.snapshot().is_active for job in self.jobs())
 
-    def stop(self, session: str | None = None) -> None:
+    def stop(self, session: str | None = None, lecturer: bool | None = None) -> None:
         """Stop the running job and cancel the queued ones; trained sizes keep their models.
         A size another session asked for as well goes on for them."""
         for job in reversed(self.jobs()):  # cancel the queue first so nothing new starts
             if job is not None:
-                job.stop(session)
+                job.stop(session, lecturer)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 live feed (ae.display.feed), so a browser polling the feed reads exactly what a page would draw."""
 from __future__ import annotations
 
+import time
+
 from ae.model.history import reached, same_epochs
 
 PHASE_TEXT = {
@@ -67,5 +69,16 @@ def queue_note(snapshot, running) -> str | None:
     waiting_for = ""
     if running is not None and running.key != snapshot.key:
         waiting_for = f", after {running.snapshot().config.describe()}"
-    return (f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}. The chart and the digits "
-            "appear when its training starts.")
+    return (f"Queued: place {snapshot.queue_position or 1} in line{waiting_for}.{start_estimate(snapshot)} "
+            "The chart and the digits appear when its training starts.")
+
+
+def start_estimate(snapshot, now: float | None = None) -> str:
+    """' Starts in about 40 s (measured on this server).' for a queued job, or ' No start time
+    yet: nothing like it has trained here.' where no comparable run was measured."""
+    if snapshot.starts_at is None:
+        return " No start time yet: nothing like the jobs ahead has trained on this server."
+    wait = snapshot.starts_at - (time.time() if now is None else now)
+    if wait < 5:
+        return " Starts in a few seconds."
+    return f" Starts in about {format_seconds(wait)} (from runs measured on this server)."

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -29,7 +30,11 @@ from ae.model.config import TrainingConfig
 from ae.model.data import Dataset, load_dataset
 from ae.storage.checkpoint import checkpoint_epochs
 from ae.storage.store import ModelStore, StoreError, StoreProblem
-from ae.training.protocol import Delete, Departed, Extend, Hello, Request, Resume, Stop, Update, Weights
+from ae.permissions import refuse_change, refuse_delete, refuse_lecturer_only
+from ae.roles import Visitor, roles_in_use
+from ae.training.estimates import run_seconds
+from ae.training.protocol import (ClearQueue, Delete, Departed, Extend, Hello, Pin, Request, Resume, Room, RoomLeft,
+                                  RunNext, Stop, Update, Weights)
 from ae.training.snapshot import JobSnapshot, JobState, Phase, continued_total
 
 log = logging.getLogger(__name__)
@@ -65,29 +70,30 @@ class JobHandle:
     def saved_at(self) -> float | None:
         return self.snapshot().saved_at
 
-    def stop(self, session: str | None = None) -> StopAnswer:
+    def stop(self, session: str | None = None, lecturer: bool | None = None) -> StopAnswer:
         """Stop within one execution step (16 steps); the model trained so far is saved.
 
         A job shared by a room stops only when every session that asked for it has pressed
         Stop or left (`ae.askers`): `session` names who presses (None: the engine itself).
+        The lecturer's Stop stops any run.
         """
-        return self.manager.stop(self.key, session)
+        return self.manager.stop(self.key, session, lecturer)
 
-    def stop_permission(self, session: str | None) -> StopAnswer:
+    def stop_permission(self, session: str | None, lecturer: bool | None = None) -> StopAnswer:
         """What pressing Stop would do for this session, without pressing it (for the button)."""
-        return self.manager.stop_permission(self.key, session)
+        return self.manager.stop_permission(self.key, session, lecturer)
 
     def asked_by(self, session: str | None) -> bool:
         """Whether this session asked for this job (trained, continued or resumed it)."""
         return self.manager.asked_by(self.key, session)
 
-    def extend(self, extra_epochs: int, session: str | None = None) -> None:
+    def extend(self, extra_epochs: int, session: str | None = None, lecturer: bool | None = None) -> None:
         """Queue `extra_epochs` more epochs on the model trained so far; ValueError says why not."""
-        self.manager.continue_job(self, session, extra_epochs=extra_epochs)
+        self.manager.continue_job(self, session, extra_epochs=extra_epochs, lecturer=lecturer)
 
-    def resume_to(self, total_epochs: float, session: str | None = None) -> None:
+    def resume_to(self, total_epochs: float, session: str | None = None, lecturer: bool | None = None) -> None:
         """Train on until the model has `total_epochs` in all, e.g. the planned run after a stop."""
-        self.manager.continue_job(self, session, total_epochs=total_epochs)
+        self.manager.continue_job(self, session, total_epochs=total_epochs, lecturer=lecturer)
 
     def models(self):
         """The saved model, for pages' inference. Raises StoreError if none or the file is bad."""
@@ -115,6 +121,7 @@ class JobManager:
         self._loaded: LRU[tuple, object] = LRU(LOADED_MODELS_KEPT)
         self._backend: TrainingBackend | None = None
         self._cache_check: tuple[float, str | None] = (-1e9, None)
+        self._disk_use: tuple[float, str] = (-1e9, "")
         self.worker_exits: list[str] = []  # each unexpected end of the training process, in words
         self._spoke_for: set[str] = set()  # sessions this process sent commands for, until they leave
         self._listeners: list[Callable[[], None]] = []
@@ -151,23 +158,10 @@ class JobManager:
 
     def estimate_seconds(self, config: TrainingConfig) -> float | None:
         """Training time for `config` measured from this server's earlier runs of the same
-        architecture and batch size (scaled by digits and epochs, the first epoch's compilation
-        included); None when nothing comparable ran yet: better no promise than a wrong one."""
-        per_digit, first_extra = [], []
+        architecture and batch size (`ae.training.estimates`); None when nothing comparable ran yet."""
         with self._lock:
-            snapshots = list(self._snapshots.values())
-        for snapshot in snapshots:
-            seconds = snapshot.history.epoch_seconds
-            same_kind = (snapshot.config.architecture, snapshot.config.batch_size) == (config.architecture, config.batch_size)
-            if not same_kind or not seconds:
-                continue
-            steady = sorted(seconds[1:])[len(seconds[1:]) // 2] if len(seconds) > 1 else seconds[0]
-            per_digit.append(steady / snapshot.config.train_size)
-            first_extra.append(max(0.0, seconds[0] - steady))
-        if not per_digit:
-            return None
-        per_digit.sort(), first_extra.sort()
-        return per_digit[len(per_digit) // 2] * config.train_size * config.epochs + first_extra[len(first_extra) // 2]
+            measured = [(snapshot.config, snapshot.history) for snapshot in self._snapshots.values()]
+        return run_seconds(config, config.epochs, measured)
 
     def most_trained(self) -> JobHandle | None:
         """The default model for a session that has not chosen one: the finished model with the
@@ -247,18 +241,102 @@ class JobManager:
     def asked_by(self, key: str, session: str | None) -> bool:
         return self._askers_of(key).includes(self._qualified(session))
 
-    def stop_permission(self, key: str, session: str | None) -> StopAnswer:
+    def stop_permission(self, key: str, session: str | None, lecturer: bool | None = None) -> StopAnswer:
         """What pressing Stop would do for this session, without pressing it (for the button)."""
+        if self._stops_anything(session, lecturer):
+            return StopAnswer(stops=True)
         self.report_departures()
         return self._askers_of(key).stop(self._qualified(session), lambda other: True, pressing=False)
 
-    def stop(self, key: str, session: str | None = None) -> StopAnswer:
-        """`session` presses Stop: the job stops if nobody else present still wants it."""
+    def stop(self, key: str, session: str | None = None, lecturer: bool | None = None) -> StopAnswer:
+        """`session` presses Stop: the job stops if nobody else present still wants it, or at
+        once if the lecturer presses."""
         self.report_departures()
         snapshot = self.snapshot(key)
         if snapshot is None or not snapshot.is_active:
             return StopAnswer(stops=True)
-        return self._call(Stop(key, self._speak_for(session)))
+        return self._call(Stop(key, self._speak_for(session), self._stops_anything(session, lecturer)))
+
+    def _stops_anything(self, session: str | None, lecturer: bool | None) -> bool:
+        """The lecturer's Stop overrides the askers rule, where roles are in use: on a server
+        without a lecturer key the room's rule holds for everyone, as it did before roles."""
+        return session is not None and roles_in_use() and self._visitor(session, lecturer).lecturer
+
+    # ---- roles (ae.roles, ae.permissions) ---------------------------------------------------
+    def _visitor(self, session: str | None, lecturer: bool | None) -> Visitor:
+        """Who acts, as the service knows them. `lecturer=None`: as configured, i.e. everyone is
+        the lecturer unless a lecturer key is set."""
+        if session is None:
+            return Visitor(None, True)
+        return Visitor(self._qualified(session), (not roles_in_use()) if lecturer is None else lecturer)
+
+    def change_refusal(self, key: str, session: str | None, lecturer: bool | None = None) -> str | None:
+        """Why this session may not Continue or Resume the model, or None."""
+        snapshot = self.snapshot(key)
+        if snapshot is None:
+            return None
+        return refuse_change(snapshot.pinned, snapshot.owners, self._visitor(session, lecturer))
+
+    def delete_refusal(self, key: str, session: str | None, lecturer: bool | None = None) -> str | None:
+        """Why this session may not delete the model (a damaged one has no snapshot: nobody owns it)."""
+        snapshot = self.snapshot(key)
+        if snapshot is not None and snapshot.is_active:
+            return "This model is training; stop it before deleting it."
+        pinned, owners = (snapshot.pinned, snapshot.owners) if snapshot is not None else (False, frozenset())
+        return refuse_delete(pinned, owners, self._visitor(session, lecturer))
+
+    def is_lecturer(self, session: str | None, lecturer: bool | None = None) -> bool:
+        return self._visitor(session, lecturer).lecturer
+
+    def room_left(self, session: str | None, lecturer: bool | None = None) -> RoomLeft:
+        """How many more jobs this session may queue, and how many jobs are ahead of its next."""
+        visitor = self._visitor(session, lecturer)
+        return self._call(Room(visitor.session, visitor.lecturer))
+
+    def pin(self, key: str, pinned: bool, session: str | None, lecturer: bool | None = None) -> None:
+        visitor = self._lecturer_only("pin", session, lecturer)
+        self._call(Pin(key, pinned, self._speak_for(session), visitor.lecturer))
+
+    def clear_queue(self, session: str | None, lecturer: bool | None = None) -> int:
+        """The lecturer empties the queue; returns how many jobs were taken out."""
+        visitor = self._lecturer_only("clear_queue", session, lecturer)
+        return self._call(ClearQueue(self._speak_for(session), visitor.lecturer))
+
+    def run_next(self, key: str, session: str | None, lecturer: bool | None = None) -> None:
+        visitor = self._lecturer_only("run_next", session, lecturer)
+        self._call(RunNext(key, self._speak_for(session), visitor.lecturer))
+
+    def _lecturer_only(self, action: str, session: str | None, lecturer: bool | None) -> Visitor:
+        visitor = self._visitor(session, lecturer)
+        refusal = refuse_lecturer_only(action, visitor)
+        if refusal:
+            raise ValueError(refusal)
+        return visitor
+
+    def disk_use_line(self) -> str:
+        """The model cache's disk use in one line, for the lecturer (measured every 10 s at most)."""
+        from ae.storage.disk_use import disk_use_line
+        from ae.storage.eviction import eviction_settings
+
+        measured_at, line = self._disk_use
+        if time.monotonic() - measured_at > 10:
+            with self._lock:
+                pinned = {key for key, snapshot in self._snapshots.items() if snapshot.pinned}
+            try:
+                quota = eviction_settings().quota_bytes
+            except ValueError as error:
+                quota, line = None, f" ({error})"
+            else:
+                line = ""
+            line = disk_use_line(self.store, pinned, quota) + line
+            self._disk_use = (time.monotonic(), line)
+        return line
+
+    def queued_jobs(self) -> list[JobHandle]:
+        """Queued jobs in the order they will run."""
+        with self._lock:
+            queued = [(s.queue_position or 0, key) for key, s in self._snapshots.items() if s.state is JobState.QUEUED]
+            return [self._handles[key] for _, key in sorted(queued)]
 
     def report_departures(self) -> list[str]:
         """Tell the training service which sessions closed their tabs; returns the runs that
@@ -279,9 +357,13 @@ class JobManager:
                 log.warning("Sessions that left were not reported: %s", error)
 
     # ---- commands ---------------------------------------------------------------------------
-    def request(self, config: TrainingConfig, session: str | None = None) -> JobHandle:
+    def request(self, config: TrainingConfig, session: str | None = None, lecturer: bool | None = None,
+                pin: bool = False) -> JobHandle:
         """The job for this config: the running or saved one if any, else a new queued one.
-        `session` (a browser session's id) is remembered as one of those who asked for it."""
+        `session` (a browser session's id) is remembered as one of those who asked for it; a
+        student's new run counts against their cap (refused in words, ValueError). `pin`: the
+        lecturer's (or the engine's) model is pinned as it is asked for."""
+        visitor = self._visitor(session, lecturer)
         with self._lock:
             snapshot = self._snapshots.get(config.key)
             handle = self._handles.setdefault(config.key, JobHandle(self, config))
@@ -289,7 +371,15 @@ class JobManager:
             share = snapshot is not None and snapshot.state is not JobState.FAILED and not damaged
         if share:
             if snapshot.is_active and session is not None:  # the run is this session's too
-                self._call(Request(config.to_dict(), self._speak_for(session)))
+                self._call(Request(config.to_dict(), self._speak_for(session), visitor.lecturer))
+            if pin and visitor.lecturer and not snapshot.pinned:
+                self._call(Pin(config.key, True, self._speak_for(session), True))
+            return handle
+        if not visitor.lecturer:  # the service may refuse: ask it before showing the job as queued
+            self._call(Request(config.to_dict(), self._speak_for(session), False))
+            with self._lock:
+                self._damaged.pop(config.key, None)  # trained over: the new save replaces the entry
+            self._notify()
             return handle
         with self._lock:
             if snapshot is None or damaged:
@@ -299,7 +389,7 @@ class JobManager:
                 self._put(replace(snapshot, state=JobState.QUEUED, error=None, phase=Phase.WAITING))
         if damaged:
             self.delete(config.key)
-        request = Request(config.to_dict(), self._speak_for(session))
+        request = Request(config.to_dict(), self._speak_for(session), True, pin)
         backend = self._backend_or_refuse()
         if backend.ready:  # answered within milliseconds: the snapshot then has its queue place
             self._call(request)
@@ -309,17 +399,26 @@ class JobManager:
         return handle
 
     def continue_job(self, job: JobHandle, session: str | None, extra_epochs: int | None = None,
-                     total_epochs: float | None = None) -> None:
+                     total_epochs: float | None = None, lecturer: bool | None = None) -> None:
         """Continue +`extra_epochs`, or Resume to `total_epochs` in all; ValueError says why not."""
         key, snapshot = job.key, job.snapshot()
         continued_total(snapshot.state, snapshot.has_model, snapshot.resume_from, snapshot.history.epochs_done,
                         extra_epochs=extra_epochs, total_epochs=total_epochs)  # refused here at once, in words
-        asker = self._speak_for(session)
-        self._call(Extend(key, extra_epochs, asker) if extra_epochs is not None else Resume(key, float(total_epochs), asker))
+        asker, role = self._speak_for(session), self._visitor(session, lecturer).lecturer
+        self._call(Extend(key, extra_epochs, asker, role) if extra_epochs is not None
+                   else Resume(key, float(total_epochs), asker, role))
 
-    def delete(self, key: str) -> None:
+    def own_copy(self, job: JobHandle, session: str | None, total_epochs: float,
+                 lecturer: bool | None = None) -> JobHandle:
+        """A model this session may not change, trained as its own copy: the same settings for
+        `total_epochs` epochs, from scratch (a different key, so the original stays as it is)."""
+        epochs = max(1, math.ceil(total_epochs - 1e-9))
+        return self.request(job.config.with_changes(epochs=epochs), session, lecturer)
+
+    def delete(self, key: str, session: str | None = None, lecturer: bool | None = None) -> None:
         """Remove a saved model (a damaged one, say) from disk and from every list."""
-        self._call(Delete(key))
+        visitor = self._visitor(session, lecturer)
+        self._call(Delete(key, self._speak_for(session), visitor.lecturer))
         with self._lock:
             self._damaged.pop(key, None)
         self._memory_weights.pop(key)

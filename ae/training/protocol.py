@@ -22,6 +22,8 @@ class Request:
 
     config: dict
     session: str | None = None
+    lecturer: bool = False
+    pin: bool = False  # the lecturer's warm-up: the model is pinned as it is asked for
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Stop:
 
     key: str
     session: str | None = None
+    lecturer: bool = False  # the lecturer's Stop stops any run
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Extend:
     key: str
     epochs: int
     session: str | None = None
+    lecturer: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,59 @@ class Resume:
     key: str
     total_epochs: float
     session: str | None = None
+    lecturer: bool = False
 
 
 @dataclass(frozen=True)
 class Delete:
     key: str
+    session: str | None = None
+    lecturer: bool = False
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The lecturer pins (or unpins) a model: nobody else may change or delete it."""
+
+    key: str
+    pinned: bool
+    session: str | None = None
+    lecturer: bool = False
+
+
+@dataclass(frozen=True)
+class ClearQueue:
+    """The lecturer empties the queue; the reply's result is how many jobs were taken out."""
+
+    session: str | None = None
+    lecturer: bool = False
+
+
+@dataclass(frozen=True)
+class RunNext:
+    """The lecturer moves a queued job to the front."""
+
+    key: str
+    session: str | None = None
+    lecturer: bool = False
+
+
+@dataclass(frozen=True)
+class Room:
+    """What a session may still queue: the reply's result is a `RoomLeft`."""
+
+    session: str | None = None
+    lecturer: bool = False
+
+
+@dataclass(frozen=True)
+class RoomLeft:
+    """How many more jobs the session may queue (None: no cap), and how many jobs are ahead of
+    its next one."""
+
+    jobs: int | None
+    ahead: int
+    cap: int | None
 
 
 @dataclass(frozen=True)
@@ -63,7 +115,7 @@ class Departed:
     sessions: tuple[str, ...]
 
 
-Command = Union[Request, Stop, Extend, Resume, Delete, Departed]
+Command = Union[Request, Stop, Extend, Resume, Delete, Departed, Pin, ClearQueue, RunNext, Room]
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,9 @@ class JobSnapshot:
     resume_from: float | None = None  # a checkpoint's epochs, when a failed run can resume
     askers: Askers | None = None  # who asked for the current run and is still here (ae.askers)
     where: str | None = None  # the slot or cluster node of its current or last run
+    starts_at: float | None = None  # a queued job's expected start (seconds since the epoch), when measured
+    pinned: bool = False  # the lecturer pinned it: nobody else changes or deletes it (ae.permissions)
+    owners: frozenset = frozenset()  # sessions that asked for this model and are still here
 
     @property
     def epoch(self) -> int:

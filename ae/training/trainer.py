@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,8 @@ from ae.model.config import TrainingConfig
 from ae.model.history import History
 from ae.storage.checkpoint import checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
 from ae.storage.store import ModelStore, StoreError
+from ae.training.estimates import queue_waits, run_seconds
+from ae.training.fair_queue import FairQueue, Owner
 from ae.training.protocol import Progress, RunOrder, Weights
 from ae.training.snapshot import ACTIVE_STATES, JobSnapshot, JobState, Phase, continued_total
 
@@ -64,7 +67,7 @@ class TrainingJob:
     def key(self) -> str:
         return self.config.key
 
-    def snapshot(self, version: int, queue_position: int | None) -> JobSnapshot:
+    def snapshot(self, version: int, queue_position: int | None, starts_at: float | None = None) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(
                 key=self.key, config=self.config, state=self.state, history=self.history, error=self.error,
@@ -74,6 +77,7 @@ class TrainingJob:
                 saved_at=self.saved_at, version=version,
                 panel_version=self.panel_version, phase=self.phase, warning=self.warning,
                 saved_to_disk=self.saved_to_disk, resume_from=self.resume_from, where=self.where,
+                starts_at=starts_at,
             )
 
     def _set(self, **values) -> None:
@@ -154,22 +158,22 @@ class TrainingJob:
         else:
             self.trainer.dequeue(self)
 
-    def extend(self, extra_epochs: int) -> None:
+    def extend(self, extra_epochs: int, owner: Owner) -> None:
         """Queue `extra_epochs` more epochs on the model trained so far."""
-        self._continue(extra_epochs=extra_epochs)
+        self._continue(owner, extra_epochs=extra_epochs)
 
-    def resume_to(self, target_epochs: float) -> None:
+    def resume_to(self, target_epochs: float, owner: Owner) -> None:
         """Queue training until the model has `target_epochs` in all (the planned run after a
         stop); the last epoch may end part-way, as a stop's does."""
-        self._continue(total_epochs=target_epochs)
+        self._continue(owner, total_epochs=target_epochs)
 
-    def _continue(self, **plan) -> None:
+    def _continue(self, owner: Owner, **plan) -> None:
         with self._lock:
             total = continued_total(self.state, self.saved_at is not None, self.resume_from, self.history.epochs_done, **plan)
             self._state_before_queue = self.state
             self.update_history(epochs_total=total)
             self.state, self.phase, self.error = JobState.QUEUED, Phase.WAITING, None
-        self.trainer.enqueue(self)
+        self.trainer.enqueue(self, owner)
 
     def requeue_after_failure(self) -> bool:
         """A failed job asked for again is tried again: from its checkpoint if it has one."""
@@ -252,13 +256,14 @@ class Trainer:
     """All jobs of one model store, the queue, and the slots that train them (one thread each)."""
 
     def __init__(self, store: ModelStore, slots: list, on_change=None, crash_notes: dict | None = None,
-                 send_weights=None):
+                 send_weights=None, on_run_end=None):
         self.store = store
+        self._on_run_end = on_run_end  # the service's eviction check after each run
         self.slots = list(slots)
         self._on_change = on_change or (lambda urgent: None)
         self._send_weights = send_weights
         self._jobs: dict[str, TrainingJob] = {}
-        self._queue: list[TrainingJob] = []
+        self._queue = FairQueue()  # the lecturer first, then students in turn
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._running: dict[str, object] = {}  # job key -> the slot training it
@@ -299,16 +304,46 @@ class Trainer:
             self._jobs[job.key] = job
 
     # ---- what the service asks -----------------------------------------------------------------
-    def request(self, config: TrainingConfig) -> TrainingJob:
+    def request(self, config: TrainingConfig, owner: Owner = Owner(None, True)) -> TrainingJob:
         """The job for this config: the running or saved one if any, else a new queued one."""
         with self._lock:
             job = self._jobs.get(config.key)
             if job is None:
                 job = self._jobs[config.key] = TrainingJob(config=config, trainer=self)
-                self._append_to_queue(job)
+                self._append_to_queue(job, owner)
             elif job.requeue_after_failure():
-                self._append_to_queue(job)
+                self._append_to_queue(job, owner)
             return job
+
+    def held_by(self, session: str) -> int:
+        """The session's jobs queued or running (the per-session cap counts these)."""
+        with self._lock:
+            return self._queue.held_by(session)
+
+    def ahead_of_next(self, session: str) -> int:
+        with self._lock:
+            return self._queue.ahead_of_next(session)
+
+    def queued_count(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def clear_queue(self) -> int:
+        """The lecturer's Clear: every queued job is taken out, as if stopped before it began."""
+        with self._lock:
+            jobs = self._queue.jobs()
+        for job in jobs:
+            job.stop()
+        return len(jobs)
+
+    def run_next(self, job: TrainingJob) -> None:
+        """The lecturer's reorder: a queued job goes to the front."""
+        with self._lock:
+            if job not in self._queue:
+                raise ValueError("This model is not in the queue any more.")
+            self._queue.move_to_front(job)
+            self._dirty.update(queued.key for queued in self._queue.jobs())
+        self._on_change(True)
 
     def get(self, key: str) -> TrainingJob | None:
         with self._lock:
@@ -326,6 +361,15 @@ class Trainer:
                 self._forgotten[key] = self._jobs.pop(key)
         self._on_change(True)
 
+    def forget_removed(self) -> None:
+        """Forget the saved jobs whose entries left the store (evicted)."""
+        with self._lock:
+            gone = [key for key, job in self._jobs.items() if job.state not in ACTIVE_STATES
+                    and job.saved_at is not None and job.saved_to_disk and not self.store.entry_dir(key).exists()]
+            for key in gone:
+                self._forgotten[key] = self._jobs.pop(key)
+        self._on_change(True)
+
     def snapshots_to_publish(self, next_version) -> tuple[list[JobSnapshot], list[JobSnapshot]]:
         """Snapshots of the jobs that changed since the last call, and the last snapshots of
         jobs removed since then (a queued job stopped before it began, a deleted model)."""
@@ -333,16 +377,35 @@ class Trainer:
             dirty, self._dirty = self._dirty, set()
             forgotten, self._forgotten = self._forgotten, {}
             jobs = [self._jobs[key] for key in dirty if key in self._jobs]
-            positions = {job.key: index + 1 for index, job in enumerate(self._queue)}
-        return ([job.snapshot(next_version(), positions.get(job.key)) for job in jobs],
+            positions, starts = self._queue.positions(), self._expected_starts()
+        return ([job.snapshot(next_version(), positions.get(job), starts.get(job)) for job in jobs],
                 [job.snapshot(next_version(), None) for job in forgotten.values()])
 
     def all_snapshots(self, next_version) -> list[JobSnapshot]:
         """Every job's snapshot, panels included: what a web process that just attached is told."""
         with self._lock:
             jobs = list(self._jobs.values())
-            positions = {job.key: index + 1 for index, job in enumerate(self._queue)}
-        return [job.snapshot(next_version(), positions.get(job.key)) for job in jobs]
+            positions, starts = self._queue.positions(), self._expected_starts()
+        return [job.snapshot(next_version(), positions.get(job), starts.get(job)) for job in jobs]
+
+    def _expected_starts(self) -> dict:
+        """Caller holds `_lock`. job -> when it should start (seconds since the epoch), the queue
+        played out over the slots with run times measured on this server."""
+        queued = self._queue.jobs()
+        if not queued:
+            return {}
+        measured = [(job.config, job.history) for job in self._jobs.values() if job.history.epoch_seconds]
+
+        def left(job: TrainingJob, running: bool) -> float | None:
+            if running and job.eta_seconds is not None:
+                return job.eta_seconds
+            epochs = job.history.epochs_total - job.history.epochs_done
+            return run_seconds(job.config, epochs, measured)
+
+        running = [left(self._jobs[key], True) for key in self._running if key in self._jobs]
+        waits = queue_waits(running, [left(job, False) for job in queued], len(self.slots))
+        now = time.time()
+        return {job: now + wait for job, wait in zip(queued, waits) if wait is not None}
 
     def mark_dirty(self, job: TrainingJob, urgent: bool = True) -> None:
         """Progress (urgent=False) is published with the next batch; anything else at once."""
@@ -355,24 +418,23 @@ class Trainer:
             self._send_weights(key, saved_at, weights)
 
     # ---- the queue -----------------------------------------------------------------------------
-    def _append_to_queue(self, job: TrainingJob) -> None:
+    def _append_to_queue(self, job: TrainingJob, owner: Owner) -> None:
         """Caller holds `_lock`. Every queued job's place changes, so all of them are republished."""
         if job not in self._queue:
-            self._queue.append(job)
-            self._dirty.update(queued.key for queued in self._queue)
+            self._queue.add(job, owner)
+            self._dirty.update(queued.key for queued in self._queue.jobs())
             self._wakeup.notify_all()
         self._dirty.add(job.key)
 
-    def enqueue(self, job: TrainingJob) -> None:
+    def enqueue(self, job: TrainingJob, owner: Owner) -> None:
         with self._lock:
-            self._append_to_queue(job)
+            self._append_to_queue(job, owner)
         self._on_change(True)
 
     def dequeue(self, job: TrainingJob) -> None:
         with self._lock:
-            if job in self._queue:
-                self._queue.remove(job)
-            self._dirty.update(queued.key for queued in self._queue)
+            self._queue.remove(job)
+            self._dirty.update(queued.key for queued in self._queue.jobs())
             if job.saved_at is None and job.history.epochs_done == 0 and job.resume_from is None:
                 self._forgotten[job.key] = self._jobs.pop(job.key, job)
         self._on_change(True)
@@ -402,17 +464,21 @@ class Trainer:
             threading.Thread(target=slot.prepare, name=f"ae-{slot.name}-start", daemon=True).start()
         while True:
             with self._lock:
-                while not self._queue:
+                while not len(self._queue):
                     self._wakeup.wait()
-                job = self._queue.pop(0)
+                job = self._queue.pop()
                 self._running[job.key] = slot
-                self._dirty.update(queued.key for queued in self._queue)
+                self._dirty.update(queued.key for queued in self._queue.jobs())
             try:
                 if job.begin(slot.name):
                     self._run(slot, job)
             finally:
                 with self._lock:
                     self._running.pop(job.key, None)
+                    self._queue.finished(job)
+                    self._dirty.update(queued.key for queued in self._queue.jobs())  # their waits changed
+                if self._on_run_end is not None:
+                    self._on_run_end(job)
                 self._on_change(True)
 
     def _run(self, slot, job: TrainingJob) -> None:
