@@ -14,7 +14,7 @@ from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import manager_or_stop
 from pages.number_box import number_box
 from pages.presentation import chart
-from pages.session import this_session
+from pages.session import visitor
 
 SIZE_CHOICES = sorted({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256, 392, 512, 784, *DEFAULT_CODE_SIZES})
 STRIP_DIGITS = 8
@@ -45,7 +45,7 @@ def sweep_settings(dataset):
 
 def stop_sweep(manager) -> None:
     if "sweep" in st.session_state:
-        Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop(this_session())
+        Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop(**visitor())
 
 
 def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
@@ -54,8 +54,11 @@ def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
     # Handled in this run, not in an on_click callback: a callback would run with the settings
     # of the run that drew the button, which lag behind a value typed just before the click.
     if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=base is None, key="start_sweep", width="stretch"):
-        Sweep.start(manager, base, sizes, session=this_session(), architectures=architectures)
-        st.session_state["sweep"] = (base, tuple(sizes), tuple(architectures))
+        try:
+            Sweep.start(manager, base, sizes, architectures=architectures, **visitor())
+            st.session_state["sweep"] = (base, tuple(sizes), tuple(architectures))
+        except ValueError as refusal:  # over a student's cap: nothing was queued
+            st.warning(str(refusal), icon=":material/block:")
     sweep = Sweep(manager, sweep_configs(*st.session_state["sweep"])) if "sweep" in st.session_state else None
     buttons[1].button("Stop sweep", icon=":material/stop:", disabled=sweep is None or not sweep.active, on_click=stop_sweep,
                       args=(manager,), key="stop_sweep", width="stretch")

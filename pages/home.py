@@ -94,8 +94,8 @@ def preset_buttons(manager) -> None:
             if ready:
                 remember_my_job(job.key)
                 st.switch_page(preset.page)
-            request_job(manager, preset.config)
-            st.switch_page("pages/train.py")
+            if request_job(manager, preset.config) is not None:
+                st.switch_page("pages/train.py")
         estimate = manager.estimate_seconds(preset.config)
         state = ("saved: opens at once" if ready else "training now" if snapshot is not None and snapshot.is_active
                  else f"trains first, about {estimate:.0f} s" if estimate is not None else "trains first")

@@ -4,7 +4,7 @@ import streamlit as st
 from ae.model.config import TrainingConfig
 from ae.model.data import DataError
 from ae.model.history import reached
-from pages.session import MY_JOBS, default_model, pick_job, request_job, session_present
+from pages.session import MY_JOBS, default_model, pick_job, request_job, session_present, visitor
 from pages.wording import format_epochs
 
 QUICK_CONFIG = TrainingConfig(architecture="dense", code_size=49, epochs=1, batch_size=256)
@@ -32,8 +32,8 @@ def quick_train_button(key: str) -> None:
         type="primary",
         icon=":material/bolt:",
     ):
-        request_job(manager_or_stop(), QUICK_CONFIG)
-        st.switch_page("pages/train.py")
+        if request_job(manager_or_stop(), QUICK_CONFIG) is not None:
+            st.switch_page("pages/train.py")
 
 
 def no_model_yet(key: str) -> None:
@@ -64,14 +64,16 @@ def damaged_models(manager, key: str) -> None:
         for index, problem in enumerate(problems):
             st.write(problem.message)
             delete_col, retrain_col = st.columns(2)
-            if delete_col.button("Delete", key=f"{key}_delete_{index}", icon=":material/delete:"):
-                manager.delete(problem.key)
+            refusal = manager.delete_refusal(problem.key, **visitor())
+            if delete_col.button("Delete", key=f"{key}_delete_{index}", icon=":material/delete:",
+                                 disabled=refusal is not None, help=refusal):
+                manager.delete(problem.key, **visitor())
                 st.rerun()
             if problem.config is not None and retrain_col.button(
                 "Retrain", key=f"{key}_retrain_{index}", icon=":material/refresh:"
             ):
-                request_job(manager, problem.config)
-                st.switch_page("pages/train.py")
+                if request_job(manager, problem.config) is not None:
+                    st.switch_page("pages/train.py")
 
 
 def choose_model(manager, key: str):

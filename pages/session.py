@@ -35,9 +35,41 @@ def remember_my_job(key: str) -> None:
     st.session_state.setdefault(MY_JOBS, set()).add(key)
 
 
+LECTURER = "lecturer_proved"  # True once this session gave the lecturer key (or its cookie's token)
+SIGNED_OUT = "lecturer_signed_out"  # the cookie lasts until the reload; this session said it is not the lecturer
+
+
+def is_lecturer() -> bool:
+    """Whether this session is the lecturer: always, where no lecturer key is configured;
+    else once it gave the key, or brought the signed token of an earlier sign-in (a cookie)."""
+    from ae.roles import COOKIE_NAME, roles_in_use, token_valid
+
+    if not roles_in_use():
+        return True
+    if st.session_state.get(SIGNED_OUT):
+        return False
+    if not st.session_state.get(LECTURER):
+        try:
+            token = st.context.cookies.get(COOKIE_NAME)
+        except Exception:  # no request behind this run (AppTest): no cookie
+            token = None
+        st.session_state[LECTURER] = token_valid(token)
+    return bool(st.session_state[LECTURER])
+
+
+def visitor() -> dict:
+    """Who acts, as the manager's keyword arguments: this session and its role."""
+    return {"session": this_session(), "lecturer": is_lecturer()}
+
+
 def request_job(manager, config):
-    """Ask for a config's job on behalf of this session."""
-    job = manager.request(config, session=this_session())
+    """Ask for a config's job on behalf of this session. A refusal (a student over the cap, a
+    pinned model) is shown where the button was, in words, and None returned."""
+    try:
+        job = manager.request(config, **visitor())
+    except ValueError as refusal:
+        st.warning(str(refusal), icon=":material/block:")
+        return None
     remember_my_job(job.key)
     return job
 

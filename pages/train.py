@@ -9,6 +9,7 @@ The settings live in the URL (`/train?code=10&epochs=3`), so a reload keeps them
 lecturer can share a link that opens exactly that config and its job. The layout keeps the
 running job's progress, Stop, loss chart and digits on one 1280x720 projector screen.
 """
+import math
 from types import SimpleNamespace
 
 import streamlit as st
@@ -27,7 +28,10 @@ from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.live_feed import live_feed_view
 from pages.model_picker import manager_or_stop, quick_train_button
 from pages.presentation import presenting
-from pages.session import FOLLOWED_RUN, MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job, this_session
+from ae.roles import roles_in_use
+from pages.lecturer import role_box, room_panel
+from pages.session import (FOLLOWED_RUN, MY_JOBS, SELECTED_JOB, default_model, remember_my_job, request_job,
+                           this_session, visitor)
 
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
@@ -112,7 +116,7 @@ def train_button(manager, config, errors) -> None:
         "Train", type="primary", icon=":material/play_arrow:", disabled=config is None,
         key="train_button", width="stretch",
     ):
-        request_job(manager, config)
+        request_job(manager, config)  # a refusal is shown here, in words
     if config is None:
         hidden = [name for name in ("train_size", "seed", "noise_kind", "noise_level", "sparsity", "beta") if name in errors]
         st.caption("Train is off until the settings above are fixed"
@@ -135,14 +139,17 @@ def shown_job(manager, config):
             or default_model(manager)[0])
 
 
-def job_buttons(job, snapshot) -> None:
-    """Stop (only if this session may), Continue +N and Resume to the planned epochs."""
-    session = this_session()
-    stop_col, continue_col, extra_col, resume_col = st.columns([1, 1.2, 0.9, 1.3], vertical_alignment="bottom")
-    permission = job.stop_permission(session) if snapshot.is_active else None
+def job_buttons(manager, job, snapshot) -> None:
+    """Stop (only if this session may), Continue +N, Resume to the planned epochs, and the
+    model's menu (pin, delete). A model this session may not change (pinned, or another
+    session's) is continued as this session's own copy, and the page says so."""
+    who = visitor()
+    stop_col, continue_col, extra_col, resume_col, menu_col = st.columns([1, 1.2, 0.9, 1.3, 0.8],
+                                                                         vertical_alignment="bottom")
+    permission = job.stop_permission(**who) if snapshot.is_active else None
 
     def stop() -> None:
-        answer = job.stop(session)
+        answer = job.stop(**who)
         if not answer.stops:
             st.session_state["stop_note"] = answer.reason
 
@@ -155,34 +162,75 @@ def job_buttons(job, snapshot) -> None:
                                    label_visibility="collapsed", help="Epochs to add with Continue")
     extra_problem = number_problem("Epochs to add", extra, 1, MAX_EPOCHS)
     idle_with_model = not snapshot.is_active and snapshot.has_model
+    refusal = manager.change_refusal(job.key, **who) if idle_with_model else None
 
     def go_on(action) -> None:
         try:
-            action()
-            remember_my_job(job.key)
+            result = action()
+            remember_my_job(result.key if result is not None else job.key)
         except ValueError as error:
             st.session_state["continue_error"] = str(error)
 
+    def more(total: float, resume: bool = False):
+        """Continue (or Resume) this model, or train this session's own copy to `total` epochs."""
+        if refusal is not None:
+            return lambda: manager.own_copy(job, who["session"], total, who["lecturer"])
+        return (lambda: job.resume_to(total, **who)) if resume else (lambda: job.extend(int(extra), **who))
+
+    continued = snapshot.history.epochs_done + (int(extra) if extra_problem is None else 0)
     continue_col.button(
         f"Continue +{int(extra) if extra_problem is None else '?'}", icon=":material/fast_forward:",
         disabled=not idle_with_model or extra_problem is not None, key="continue_button", width="stretch",
-        on_click=go_on, args=(lambda: job.extend(int(extra), session=session),),
-        help="Train the shown model for more epochs",
+        on_click=go_on, args=(more(continued),),
+        help="Train the shown model for more epochs" if refusal is None else "Train your own copy for this many epochs in all",
     )
     planned = snapshot.config.epochs
-    can_resume = idle_with_model and not reached(snapshot.history.epochs_done, planned)
+    can_resume = idle_with_model and not reached(snapshot.history.epochs_done, planned) and refusal is None
     resume_col.button(
         f"Resume to {planned}", icon=":material/replay:", disabled=not can_resume, key="resume_button",
-        width="stretch", on_click=go_on, args=(lambda: job.resume_to(planned, session=session),),
-        help=f"Train on until the model has the {planned} epochs its settings planned",
+        width="stretch", on_click=go_on, args=(more(planned, resume=True),),
+        help=f"Train on until the model has the {planned} epochs its settings planned" if refusal is None else refusal,
     )
+    model_menu(menu_col, manager, job, snapshot, who)
     if extra_problem is not None:
         st.error(extra_problem, icon=":material/error:")
+    if refusal is not None:
+        copy_epochs = max(1, math.ceil(continued - 1e-9))
+        st.caption(f":material/push_pin: {refusal} Your copy: the same settings for {copy_epochs} epochs, "
+                   "trained from scratch (not from these weights), as a model of your own.")
     if permission is not None and permission.reason and not permission.allowed:
         st.caption(f":material/lock: {permission.reason}")
     for note in ("stop_note", "continue_error"):
         if st.session_state.get(note):
             (st.info if note == "stop_note" else st.error)(st.session_state.pop(note))
+
+
+def model_menu(column, manager, job, snapshot, who) -> None:
+    """Pin (the lecturer, where roles are in use) and Delete, each disabled with its reason."""
+    with column.popover("Model", icon=":material/more_horiz:", width="stretch"):
+        if roles_in_use():
+            pin_refusal = None if who["lecturer"] else "Only the lecturer may pin or unpin models."
+            label = "Unpin" if snapshot.pinned else "Pin for the lecture"
+            if st.button(label, key="pin_button", icon=":material/push_pin:", disabled=pin_refusal is not None,
+                         help=pin_refusal or "A pinned model stays as it is: students get their own copy instead."):
+                act(lambda: manager.pin(job.key, not snapshot.pinned, **who))
+        delete_refusal = manager.delete_refusal(job.key, **who)
+        if st.button("Delete this model", key="delete_button", icon=":material/delete:",
+                     disabled=delete_refusal is not None or not snapshot.has_model, help=delete_refusal):
+            if act(lambda: manager.delete(job.key, **who)):
+                st.session_state.pop(SELECTED_JOB, None)
+                st.rerun()
+        if delete_refusal:
+            st.caption(delete_refusal)
+
+
+def act(action) -> bool:
+    try:
+        action()
+    except ValueError as refusal:
+        st.warning(str(refusal), icon=":material/block:")
+        return False
+    return True
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -200,11 +248,13 @@ def job_header(job) -> None:
     snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
+    if snapshot.pinned and roles_in_use():
+        whose += " · pinned by the lecturer"
     kind = ARCHITECTURES[config.architecture].label + config.variants
     st.markdown(f"#### {STATE_TEXT[snapshot.state.value]}: {kind}, code size "
                 f"{config.code_size} <small style='opacity:.6'>({whose})</small>", unsafe_allow_html=True)
     st.caption(config.describe())
-    job_buttons(job, snapshot)
+    job_buttons(job.manager, job, snapshot)
 
 
 def render(manager, job) -> None:
@@ -304,6 +354,8 @@ def train_page() -> None:
     with controls:
         config, errors = training_settings(manager.dataset)
         train_button(manager, config, errors)
+        room_panel(manager)
+        role_box()
     job = shown_job(manager, config)
     if job is not None:
         st.session_state[SHOWN_JOB] = job.key
