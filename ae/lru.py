@@ -43,14 +43,16 @@ class LRU(Generic[K, V]):
         with self._lock:
             return self._entries.pop(key, default)
 
-    def get_or_build(self, key: K, build: Callable[[], V]) -> V:
-        """The cached value, else `build()` once: other callers of the same key wait for it,
-        callers of other keys do not."""
+    def get_or_build(self, key: K, build: Callable[[], V], waiting: Callable[[], None] | None = None) -> V:
+        """The cached value, else `build()` once: other callers of the same key wait for it (and
+        hear `waiting()` first, to say so), callers of other keys do not."""
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
             building = self._building.setdefault(key, threading.Lock())
+        if waiting is not None and building.locked():
+            waiting()
         with building:
             with self._lock:
                 if key in self._entries:

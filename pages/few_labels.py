@@ -4,7 +4,8 @@ import streamlit as st
 
 from ae.display.figures import probe_figure
 from ae.model.architectures import predict
-from ae.analysis.few_labels import FEATURE_LABELS, probe_csv, run_probe
+from ae.analysis.few_labels import (FEATURE_LABELS, MAX_DRAWS, MAX_SEED, PROBES_AT_ONCE, ProbeRefused, probe_csv,
+                                    probe_model)
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import choose_model, load_models_or_stop, manager_or_stop
 from pages.number_box import number_box
@@ -17,12 +18,20 @@ INTRODUCTION = (
 )
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def probe(key: str, saved_at: float, draws: int, seed: int, _models, _dataset):
-    """Shared by every session; raw-pixel and PCA results are shared across models too."""
-    train_codes = predict(_models.encoder, _dataset.train_images)
-    test_codes = predict(_models.encoder, _dataset.test_images)
-    return run_probe(_dataset, train_codes, test_codes, draws=draws, seed=int(seed))
+def probe(job, saved_at: float, draws: int, seed: int, models, dataset):
+    """The engine's probe, shared by every session and cached there; while it waits or works, a
+    line under the spinner says which, and a refusal is a warning in words."""
+    with st.spinner(f"Running the few-labels probe (the server runs {PROBES_AT_ONCE} at a time)..."):
+        status = st.empty()
+        try:
+            results = probe_model(job.key, saved_at, dataset, lambda images: predict(models.encoder, images), draws, seed,
+                                  progress=lambda text: status.caption(text))
+        except ProbeRefused as refused:
+            status.empty()
+            st.warning(str(refused), icon=":material/hourglass_top:")
+            st.stop()
+    status.empty()
+    return results
 
 
 def probe_table(results) -> None:
@@ -63,12 +72,12 @@ def few_labels_page() -> None:
     snapshot = job.snapshot()
     models = load_models_or_stop(job)
     controls = st.columns(3)
-    draws = controls[0].slider("Random draws of the labelled digits", 1, 5, 3, key="probe_draws")
-    seed = number_box(controls[1], "Seed", 0, 10_000, 0, key="probe_seed")
+    draws = controls[0].slider("Random draws of the labelled digits", 1, MAX_DRAWS, 3, key="probe_draws")
+    seed = number_box(controls[1], "Seed", 0, MAX_SEED, 0, key="probe_seed",
+                      help=f"Which random labelled digits are drawn: seeds 0 to {MAX_SEED}, each computed once and shared.")
     if seed is None:
         st.stop()
-    with st.spinner("Training logistic regressions (the first run also fits the raw-pixel baseline, about 10 s)..."):
-        results = probe(job.key, snapshot.saved_at, draws, int(seed), models, manager.dataset)
+    results = probe(job, snapshot.saved_at, draws, int(seed), models, manager.dataset)
     chart(probe_figure(results, FEATURE_LABELS), key="probe_chart")
     probe_table(results)
     verdict(results, draws)

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ae.display.figures import loss_curve_figure, weights_figure
-from ae.analysis.step_by_step import CODE_SIZES, CUSTOMERS, PRODUCTS, PURCHASES, StepByStep, because_sentence, recommendations
+from ae.analysis.step_by_step import (CODE_SIZES, CUSTOMERS, MAX_EPOCHS_PER_CLICK, MAX_HISTORY, PRODUCTS, PURCHASES, StepByStep,
+                                      StepLimitError, because_sentence, recommendations)
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.number_box import number_box
 from pages.presentation import chart
@@ -34,7 +35,8 @@ def step_controls() -> StepControls:
     code_size = controls[0].radio("Code size", CODE_SIZES, horizontal=True, key="steps_code_size")
     learning_rate = controls[1].select_slider("Learning rate", [0.1, 0.3, 1.0, 2.0, 5.0], 1.0, key="steps_learning_rate")
     seed = number_box(controls[2], "Seed", 0, 9999, 0, key="steps_seed")
-    epochs = number_box(controls[3], "Epochs", 1, 5000, 100, key="steps_epochs")
+    epochs = number_box(controls[3], "Epochs", 1, MAX_EPOCHS_PER_CLICK, 100, key="steps_epochs",
+                        help=f"At most {MAX_EPOCHS_PER_CLICK:,} per click; click again to train on.")
     next_step = controls[4].button("Next step", icon=":material/skip_next:", key="next_step", type="primary", width="stretch")
     one_epoch = controls[5].button("One epoch", key="run_epoch", width="stretch")
     many_epochs = controls[6].button(f"{epochs or 'N'} epochs", key="run_epochs", disabled=epochs is None, width="stretch")
@@ -66,7 +68,10 @@ def trained_model(table, chosen: StepControls) -> StepByStep:
     if chosen.one_epoch:
         model.run_epochs(1)
     if chosen.many_epochs:
-        model.run_epochs(chosen.epochs)
+        try:
+            model.run_epochs(chosen.epochs)
+        except StepLimitError as refused:
+            st.error(str(refused), icon=":material/error:")
     return model
 
 
@@ -97,7 +102,12 @@ def last_step(step_column, model, code_size: int) -> None:
           container=heatmaps[0], key="encoder_weights")
     chart(weights_figure(step.before.V.T, step.after.V.T, units, list(PRODUCTS), "Decoder weights V (transposed)"),
           container=heatmaps[1], key="decoder_weights")
-    chart(loss_curve_figure(model.epoch_losses), container=heatmaps[2], key="steps_loss")
+    curve = loss_curve_figure(model.epoch_losses)
+    curve.data[0].x = list(range(model.dropped_epochs, model.dropped_epochs + len(model.epoch_losses)))  # the epochs kept
+    chart(curve, container=heatmaps[2], key="steps_loss")
+    if model.dropped_epochs:
+        heatmaps[2].caption(f"The curve shows the last {MAX_HISTORY:,} epochs; the {model.dropped_epochs:,} before them "
+                            "were dropped to keep the page light.")
 
 
 def recommendations_list(model, table) -> None:

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from ae.analysis.digit_input import MAX_UPLOAD_MEGABYTES, DigitError, prepare_upload
+from ae.analysis.digit_input import FORMAT_NAMES, MAX_UPLOAD_MEGABYTES, UPLOAD_TYPES, DigitError, prepare_upload
 from ae.display.figures import PALETTES, error_meter_figure, latent_figure
 from ae.display.images import image_grid
 from ae.analysis.metrics import per_image_errors
@@ -27,7 +27,7 @@ def training_codes(key: str, saved_at: float, _models, _dataset):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def prepared(data: bytes):
-    """Decoded once per picture, not on every rerun (a 20-megapixel photo takes a second or two)."""
+    """Decoded once per picture, not on every rerun (a 20-megapixel PNG takes about half a second)."""
     return prepare_upload(data)
 
 
@@ -45,8 +45,8 @@ def drawn_or_uploaded(source):
             data = digit_canvas("digit_canvas")
             st.caption("Draw one digit, large, with the mouse or a finger. Clear starts again.")
         else:
-            upload = st.file_uploader(f"A PNG or JPEG of one digit (at most {MAX_UPLOAD_MEGABYTES} MB)",
-                                      type=["png", "jpg", "jpeg", "gif", "bmp", "webp"], key="digit_upload")
+            upload = st.file_uploader(f"A picture of one digit: {FORMAT_NAMES} (at most {MAX_UPLOAD_MEGABYTES} MB)",
+                                      type=list(UPLOAD_TYPES), key="digit_upload")
             data = upload.getvalue() if upload is not None else None
     if data is not None:
         try:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 
 import numpy as np
 import pytest
 
 from ae.model.data import load_dataset
 from ae.analysis.metrics import fit_pca
+from ae.analysis import few_labels
 from ae.analysis.few_labels import balanced_subset, probe_csv, probe_features, run_probe
 
 
@@ -72,3 +74,153 @@ def test_run_probe_compares_three_feature_kinds_and_shares_baselines(data):
     rows = list(csv.DictReader(io.StringIO(probe_csv(first))))
     assert len(rows) == 6 and {r["features"] for r in rows} == {"autoencoder", "pca", "pixels"}
     assert all(0 <= float(r["mean_accuracy"]) <= 1 for r in rows)
+
+
+# ---- bounded and shared: what one visitor can make the web process do ----------------------
+COUNTS = (10, 30)  # a few small fits: the bounds, not the accuracies, are under test here
+
+
+def _pca_encoder(dataset, size: int = 4):
+    """A real 4-unit encoder standing in for a model's: PCA codes."""
+    return fit_pca(dataset, size).encode
+
+
+def _is_sentence(text: str) -> bool:
+    return text[:1].isupper() and text.endswith(".") and "Traceback" not in text
+
+
+def test_probe_results_are_kept_in_a_bounded_cache(data):
+    dataset, _, _ = data
+    encode = _pca_encoder(dataset)
+    first = few_labels.probe_model("bounded-0", 1.0, dataset, encode, draws=1, seed=0, label_counts=COUNTS)
+    assert few_labels.probe_model("bounded-0", 1.0, dataset, encode, draws=1, seed=0, label_counts=COUNTS) is first
+    for number in range(1, few_labels.PROBES_KEPT + 1):  # one more model than the cache keeps
+        few_labels.probe_model(f"bounded-{number}", 1.0, dataset, encode, draws=1, seed=0, label_counts=COUNTS)
+    assert len(few_labels._probes) == few_labels.PROBES_KEPT
+    assert few_labels.probe_model("bounded-0", 1.0, dataset, encode, draws=1, seed=0, label_counts=COUNTS) is not first
+    assert len(few_labels._baselines) <= few_labels.BASELINES_KEPT
+
+
+@pytest.mark.parametrize("draws, seed, message", [
+    (1, few_labels.MAX_SEED + 1, f"Seed must be a whole number from 0 to {few_labels.MAX_SEED}; got {few_labels.MAX_SEED + 1}."),
+    (1, -1, f"Seed must be a whole number from 0 to {few_labels.MAX_SEED}; got -1."),
+    (few_labels.MAX_DRAWS + 1, 0, f"Draws must be a whole number from 1 to {few_labels.MAX_DRAWS}; got {few_labels.MAX_DRAWS + 1}."),
+])
+def test_seeds_and_draws_outside_the_small_range_are_refused_in_a_sentence(data, draws, seed, message):
+    dataset, _, _ = data
+    with pytest.raises(few_labels.ProbeRefused) as refused:
+        few_labels.probe_model("range", 1.0, dataset, _pca_encoder(dataset), draws=draws, seed=seed, label_counts=COUNTS)
+    assert str(refused.value) == message and _is_sentence(message)
+
+
+class HeldEncoder:
+    """A real encoder that holds on until released, and counts the calls and how many ran at once."""
+
+    def __init__(self, encode):
+        self.encode, self.entered, self.release = encode, threading.Event(), threading.Event()
+        self.calls = self.running = self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, images):
+        with self.lock:
+            self.calls += 1
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        self.entered.set()
+        assert self.release.wait(60), "never released"
+        with self.lock:
+            self.running -= 1
+        return self.encode(images)
+
+
+def _in_thread(target, results: dict, name) -> threading.Thread:
+    def run():
+        try:
+            results[name] = target()
+        except BaseException as error:  # looked at by the test
+            results[name] = error
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_identical_requests_at_the_same_time_are_computed_once(data):
+    dataset, _, _ = data
+    encoder, results, heard = HeldEncoder(_pca_encoder(dataset)), {}, threading.Event()
+    ask = lambda progress=None: few_labels.probe_model("same", 2.0, dataset, encoder, 1, 1, COUNTS, progress)  # noqa: E731
+    first = _in_thread(ask, results, "first")
+    assert encoder.entered.wait(60)
+    second = _in_thread(lambda: ask(lambda text: "same probe" in text and heard.set()), results, "second")
+    assert heard.wait(60), "the second request did not say it waits for the first's result"
+    encoder.release.set()
+    for thread in (first, second):
+        thread.join(60)
+    assert encoder.calls == 2 and results["first"] is results["second"]  # one probe: training codes, test codes
+
+
+def test_one_probe_computes_at_a_time_others_wait_their_turn_and_one_more_is_refused(data):
+    dataset, _, _ = data
+    assert few_labels._turns.counts() == (0, 0)
+    encoder, results = HeldEncoder(_pca_encoder(dataset)), {}
+    waiting = [threading.Event() for _ in range(few_labels.PROBES_WAITING)]
+    heard: list[str] = []
+
+    def ask(number: int, progress=None):
+        return lambda: few_labels.probe_model(f"turns-{number}", 3.0, dataset, encoder, 1, 0, COUNTS, progress)
+
+    def told(number: int):
+        def progress(text: str) -> None:
+            if text.startswith("Waiting for a turn"):
+                heard.append(text)
+                waiting[number - 1].set()
+        return progress
+
+    threads = [_in_thread(ask(0), results, 0)]
+    assert encoder.entered.wait(60)
+    for number in range(1, few_labels.PROBES_WAITING + 1):
+        threads.append(_in_thread(ask(number, told(number)), results, number))
+        assert waiting[number - 1].wait(60)  # each waits its turn, in order, and says so
+    assert few_labels._turns.counts() == (few_labels.PROBES_AT_ONCE, few_labels.PROBES_WAITING)
+    with pytest.raises(few_labels.ProbeRefused) as refused:
+        ask(99)()
+    assert "busy with other visitors' probes" in str(refused.value) and _is_sentence(str(refused.value))
+    assert all(_is_sentence(text) for text in heard)
+    encoder.release.set()
+    for thread in threads:
+        thread.join(60)
+    assert encoder.most_at_once == few_labels.PROBES_AT_ONCE
+    assert all(set(results[number]) == {"autoencoder", "pca", "pixels"} for number in range(few_labels.PROBES_WAITING + 1))
+    assert few_labels._turns.counts() == (0, 0)
+
+
+def test_the_page_says_in_words_when_the_server_is_busy_or_a_seed_is_out_of_range(trained_env, dataset):
+    from tests.test_pages import assert_clean, open_page, texts
+
+    encoder, results = HeldEncoder(_pca_encoder(dataset)), {}
+    waiting = [threading.Event() for _ in range(few_labels.PROBES_WAITING)]
+
+    def ask(number: int):
+        progress = (lambda text: text.startswith("Waiting") and waiting[number - 1].set()) if number else None
+        return lambda: few_labels.probe_model(f"page-{number}", 4.0, dataset, encoder, 1, 0, COUNTS, progress)
+
+    threads = [_in_thread(ask(0), results, 0)]
+    assert encoder.entered.wait(60)
+    for number in range(1, few_labels.PROBES_WAITING + 1):
+        threads.append(_in_thread(ask(number), results, number))
+        assert waiting[number - 1].wait(60)
+    try:
+        app = open_page("pages/few_labels.py")  # every turn and place in the queue taken
+        assert_clean(app)
+        assert any("The server is busy with other visitors' probes" in w.value and w.value.endswith("try again in a minute.")
+                   for w in app.warning), texts(app)
+        assert not app.get("plotly_chart")
+    finally:
+        encoder.release.set()
+        for thread in threads:
+            thread.join(60)
+    app.run()  # its turn now: the probe runs and is drawn
+    assert_clean(app)
+    assert len(app.get("plotly_chart")) == 1 and not app.warning
+    app.number_input(key="probe_seed").set_value(few_labels.MAX_SEED + 1).run()
+    assert any(f"Seed must be a whole number from 0 to {few_labels.MAX_SEED}; got {few_labels.MAX_SEED + 1}." in e.value
+               for e in app.error)

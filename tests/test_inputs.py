@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 from tests.test_pages import assert_clean, open_page, texts
+from ae.analysis.few_labels import MAX_SEED
 
 TRAIN_NUMBERS = {"code": (1, 784), "epochs": (1, 200), "digits": (10, 2000), "seed": (0, 2**31 - 1)}
 
@@ -83,7 +84,7 @@ def test_few_labels_seed_out_of_range_is_refused(trained_env):
     app = open_page("pages/few_labels.py")
     app.number_input(key="probe_seed").set_value(-1).run()
     assert_clean(app)
-    assert any("Seed must be a whole number from 0 to 10,000; got -1" in e.value for e in app.error)
+    assert any(f"Seed must be a whole number from 0 to {MAX_SEED:,}; got -1" in e.value for e in app.error)
 
 
 # ---- property-based: any value in any number box is accepted or refused in words ----------
@@ -136,7 +137,7 @@ def test_every_sweep_number_box_accepts_or_refuses_any_value(app_env, page_key, 
 
 
 @FUZZ
-@given(page_key=st.sampled_from([("pages/train.py", "extra_epochs", 1, 200), ("pages/few_labels.py", "probe_seed", 0, 10_000)]),
+@given(page_key=st.sampled_from([("pages/train.py", "extra_epochs", 1, 200), ("pages/few_labels.py", "probe_seed", 0, MAX_SEED)]),
        value=ODD_NUMBERS)
 def test_number_boxes_on_model_pages_accept_or_refuse_any_value(trained_env, page_key, value):
     _type_into(*page_key, value)

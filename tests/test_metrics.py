@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
 
 from ae.model.data import load_dataset
+from ae.analysis import metrics
 from ae.analysis.metrics import (
     EPSILON,
     ErrorSummary,
@@ -133,3 +135,38 @@ def test_evaluate_reconstructions_uses_test_order(small):
     wrong = evaluate_reconstructions(small, shuffled)
     assert right.mse < 1e-10
     assert wrong.mse > 0.05
+
+
+# ---- bounded, and no global lock while fitting ----------------------------------------------
+def test_pca_fits_are_kept_in_a_bounded_cache(small):
+    first = fit_pca(small, 1, max_train=300)
+    assert fit_pca(small, 1, max_train=300) is first
+    for number in range(metrics.PCA_KEPT):  # fill the cache with other fits (each real fit takes a second)
+        metrics._pca_cache.put(("filler", number), first)
+    assert len(metrics._pca_cache) == metrics.PCA_KEPT and ("filler", 0) in metrics._pca_cache
+    second = fit_pca(small, 2, max_train=300)  # one more: the least recently used goes
+    assert len(metrics._pca_cache) == metrics.PCA_KEPT and ("filler", 0) not in metrics._pca_cache
+    assert fit_pca(small, 2, max_train=300) is second
+    assert fit_pca(small, 1, max_train=300) is not first  # forgotten earlier, so fitted again
+    for number in range(metrics.PCA_ERRORS_KEPT + 1):
+        metrics._pca_errors.put(("filler", number), None)  # the test errors' cache is bounded the same way
+    assert len(metrics._pca_errors) == metrics.PCA_ERRORS_KEPT
+
+
+def test_a_fit_in_progress_stops_neither_other_sizes_nor_waits_twice_for_its_own(small):
+    release, fitted = threading.Event(), []
+    key = (id(small), 99, 301)  # a slow fit of its own, held until released
+    slow = threading.Thread(target=lambda: metrics._pca_cache.get_or_build(key, lambda: release.wait(60) and "held"), daemon=True)
+    slow.start()
+    other = threading.Thread(target=lambda: fitted.append(fit_pca(small, 3, max_train=301)), daemon=True)
+    other.start()
+    other.join(60)  # a liveness guard: with one lock held while fitting, this fit would wait for the held one
+    assert fitted and fitted[0].n_components == 3
+    same = [threading.Thread(target=lambda: fitted.append(metrics._pca_cache.get_or_build(key, lambda: "again")), daemon=True)
+            for _ in range(2)]
+    for thread in same:
+        thread.start()
+    release.set()
+    for thread in (slow, *same):
+        thread.join(60)
+    assert fitted[1:] == ["held", "held"]  # the same key waited for the one build, not built again

@@ -187,3 +187,15 @@ def test_constant_codes_still_map():
     result = project(np.ones((50, 3), dtype=np.float32), "pca")
     assert result.coordinates.shape == (50, 2)
     assert result.settings["explained_variance"] == 0.0
+
+
+@pytest.mark.parametrize("method", ["pca", "codes"])
+def test_an_instant_map_does_not_wait_behind_a_slow_one(method):
+    """The web process draws instant maps; a UMAP or t-SNE holding the slow maps' lock must not stop them."""
+    codes = _codes(size=2)
+    done: list = []
+    with projection._projection_lock:  # as a running UMAP holds it
+        thread = threading.Thread(target=lambda: done.append(project(codes, method)), daemon=True)
+        thread.start()
+        thread.join(timeout=60)  # a liveness guard, not a timing: with the lock held for all maps it never ends
+        assert done and done[0].coordinates.shape == (300, 2)

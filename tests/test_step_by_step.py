@@ -1,10 +1,13 @@
 """The article's purchase-table example: numpy gradients against TensorFlow's and finite
 differences, SGD lowering the loss, and recommendations on a table with an obvious answer."""
+import json
+
 import numpy as np
 import pytest
 
-from ae.analysis.step_by_step import (PURCHASES, Parameters, StepByStep, forward, gradients, loss_of, recommendations,
-                          because_sentence, CUSTOMERS, PRODUCTS)
+from ae.analysis.step_by_step import (MAX_EPOCHS_PER_CLICK, MAX_HISTORY, PURCHASES, Parameters, StepByStep, StepLimitError,
+                                      forward, gradients, loss_of, recommendations, because_sentence, table_loss, CUSTOMERS,
+                                      PRODUCTS)
 
 
 def _params(code_size=3, seed=1):
@@ -81,3 +84,49 @@ def test_the_built_in_table_has_groups_the_model_finds():
     model.run_epochs(500)
     ben = recommendations(model.params, PURCHASES, CUSTOMERS.index("Ben"))
     assert PRODUCTS[ben[0].product] == "Jam"  # his breakfast group buys jam
+
+
+# ---- bounds: what one visitor can make the web process do -----------------------------------
+TINY = PURCHASES[:2]  # two customers: an epoch is two steps, so thousands of epochs take a moment
+
+
+def _long_trained() -> StepByStep:
+    model = StepByStep(TINY, code_size=2, learning_rate=1.0, seed=0)
+    for _ in range(3):
+        model.run_epochs(MAX_EPOCHS_PER_CLICK)
+    return model
+
+
+@pytest.mark.parametrize("count", [MAX_EPOCHS_PER_CLICK + 1, 0, 2.5])
+def test_more_epochs_than_a_click_allows_are_refused_in_a_sentence(count):
+    model = StepByStep(TINY, code_size=2)
+    with pytest.raises(StepLimitError) as refused:
+        model.run_epochs(count)
+    sentence = str(refused.value)
+    assert sentence == f"Epochs must be a whole number from 1 to {MAX_EPOCHS_PER_CLICK:,} at a time; got {count!r}."
+    assert model.epochs_done == 0 and model.last_step is None  # nothing ran
+
+
+def test_the_loss_history_keeps_the_last_epochs_and_counts_the_dropped_ones():
+    model = _long_trained()
+    assert model.epochs_done == 3 * MAX_EPOCHS_PER_CLICK
+    assert len(model.epoch_losses) == MAX_HISTORY
+    assert model.dropped_epochs == model.epochs_done + 1 - MAX_HISTORY  # +1: the loss before any training
+    assert model.epoch_losses[-1] == pytest.approx(table_loss(model.params, model.table))
+
+
+def test_the_page_refuses_too_many_epochs_and_says_when_older_epochs_were_dropped(app_env):
+    from tests.test_pages import assert_clean, open_page, texts
+
+    app = open_page("pages/step_by_step.py")
+    app.number_input(key="steps_epochs").set_value(MAX_EPOCHS_PER_CLICK + 1).run()
+    assert any(f"Epochs must be a whole number from 1 to {MAX_EPOCHS_PER_CLICK:,}; got {MAX_EPOCHS_PER_CLICK + 1}." in e.value
+               for e in app.error)
+    assert app.button(key="run_epochs").disabled
+    app.session_state["step_model"], app.session_state["step_settings"] = _long_trained(), (2, 1.0, 0)
+    app.button(key="next_step").click().run()  # the long-trained model goes on, on the page's table
+    assert_clean(app)
+    dropped = 3 * MAX_EPOCHS_PER_CLICK + 1 - MAX_HISTORY
+    assert f"The curve shows the last {MAX_HISTORY:,} epochs; the {dropped:,} before them were dropped" in texts(app)
+    curve = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if "loss over the table" in c.proto.spec)
+    assert len(curve["data"][0]["x"]) == MAX_HISTORY and curve["data"][0]["x"][0] == dropped

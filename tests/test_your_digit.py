@@ -1,11 +1,16 @@
 """Your digit: MNIST-style preparation of drawings and uploads, bad files, and the analyses."""
 import io
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ae.analysis.digit_input import MAX_MEGAPIXELS, DigitError, prepare_digit, prepare_upload
+from ae.analysis.digit_input import (FORMAT_NAMES, MAX_MEGAPIXELS, MEGAPIXELS_BY_FORMAT, WORK_SIDE, DigitError, prepare_digit,
+                                     prepare_upload)
 from ae.analysis.your_digit import (blend_pixels, error_percentile, fit_code_classifier, generation_codes, nearest_codes,
                           walk_codes)
 
@@ -113,13 +118,74 @@ def _truncated() -> bytes:
     (png(np.zeros((280, 280), dtype=np.uint8)), "The image is empty"),
     (_dot(), "only a dot"),
     (b"this is a text file, not a picture", "not an image that can be read"),
+    (png(np.zeros((280, 280), dtype=np.uint8), format="TIFF"), f"not an image that can be read here; upload a {FORMAT_NAMES}"),
     (b"", "The file is empty"),
     (png(np.full((1, 1), 255, dtype=np.uint8)), "only 1x1 pixels"),
     (_truncated(), "damaged or cut short"),
 ])
 def test_each_bad_input_gets_its_own_sentence(data, message):
-    with pytest.raises(DigitError, match=message):
+    with pytest.raises(DigitError, match=message) as refused:
         prepare_upload(data)
+    sentence = str(refused.value)
+    assert sentence[0].isupper() and sentence.endswith(".") and "Traceback" not in sentence
+
+
+# Peak memory of one upload, measured as the growth of the process's peak resident memory in a
+# fresh process (Pillow's buffers are invisible to tracemalloc). Before the formats were pinned and
+# images shrunk before floats: 537 MiB for this image at 20 megapixels; after: 124 MiB at 25.
+UPLOAD_PEAK_MIB = 160
+_PEAK = """
+import sys
+from ae.analysis.digit_input import prepare_upload
+data = open(sys.argv[1], "rb").read()
+status = lambda: {line.split(":")[0]: int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("Vm")}
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) starts again from here
+before = status()["VmRSS"]
+prepare_upload(data)
+print((status()["VmHWM"] - before) / 1024)
+"""
+
+
+def _largest_allowed_rgba_png() -> bytes:
+    """The costliest upload allowed: 25 megapixels of RGBA, the digit in its alpha channel."""
+    rgba = np.zeros((5000, MAX_MEGAPIXELS * 200, 4), dtype=np.uint8)
+    rgba[1000:4000, 2000:2800, 3] = 255
+    return png(rgba, mode="RGBA", compress_level=1)
+
+
+def test_the_largest_allowed_upload_stays_within_its_memory_bound(tmp_path):
+    data = _largest_allowed_rgba_png()
+    tracemalloc.start()
+    prepared = prepare_upload(data)
+    _, python_peak = tracemalloc.get_traced_memory()  # numpy's floats: never more than WORK_SIDE squared
+    tracemalloc.stop()
+    assert prepared.image.max() == pytest.approx(1.0) and any("transparent" in note for note in prepared.notes)
+    assert python_peak < 8 * WORK_SIDE * WORK_SIDE * 4, f"{python_peak / 2**20:.0f} MiB of Python objects"
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("No /proc/self/clear_refs here to measure the peak resident memory.")
+    path = tmp_path / "large.png"
+    path.write_bytes(data)
+    run = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent, check=True)
+    peak = float(run.stdout.strip().splitlines()[-1])
+    print(f"peak memory of one 25-megapixel RGBA upload: {peak:.0f} MiB (bound {UPLOAD_PEAK_MIB})")
+    assert peak < UPLOAD_PEAK_MIB
+
+
+def test_a_webp_over_its_own_pixel_limit_is_refused_in_a_sentence():
+    side = int((MEGAPIXELS_BY_FORMAT["WEBP"] * 1_000_000) ** 0.5) + 10
+    data = png(np.zeros((side, side), dtype=np.uint8), format="WEBP", lossless=True)
+    with pytest.raises(DigitError, match=f"the limit for a Webp image is {MEGAPIXELS_BY_FORMAT['WEBP']}\\."):
+        prepare_upload(data)
+
+
+def test_a_sideways_phone_photo_is_turned_the_right_way_up(dataset):
+    original = dataset.test_images[4, ..., 0]
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees clockwise to view"
+    turned = np.rot90(photographed(original, paper=True), k=-1).copy()
+    prepared = prepare_upload(png(turned, format="JPEG", quality=92, exif=exif))
+    assert np.abs(prepared.image - original).mean() < ROUND_TRIP_TOLERANCE
 
 
 def test_percentile_and_neighbours_match_numpy_by_hand():
@@ -169,3 +235,16 @@ def test_code_classifier_reads_separable_codes_and_generation_follows_the_codes(
     prior = generation_codes(codes, 5000, seed=0, variational=True)
     np.testing.assert_allclose(prior.mean(axis=0), 0.0, atol=0.1)
     np.testing.assert_allclose(prior.std(axis=0), 1.0, atol=0.05)
+
+
+def test_the_page_refuses_a_format_it_does_not_name_in_a_sentence(trained_env, dataset):
+    from tests.test_pages import assert_clean, open_page, texts
+
+    tiff = png(photographed(dataset.test_images[0, ..., 0]), format="TIFF")  # a real picture, in a format not offered
+    app = open_page("pages/your_digit.py")
+    app.radio(key="digit_source").set_value("Upload").run()
+    assert FORMAT_NAMES in app.get("file_uploader")[0].proto.label
+    app.file_uploader(key="digit_upload").upload("digit.png", tiff, "image/png").run()  # a name that passes the box
+    assert_clean(app)
+    assert [w.value for w in app.warning] == [f"This file is not an image that can be read here; upload a {FORMAT_NAMES} picture."]
+    assert "Draw a digit" in texts(app)

@@ -3,8 +3,10 @@
 MNIST's recipe (LeCun et al.): white ink on black, the digit's bounding box scaled to fit 20x20
 with its aspect ratio kept, then placed in 28x28 so that its centre of mass sits at the centre.
 A model trained on MNIST only understands digits prepared like that, so a drawing or a photo
-goes through the same steps. Images are decoded by Pillow from bytes, never unpickled, and
-their size is checked before their pixels are loaded.
+goes through the same steps. Images are decoded by Pillow from bytes, never unpickled, only in
+the formats the page names; their size is checked before their pixels are loaded, and they are
+shrunk to WORK_SIDE before any floats are made, so one upload costs a bounded amount of memory
+(see `tests/test_your_digit.py`).
 """
 from __future__ import annotations
 
@@ -14,7 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_UPLOAD_MEGABYTES = 10  # also `server.maxUploadSize` in .streamlit/config.toml
-MAX_MEGAPIXELS = 25  # a phone photo is 12-20; more is refused before decoding
+MAX_MEGAPIXELS = 25  # a phone photo is 12-20; more is refused from the header, before decoding
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # Pillow's names; no other decoder is tried
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP or WebP"
+# Pillow decodes a WebP whole, through three full-size RGBA copies (15 bytes a pixel, against 4-5
+# for a PNG): a lower limit keeps its peak memory within the others'.
+MEGAPIXELS_BY_FORMAT = {"WEBP": 8}
+UPLOAD_TYPES = ("png", "jpg", "jpeg", "gif", "bmp", "webp")  # the file names the upload box offers
+WORK_SIDE = 512  # pixels: an image is shrunk to this before floats; the digit ends up 20 wide anyway
 MIN_SIDE = 8  # pixels: smaller images hold no digit
 BOX = 20  # MNIST's digit box inside the 28x28 image
 SIDE = 28
@@ -33,8 +42,9 @@ class PreparedDigit:
 
 
 def decode_image(data: bytes) -> tuple[np.ndarray, list[str]]:
-    """Bytes of a PNG, JPEG, GIF... as grayscale floats in [0, 1] (1 = white), and notes."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Bytes of one of `FORMATS` as grayscale floats in [0, 1] (1 = white), at most WORK_SIDE
+    pixels a side, and notes."""
+    from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise DigitError("The file is empty.")
@@ -42,31 +52,58 @@ def decode_image(data: bytes) -> tuple[np.ndarray, list[str]]:
         raise DigitError(f"The file is {len(data) / 1e6:.0f} MB; the limit is {MAX_UPLOAD_MEGABYTES} MB.")
     notes = []
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=FORMATS)  # other decoders never see the bytes
         width, height = image.size
-        if width * height > MAX_MEGAPIXELS * 1_000_000:
+        limit = MEGAPIXELS_BY_FORMAT.get(image.format, MAX_MEGAPIXELS)
+        if width * height > limit * 1_000_000:
+            kind = "" if limit == MAX_MEGAPIXELS else f" for a {image.format.title()} image"
             raise DigitError(f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
-                             f"the limit is {MAX_MEGAPIXELS}. Scale it down or crop it to the digit.")
+                             f"the limit{kind} is {limit}. Scale it down or crop it to the digit.")
         if min(width, height) < MIN_SIDE:
             raise DigitError(f"The image is only {width}x{height} pixels; a digit needs at least {MIN_SIDE}x{MIN_SIDE}.")
-        if getattr(image, "n_frames", 1) > 1:
-            notes.append(f"An animation of {image.n_frames} frames: its first frame is used.")
+        if getattr(image, "is_animated", False):  # not n_frames: for a GIF that decodes every frame
+            notes.append("An animation: its first frame is used.")
             image.seek(0)
-        image = ImageOps.exif_transpose(image)  # a phone photo the right way up
-        image.load()
+        small, transparent = _reduced(image)
     except DigitError:
         raise
     except UnidentifiedImageError:
-        raise DigitError("This file is not an image that can be read; upload a PNG or JPEG.") from None
+        raise DigitError(f"This file is not an image that can be read here; upload a {FORMAT_NAMES} picture.") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DigitError(f"The image could not be decoded: the file is damaged or cut short ({error}).") from None
+    if transparent:
+        notes.append("A transparent background: the opaque strokes are taken as the digit.")
+    return np.asarray(small, dtype=np.float32) / 255.0, notes
+
+
+def _reduced(image) -> tuple[object, bool]:
+    """The picture as one 8-bit band at most WORK_SIDE a side, the right way up, and whether that
+    band is the alpha channel. A JPEG decodes at 1/2 to 1/8 scale (`draft`); other formats decode
+    whole, then shrink by whole-pixel averaging before any floats exist."""
+    from PIL import Image, ImageOps
+
+    image.draft("L", (WORK_SIDE, WORK_SIDE))
+    image.load()
+    transparent = False
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        alpha = np.asarray(image.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0
-        if alpha.min() < 0.95:  # a transparent background: the opaque strokes are the digit
-            notes.append("A transparent background: the opaque strokes are taken as the digit.")
-            return alpha, notes
-    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0  # CMYK, palette, 16-bit: all to 8-bit gray
-    return gray, notes
+        alpha = image.point(_palette_alpha(image.info["transparency"]), "L") if image.mode == "P" else image.getchannel("A")
+        transparent = alpha.getextrema()[0] < 0.95 * 255  # a transparent background: the strokes are the digit
+    if transparent:
+        band = alpha
+    elif image.mode in ("L", "RGB", "CMYK"):
+        band = image  # shrunk as it is, then made gray: no full-size copy
+    else:
+        band = image.convert("L")  # palette, 16-bit, bilevel, opaque alpha: to 8-bit gray first
+    band.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)  # reduce() by a whole factor, then resample
+    band = band.convert("L")
+    return ImageOps.exif_transpose(band), transparent  # a phone photo the right way up
+
+
+def _palette_alpha(transparency) -> list[int]:
+    """A palette image's alpha per palette index: one transparent index, or one alpha per index."""
+    if isinstance(transparency, bytes):
+        return [transparency[i] if i < len(transparency) else 255 for i in range(256)]
+    return [0 if i == transparency else 255 for i in range(256)]
 
 
 def prepare_digit(gray: np.ndarray, notes: list[str] | tuple = ()) -> PreparedDigit:

@@ -9,6 +9,12 @@ fitted on them, the code scaler too); labels come only from the drawn subset.
 Runs under a one-thread BLAS: on this kind of machine the small solves are 20x faster
 single-threaded. Raw-pixel and PCA results do not depend on the model, so they are
 computed once per process and shared.
+
+Bounded and shared, so one visitor cannot take the web process: `probe_model` keeps whole
+results in an LRU per (model, saved_at, settings, seed); identical requests at the same time
+are computed once; at most PROBES_AT_ONCE probes compute at once in the process, up to
+PROBES_WAITING more wait their turn in order, and any further one is refused in a sentence;
+seeds run from 0 to MAX_SEED.
 """
 from __future__ import annotations
 
@@ -17,7 +23,10 @@ import io
 import threading
 import time
 import warnings
+from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -25,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from ae.lru import LRU
 from ae.model.data import Dataset
 from ae.analysis.metrics import fit_pca
 
@@ -33,6 +43,17 @@ DEFAULT_DRAWS = 3
 MAX_ITER = 100
 FEATURES = ("autoencoder", "pca", "pixels")
 FEATURE_LABELS = {"autoencoder": "autoencoder codes", "pca": "PCA codes (same size)", "pixels": "raw pixels"}
+MAX_SEED = 9  # ten different draws of the labelled digits show the spread; more only multiply the work
+MAX_DRAWS = 5
+PROBES_AT_ONCE = 1  # probes computing at once in the process: each holds a core for up to ~10 s
+PROBES_WAITING = 4  # requests queued for a turn beyond those; one more is refused
+PROBES_KEPT = 32  # whole results (three kinds of feature), least recently used forgotten first
+BASELINES_KEPT = 64  # shared PCA and raw-pixel results, per code size and settings
+WAIT_REPORT_SECONDS = 1.0  # a waiting request tells its page where it stands this often
+
+
+class ProbeRefused(ValueError):
+    """Why a probe was not run, in one sentence for the page."""
 
 
 @dataclass(frozen=True)
@@ -94,38 +115,121 @@ def _standardized(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.n
     return scaler.transform(train).astype(np.float32), scaler.transform(test).astype(np.float32)
 
 
-_shared: dict[tuple, ProbeResult] = {}
-_shared_lock = threading.Lock()
+class Turns:
+    """At most `at_once` holders at a time; up to `max_waiting` more wait, first come first served,
+    hearing `on_wait(ahead)` every WAIT_REPORT_SECONDS; one more is refused."""
+
+    def __init__(self, at_once: int, max_waiting: int):
+        self.at_once, self.max_waiting = at_once, max_waiting
+        self._changed = threading.Condition()
+        self._running = 0
+        self._queue: deque[object] = deque()
+
+    @contextmanager
+    def turn(self, on_wait: Callable[[int], None] | None = None):
+        me = object()
+        with self._changed:
+            if self._running >= self.at_once and len(self._queue) >= self.max_waiting:
+                raise ProbeRefused(f"The server is busy with other visitors' probes ({self._running} running, "
+                                   f"{len(self._queue)} waiting); try again in a minute.")
+            self._queue.append(me)
+        try:
+            while True:
+                with self._changed:
+                    if self._queue[0] is me and self._running < self.at_once:
+                        self._queue.popleft()
+                        self._running += 1
+                        break
+                    ahead = self._running + self._queue.index(me)
+                if on_wait is not None:
+                    on_wait(ahead)  # may raise (a page rerun): the finally below gives up the place
+                with self._changed:
+                    if not (self._queue[0] is me and self._running < self.at_once):
+                        self._changed.wait(WAIT_REPORT_SECONDS)
+        finally:
+            with self._changed:
+                if me in self._queue:
+                    self._queue.remove(me)
+                    self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def counts(self) -> tuple[int, int]:
+        """(running, waiting) now."""
+        with self._changed:
+            return self._running, len(self._queue)
 
 
-def _shared_result(key: tuple, compute) -> ProbeResult:
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = compute()
-        return _shared[key]
+_turns = Turns(PROBES_AT_ONCE, PROBES_WAITING)
+_probes: LRU[tuple, dict[str, ProbeResult]] = LRU(PROBES_KEPT)
+_baselines: LRU[tuple, ProbeResult] = LRU(BASELINES_KEPT)
 
 
-def run_probe(dataset: Dataset, train_codes: np.ndarray, test_codes: np.ndarray,
-              label_counts=LABEL_COUNTS, draws: int = DEFAULT_DRAWS, seed: int = 0) -> dict[str, ProbeResult]:
-    """All three probes for one model's codes (all training digits' codes, all test digits')."""
+def _probes_word(count: int) -> str:
+    return f"{count} probe" if count == 1 else f"{count} probes"
+
+
+def settings_problem(draws: int, seed: int) -> str | None:
+    """One sentence if the draws or the seed are outside what a visitor may ask for, else None."""
+    if not (isinstance(draws, (int, np.integer)) and 1 <= draws <= MAX_DRAWS):
+        return f"Draws must be a whole number from 1 to {MAX_DRAWS}; got {draws!r}."
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed <= MAX_SEED):
+        return f"Seed must be a whole number from 0 to {MAX_SEED}; got {seed!r}."
+    return None
+
+
+def probe_model(key: str, saved_at: float, dataset: Dataset, encode: Callable[[np.ndarray], np.ndarray],
+                draws: int = DEFAULT_DRAWS, seed: int = 0, label_counts=LABEL_COUNTS,
+                progress: Callable[[str], None] | None = None) -> dict[str, ProbeResult]:
+    """`run_probe` for one saved model (`encode(images)` gives its codes), bounded and shared:
+    cached per model, settings and seed, waiting for a turn, or ProbeRefused in a sentence.
+    `progress(text)` hears what it is doing, waiting included."""
+    problem = settings_problem(draws, seed)
+    if problem:
+        raise ProbeRefused(problem)
+    say = progress or (lambda text: None)
+
+    def compute() -> dict[str, ProbeResult]:
+        with _turns.turn(lambda ahead: say(f"Waiting for a turn: the server runs {_probes_word(PROBES_AT_ONCE)} at a time, "
+                                           f"and {_probes_word(ahead)} {'is' if ahead == 1 else 'are'} ahead of yours.")):
+            say("Reading the codes of the training and test digits.")
+            train_codes, test_codes = encode(dataset.train_images), encode(dataset.test_images)
+            return run_probe(dataset, train_codes, test_codes, label_counts, draws, seed, progress=say)
+
+    return _probes.get_or_build((key, saved_at, id(dataset), tuple(label_counts), draws, seed), compute,
+                                waiting=lambda: say("Someone asked for the same probe a moment ago: waiting for its result."))
+
+
+def run_probe(dataset: Dataset, train_codes: np.ndarray, test_codes: np.ndarray, label_counts=LABEL_COUNTS,
+              draws: int = DEFAULT_DRAWS, seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, ProbeResult]:
+    """All three probes for one model's codes (all training digits' codes, all test digits');
+    the PCA and raw-pixel ones are shared with every model through a bounded cache."""
+    say = progress or (lambda text: None)
     code_size = train_codes.shape[1]
     settings = (tuple(label_counts), draws, seed)
     flat_train = dataset.train_images.reshape(len(dataset.train_images), -1)
     flat_test = dataset.test_images.reshape(len(dataset.test_images), -1)
 
     def pca_probe() -> ProbeResult:
+        say(f"Training logistic regressions on {code_size}-D PCA codes (shared by every model of this code size).")
         baseline = fit_pca(dataset, code_size)
         train, test = _standardized(baseline.encode(dataset.train_images), baseline.encode(dataset.test_images))
         return probe_features(train, dataset.y_train, test, dataset.y_test, "pca", label_counts, draws, seed)
 
     def pixel_probe() -> ProbeResult:
+        say("Training logistic regressions on the raw pixels (about 10 s, once for these settings, then shared).")
         return probe_features(flat_train, dataset.y_train, flat_test, dataset.y_test, "pixels", label_counts, draws, seed)
 
+    say(f"Training logistic regressions on the autoencoder's {code_size}-D codes.")
     train, test = _standardized(train_codes, test_codes)
     return {
         "autoencoder": probe_features(train, dataset.y_train, test, dataset.y_test, "autoencoder", label_counts, draws, seed),
-        "pca": _shared_result((id(dataset), "pca", code_size, *settings), pca_probe),
-        "pixels": _shared_result((id(dataset), "pixels", *settings), pixel_probe),
+        "pca": _baselines.get_or_build((id(dataset), "pca", code_size, *settings), pca_probe),
+        "pixels": _baselines.get_or_build((id(dataset), "pixels", *settings), pixel_probe),
     }
 
 

@@ -6,12 +6,12 @@ Both use the same formulas here, so the comparison is like for like.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from sklearn.decomposition import PCA
 
+from ae.lru import LRU
 from ae.model.data import Dataset
 
 EPSILON = 1e-7  # Keras clips probabilities the same way in binary cross-entropy.
@@ -86,21 +86,24 @@ class PCABaseline:
         return self.decode(self.encode(images))
 
 
-_pca_cache: dict[tuple[int, int, int], PCABaseline] = {}
-_pca_lock = threading.Lock()
+# A baseline holds up to 784x784 float64 components (5 MB); a code-size sweep asks for a handful
+# of sizes, so this many fits are kept, the least recently used forgotten first.
+PCA_KEPT = 16
+PCA_ERRORS_KEPT = 64  # small summaries, one per dataset and size
+_pca_cache: LRU[tuple[int, int, int], PCABaseline] = LRU(PCA_KEPT)
 
 
 def fit_pca(dataset: Dataset, n_components: int, max_train: int | None = None) -> PCABaseline:
-    """PCA with `n_components` on the training digits, fitted once per dataset and size."""
+    """PCA with `n_components` on the training digits, fitted once per dataset and size: sessions
+    asking for the same size wait for one fit, other sizes fit meanwhile (no global lock)."""
     train_count = len(dataset.x_train) if max_train is None else min(max_train, len(dataset.x_train))
     n_components = int(min(n_components, 784, train_count))
-    key = (id(dataset), n_components, train_count)
-    with _pca_lock:
-        if key not in _pca_cache:
-            flat = dataset.train_images[:train_count].reshape(train_count, -1)
-            pca = PCA(n_components=n_components, svd_solver="covariance_eigh").fit(flat)
-            _pca_cache[key] = PCABaseline(pca)
-        return _pca_cache[key]
+
+    def fit() -> PCABaseline:
+        flat = dataset.train_images[:train_count].reshape(train_count, -1)
+        return PCABaseline(PCA(n_components=n_components, svd_solver="covariance_eigh").fit(flat))
+
+    return _pca_cache.get_or_build((id(dataset), n_components, train_count), fit)
 
 
 def evaluate_reconstructions(dataset: Dataset, reconstructions: np.ndarray) -> ErrorSummary:
@@ -109,7 +112,7 @@ def evaluate_reconstructions(dataset: Dataset, reconstructions: np.ndarray) -> E
     return summarize(bce, mse, dataset.y_test)
 
 
-_pca_errors: dict[tuple[int, int], ErrorSummary] = {}
+_pca_errors: LRU[tuple[int, int], ErrorSummary] = LRU(PCA_ERRORS_KEPT)
 
 
 def evaluate_pca(dataset: Dataset, n_components: int) -> ErrorSummary:
@@ -117,11 +120,10 @@ def evaluate_pca(dataset: Dataset, n_components: int) -> ErrorSummary:
 
     Cached per dataset and size: the code-size page asks for every size on each refresh.
     """
-    key = (id(dataset), int(n_components))
-    if key not in _pca_errors:
-        baseline = fit_pca(dataset, n_components)
-        _pca_errors[key] = evaluate_reconstructions(dataset, baseline.reconstruct(dataset.test_images))
-    return _pca_errors[key]
+    def evaluate() -> ErrorSummary:
+        return evaluate_reconstructions(dataset, fit_pca(dataset, n_components).reconstruct(dataset.test_images))
+
+    return _pca_errors.get_or_build((id(dataset), int(n_components)), evaluate)
 
 
 NEAR_ZERO = 0.01  # an activation this small, relative to its unit's largest, counts as "off"

@@ -1,10 +1,11 @@
 """2-D maps of codes: the codes themselves (code size 2), PCA, UMAP or t-SNE.
 
-PCA is instant and invertible, so a point on its map can be decoded. UMAP and t-SNE are
-slow, so they run on a seeded subsample, one at a time (two numba-parallel UMAP runs at
-once can abort the process, umap #665), in a process of their own (`ae.maps.service`), reporting
-progress to a callback that may stop them by raising `MapStopped`. Every result says which
-points and which settings made it. UMAP is imported lazily: importing it compiles numba code.
+PCA is instant and invertible, so a point on its map can be decoded; the instant maps never
+wait for a slow one. UMAP and t-SNE are slow, so they run on a seeded subsample, one at a time
+(two numba-parallel UMAP runs at once can abort the process, umap #665), in a process of their
+own (`ae.maps.service`), reporting progress to a callback that may stop them by raising
+`MapStopped`. Every result says which points and which settings made it. UMAP is imported
+lazily: importing it compiles numba code.
 
 Speed choices, measured on 10,000 codes of the article's model (`python -m ae.bench`):
 - UMAP gets its neighbours from scikit-learn's exact search, which skips pynndescent's numba
@@ -37,6 +38,10 @@ TSNE_CALLBACK_EVERY = 10  # iterations between progress reports (each one also c
 class MapStopped(Exception):
     """Raised by a progress callback to stop a slow map."""
 
+
+# One slow map at a time per process (two numba-parallel UMAP runs can abort it). Not a cache, and
+# only the slow methods take it: the instant maps the pages compute in the web process (codes, PCA)
+# never wait behind a UMAP.
 _projection_lock = threading.Lock()
 
 
@@ -102,7 +107,9 @@ def project(codes: np.ndarray, method: str = "pca", max_points: int | None = Non
     started = time.perf_counter()
     if method in SLOW_METHODS:
         options["progress"] = progress or (lambda fraction, text: None)
-    with _projection_lock:
+        with _projection_lock:
+            coordinates, settings, pca = _RUNNERS[method](chosen, seed, **options)
+    else:
         coordinates, settings, pca = _RUNNERS[method](chosen, seed, **options)
     settings = {"points": len(indices), "of": len(codes), "seed": seed, **settings}
     return Projection(coordinates.astype(np.float32), indices, method, settings, time.perf_counter() - started, pca)

@@ -7,6 +7,10 @@ show every number of a step: the input row, the code, the output, the loss, the 
 the update. `tests/test_step_by_step.py` checks the gradients against TensorFlow's and against
 finite differences. Recommendations rank each customer's unbought products by the model's
 reconstructed probability, and say which customers with the nearest codes bought them.
+
+A visitor drives this in the web process, so it is bounded: at most MAX_EPOCHS_PER_CLICK epochs
+per request (about 1.3 s on the built-in table) and the last MAX_HISTORY epoch losses kept per
+model, older ones dropped and counted.
 """
 from __future__ import annotations
 
@@ -31,6 +35,12 @@ PURCHASES = np.array([
     [1, 1, 1, 1, 0, 0, 0, 1],  # Jo
 ], dtype=np.float64)
 CODE_SIZES = (2, 3, 4)
+MAX_EPOCHS_PER_CLICK = 1_000
+MAX_HISTORY = 2_000  # epoch losses kept for the loss curve; older ones are dropped
+
+
+class StepLimitError(ValueError):
+    """A request beyond the page's bounds, in one sentence."""
 EPSILON = 1e-7  # as Keras clips probabilities in its binary cross-entropy
 
 
@@ -117,8 +127,9 @@ class StepByStep:
     params: Parameters = None
     position: int = 0  # the next customer
     epochs_done: int = 0
-    epoch_losses: list = field(default_factory=list)  # the table's loss after each epoch
+    epoch_losses: list = field(default_factory=list)  # the table's loss after each epoch, the last MAX_HISTORY
     last_step: Step | None = None
+    dropped_epochs: int = 0  # losses dropped from the front: epoch_losses[i] is after epoch dropped_epochs + i
 
     def __post_init__(self) -> None:
         self.table = np.asarray(self.table, dtype=np.float64)
@@ -134,10 +145,15 @@ class StepByStep:
         if self.position == len(self.table):
             self.position, self.epochs_done = 0, self.epochs_done + 1
             self.epoch_losses.append(table_loss(self.params, self.table))
+            if len(self.epoch_losses) > MAX_HISTORY:
+                del self.epoch_losses[0]
+                self.dropped_epochs += 1
         return step
 
     def run_epochs(self, count: int) -> None:
-        """Finish the current epoch, then run `count - 1` more whole ones."""
+        """Finish the current epoch, then run `count - 1` more whole ones: at most MAX_EPOCHS_PER_CLICK."""
+        if not (isinstance(count, (int, np.integer)) and 1 <= count <= MAX_EPOCHS_PER_CLICK):
+            raise StepLimitError(f"Epochs must be a whole number from 1 to {MAX_EPOCHS_PER_CLICK:,} at a time; got {count!r}.")
         target = self.epochs_done + count
         while self.epochs_done < target:
             self.next_step()
