@@ -8,6 +8,7 @@ import streamlit as st
 from ae.display.figures import PALETTES, latent_figure, replay_figure, unit_heatmap
 from ae.analysis.metrics import code_activity
 from ae.display.images import image_grid, upscale
+from ae.maps.bounds import MapRefused
 from ae.maps.service import MapSpec, get_map_service
 from ae.analysis.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, available_methods, project
 from ae.analysis.replay import frame_layouts, load_replay, sample_indices
@@ -35,13 +36,13 @@ def cached_projection(key: str, saved_at: float, method: str, _codes):
 
 
 @st.fragment(run_every=0.5)
-def map_progress(maps, spec: MapSpec, codes) -> None:
-    """The slow map's progress, polled; the whole page is drawn again once it is done."""
-    task = maps.request(spec, codes)
+def map_progress(maps, spec: MapSpec, task, code_count: int) -> None:
+    """The slow map's progress, polled (the task the page got, never a new request); the whole
+    page is drawn again once it is done."""
     if not task.active:
         st.rerun(scope="app")
     elapsed = time.monotonic() - task.started
-    points = min(spec.max_points or len(codes), len(codes))
+    points = min(spec.max_points or code_count, code_count)
     st.progress(task.fraction, text=f"{METHOD_LABELS[spec.method]} of {points:,} codes: {task.text} · {elapsed:.0f} s")
     if st.button("Stop", icon=":material/stop:", key="stop_map"):
         st.session_state["map_stop_answer"] = maps.stop(spec, this_session())
@@ -84,21 +85,29 @@ def slow_map(store_root, job, snapshot, codes, choice: MapChoice, map_col):
     method = choice.method
     spec = MapSpec(job.key, snapshot.saved_at, method, choice.max_points, 0, choice.options)
     map_slot = map_col.empty()  # the progress line, or what stopped the map
-    task = maps.request(spec, codes, this_session())
-    if task.state in ("stopped", "failed"):
+    try:
+        task = maps.request(spec, codes, this_session(), again=st.session_state.pop("map_ask_again", False))
+    except MapRefused as refusal:  # too many maps queued: nothing was queued, the next run asks again
+        with map_slot.container():
+            st.warning(f"The {METHOD_LABELS[method]} map was not started. {refusal}")
+            st.button("Try again", icon=":material/refresh:", key="map_retry")
+        return None
+    if task.state in ("stopped", "failed", "refused"):
         with map_slot.container():
             if task.state == "failed":
                 st.error(f"The {METHOD_LABELS[method]} map failed: {task.error}")
+            elif task.state == "refused":
+                st.warning(f"The {METHOD_LABELS[method]} map was not started. {task.error}")
             else:
                 st.info(st.session_state.pop("map_stop_answer", None) or f"The {METHOD_LABELS[method]} map was stopped.")
             if st.button("Compute the map again", icon=":material/refresh:", key="map_again"):
-                maps.request(spec, codes, this_session(), again=True)
+                st.session_state["map_ask_again"] = True  # asked in the next run, where a refusal is shown
                 st.rerun()
     elif task.active:
         with map_slot.container():
             if "map_stop_answer" in st.session_state:
                 st.info(st.session_state.pop("map_stop_answer"))
-            map_progress(maps, spec, codes)
+            map_progress(maps, spec, task, len(codes))
     return task.projection
 
 

@@ -1,11 +1,20 @@
 """The map service: UMAP and t-SNE maps in the map process, shared, saved beside the model, stoppable."""
+import json
+import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
+from ae import ipc
+from ae.analysis.projection import Projection
+from ae.maps.bounds import IN_ALL_VARIABLE, PER_SESSION_VARIABLE, MapRefused
+from ae.maps.files import save_map
+from ae.maps.protocol import ComputeMap
 from ae.maps.service import STOP_GRACE_SECONDS, MapService, MapSpec, load_map
-from tests.conftest import wait_for_condition
+from tests.conftest import ROOT, wait_for_condition
 
 
 @pytest.fixture
@@ -97,3 +106,97 @@ def test_a_damaged_saved_map_is_computed_again(service, codes):
     assert task.active
     assert finish(task).state == "done"
     assert load_map(service.path(spec), spec) is not None
+
+
+# ---- bounds (issue 20): maps per session, and maps queued or computing in all ------------------
+@pytest.fixture
+def slow_codes():
+    """Enough codes for a t-SNE of 5,000 points: seconds of work, so the maps asked stay queued."""
+    return np.random.default_rng(1).normal(size=(6000, 16)).astype(np.float32)
+
+
+@pytest.fixture
+def bounded(tmp_path, monkeypatch):
+    """A map service whose bounds come from the environment, as in production."""
+    made = []
+
+    def make(per_session: int, in_all: int, root=None) -> MapService:
+        monkeypatch.setenv(PER_SESSION_VARIABLE, str(per_session))
+        monkeypatch.setenv(IN_ALL_VARIABLE, str(in_all))
+        made.append(MapService(root or tmp_path / "store"))
+        return made[-1]
+
+    yield make
+    for service in made:
+        service.close()
+
+
+def slow(seed: int, key: str = "dense-c16-e2-abc") -> MapSpec:
+    return MapSpec(key, 1.0, "tsne", None, seed=seed)
+
+
+def test_a_session_may_have_two_maps_waiting_and_is_told_why_not_a_third(bounded, slow_codes):
+    service = bounded(per_session=2, in_all=8)
+    mine = [service.request(slow(seed), slow_codes, "session-a") for seed in (1, 2)]
+    with pytest.raises(MapRefused) as refused:
+        service.request(slow(3), slow_codes, "session-a")
+    assert str(refused.value) == ("You already have 2 maps queued or computing, the most one session may have; "
+                                  "wait for one to finish or stop it.")
+    assert all(task.active for task in mine)  # they were waiting when the third was refused
+    theirs = service.request(slow(3), slow_codes, "session-b")  # nothing of the refusal was kept
+    assert theirs.active and theirs.started_by == "session-b"
+    assert service.request(slow(3), slow_codes, "session-a") is theirs  # sharing a map costs nothing: allowed
+    assert service.request(slow(4), slow_codes).active  # the engine's own maps have no session to cap
+    saved = MapSpec("dense-c16-e2-abc", 1.0, "umap", 300)  # a saved map is read, never refused
+    save_map(service.path(saved), Projection(np.zeros((300, 2), np.float32), np.arange(300), "umap"), 1.0)
+    assert service.request(saved, slow_codes, "session-a").state == "done"
+    assert service.stop(slow(1), "session-a") == "Stopped."  # a Stop makes room
+    assert service.request(slow(5), slow_codes, "session-a").active
+
+
+def test_the_queue_holds_a_bounded_number_of_maps_in_all(bounded, slow_codes):
+    service = bounded(per_session=2, in_all=2)
+    waiting = [service.request(slow(1), slow_codes, "session-a"), service.request(slow(2), slow_codes)]
+    with pytest.raises(MapRefused, match=r"^The map queue is full \(2 maps ahead\); try again in a minute\.$"):
+        service.request(slow(3), slow_codes, "session-b")
+    assert all(task.active for task in waiting)
+    assert service.request(slow(1), slow_codes, "session-b") is waiting[0]  # the same map is shared, not refused
+
+
+def test_a_shared_map_process_bounds_the_maps_of_every_web_process_together(bounded, slow_codes, tmp_path,
+                                                                            monkeypatch):
+    """With `ae.serve`, web processes each count only their own maps: the map process counts them all."""
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    monkeypatch.setenv(IN_ALL_VARIABLE, "1")
+    folder = ipc.make_services_folder()
+    process = subprocess.Popen([sys.executable, "-m", "ae.maps.process", json.dumps({"services_folder": str(folder)})],
+                               cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for_condition(lambda: (folder / "maps.sock").exists(), 60)
+        monkeypatch.setenv(ipc.SERVICES_VARIABLE, str(folder))
+        first, second = bounded(2, 1, tmp_path / "store"), bounded(2, 1, tmp_path / "store")
+        running = first.request(slow(1), slow_codes, "session-a")
+        wait_for_condition(lambda: running.state == "running", 60)  # in the map process's queue
+        refused = finish(second.request(slow(2), slow_codes, "session-b"), 30)
+        assert refused.state == "refused" and refused.projection is None
+        assert refused.error == "The map queue is full (1 map ahead); try again in a minute."
+        shared = second.request(slow(1), slow_codes, "session-b")  # the same map: shared, not refused
+        wait_for_condition(lambda: shared.state == "running", 60)
+        assert running.active
+    finally:
+        ipc.end_process(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_request_carries_only_the_codes_its_map_uses(slow_codes):
+    """A map of 1,000 of 6,000 codes sends 1,000 rows of float32, and is the map of all the codes
+    (`project` picks the same rows for every method; PCA keeps this test fast)."""
+    from ae.analysis.projection import project
+
+    message = ComputeMap.of_codes(1, MapSpec("k", 1.0, "pca", 1000, seed=3), slow_codes.astype(np.float64), "x.npz")
+    assert message.codes.shape == (1000, 16) and message.codes.dtype == np.float32 and message.of == 6000
+    sent, whole = message.project(None), project(slow_codes, "pca", max_points=1000, seed=3)
+    np.testing.assert_array_equal(sent.indices, whole.indices)
+    np.testing.assert_allclose(np.abs(sent.coordinates), np.abs(whole.coordinates), atol=1e-4)
+    assert len(ComputeMap.of_codes(1, MapSpec("k", 1.0, "tsne", None), slow_codes, "x.npz").codes) == 5000  # the default
+    assert sent.settings["of"] == 6000 and sent.settings["points"] == 1000

@@ -473,3 +473,31 @@ def test_latent_page_replays_training(trained_env):
     labels = [frame["name"] for frame in spec["frames"]]
     assert labels[:3] == ["step 1", "step 4", "step 16"] and labels[-1] == "epoch 2"
     assert spec["layout"]["sliders"][0]["steps"][-1]["label"] == "epoch 2"
+
+
+def test_latent_page_says_in_words_when_the_map_queue_is_full(trained_env, small_mnist_path, monkeypatch):
+    """Issue 20: a map past the queue's bound is refused with a sentence on the page, and asked
+    for again by Try again once there is room."""
+    from ae.maps.bounds import IN_ALL_VARIABLE
+    from ae.maps.service import MapSpec, get_map_service
+    from ae.model.data import load_dataset
+    from ae.storage.store import ModelStore
+
+    monkeypatch.setenv(IN_ALL_VARIABLE, "1")
+    app = open_page("pages/latent.py")
+    select_model(app, "latent_model", "code 8 · dense · 2 epochs")
+    maps = get_map_service(ModelStore.for_dataset(load_dataset(small_mnist_path), trained_env).root)
+    filler = MapSpec("queue-filler", 1.0, "tsne", None)  # the engine's own map fills the queue of one
+    maps.request(filler, np.random.default_rng(0).normal(size=(6000, 16)).astype(np.float32))
+    try:
+        app.radio[0].set_value("tsne").run()
+        app.select_slider(key="points").set_value(2000).run()  # a map no other test saved beside the model
+        assert_clean(app)
+        assert [w.value for w in app.warning] == [
+            "The t-SNE map was not started. The map queue is full (1 map ahead); try again in a minute."]
+        assert not app.get("progress")
+    finally:
+        assert maps.stop(filler) == "Stopped."
+    app.button(key="map_retry").click().run()
+    wait_for_slow_map(app, "t-SNE")
+    assert not app.warning

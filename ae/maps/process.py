@@ -5,6 +5,8 @@ would hold every session's reruns. This process stays up, so UMAP's compiled cod
 and it never loads TensorFlow (umap-learn would import it for its parametric model). It
 computes one map at a time, in the order asked, and speaks `ae.maps.protocol`. A finished map
 is saved (`ae.maps.files.save_map`) before `MapFinished("done")` is sent; a stopped one never is.
+It holds `AE_MAPS_TOTAL` maps at most, queued or computing, from every web process together
+(`ae.maps.bounds`); a new map beyond that is answered `MapFinished("refused")`, in words.
 
 A child of one web process by default; with `ae.serve`, one process that every web process
 attaches to. The same map asked for through two web processes is computed once, for both, and
@@ -21,6 +23,7 @@ import threading
 import time
 
 from ae import cluster, ipc
+from ae.maps.bounds import MapBounds
 from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, StopMap
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,8 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress messages
 class MapWorker:
     """The map process's side: maps queued in order, computed one at a time on a thread."""
 
-    def __init__(self):
+    def __init__(self, bounds: MapBounds | None = None):
+        self.bounds = bounds or MapBounds.from_environment()
         self.clients = ipc.Clients()
         self._lock = threading.Lock()
         self._waiting: dict[str, list[tuple[object, int]]] = {}  # map file -> (client, its task id) waiting for it
@@ -56,6 +60,10 @@ class MapWorker:
             waiting = self._waiting.get(message.path)
             if waiting:  # asked for through another web process too: computed once, for both
                 waiting.append((connection, message.task_id))
+                return
+            refusal = self.bounds.queue_full(sum(1 for askers in self._waiting.values() if askers))
+            if refusal is not None:  # a stopped map still in the queue waits for nobody: not counted
+                self.clients.send(connection, MapFinished(message.task_id, "refused", refusal))
                 return
             self._waiting[message.path] = [(connection, message.task_id)]
         self._pending.put(message)
@@ -90,15 +98,18 @@ class MapWorker:
             self.clients.broadcast(MapReady())
         while True:
             task = self._pending.get()
-            if not self._wanted(task.path):
-                continue  # stopped while it waited: already answered
+            if not self._wanted(task.path):  # stopped while it waited: already answered
+                with self._lock:
+                    if not self._waiting.get(task.path):  # nobody asked again meanwhile
+                        self._waiting.pop(task.path, None)
+                continue
             finished = self._compute(task)
             self._tell(task.path, lambda task_id: MapFinished(task_id, finished.state, finished.error))
             with self._lock:
                 self._waiting.pop(task.path, None)
 
     def _compute(self, task: ComputeMap) -> MapFinished:
-        from ae.analysis.projection import MapStopped, project
+        from ae.analysis.projection import MapStopped
         from ae.maps.files import save_map
 
         last = [0.0]
@@ -117,8 +128,7 @@ class MapWorker:
                 from ae.maps.ray_maps import compute_on_cluster
 
                 return compute_on_cluster(task, lambda: self._wanted(task.path), progress)
-            projection = project(task.codes, spec.method, max_points=spec.max_points, seed=spec.seed, progress=progress,
-                                 **dict(spec.options))
+            projection = task.project(progress)
             save_map(task.path, projection, spec.saved_at)
             return MapFinished(task.task_id, "done")
         except MapStopped:

@@ -41,7 +41,6 @@ class MapBoard:
 def project_and_save(task: ComputeMap, board, token: str) -> str:
     """A Ray task: compute the map on this node and save it into the shared store."""
     sys.modules.setdefault("tensorflow", None)  # umap-learn's optional import fails fast (own worker pool)
-    from ae.analysis.projection import project
     from ae.maps.files import save_map
 
     where, last = cluster.node_name(), [0.0]
@@ -52,10 +51,8 @@ def project_and_save(task: ComputeMap, board, token: str) -> str:
             last[0] = now
             board.post.remote(token, float(fraction), f"{text} (on {where})")
 
-    spec = task.spec
-    projection = project(task.codes, spec.method, max_points=spec.max_points, seed=spec.seed, progress=progress,
-                         **dict(spec.options))
-    save_map(task.path, projection, spec.saved_at)
+    projection = task.project(progress)
+    save_map(task.path, projection, task.spec.saved_at)
     return where
 
 

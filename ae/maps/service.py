@@ -5,7 +5,8 @@ its settings. The first session to ask starts it; every other session asking for
 same task. A finished map is saved beside its model (`<entry>/maps/*.npz`), so a restart or
 a second student loads it instead of computing it again; a map of an older save of the
 model is ignored. A map stops when every session that asked for it has pressed Stop or left;
-a stopped map is not saved.
+a stopped map is not saved. A new map is refused, in words (`MapRefused`), past the bounds of
+`ae.maps.bounds`: maps a session started and still waits for, and maps queued or computing in all.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ae import ipc
 from ae.analysis.projection import Projection
 from ae.askers import Askers
 from ae.lru import LRU
+from ae.maps.bounds import MapBounds, MapRefused
 from ae.maps.files import load_map, map_path
 from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, MapSpec, StopMap
 
@@ -34,12 +36,13 @@ MAPS_KEPT_IN_MEMORY = 24
 class MapTask:
     spec: MapSpec
     task_id: int
-    state: str = "queued"  # queued, running, done, stopped, failed
+    state: str = "queued"  # queued, running, done, stopped, failed, refused (by a shared map process's full queue)
     fraction: float = 0.0
     text: str = "waiting for the map process"
     error: str | None = None
     projection: Projection | None = None
     askers: Askers = field(default_factory=lambda: Askers(what="map"))
+    started_by: str | None = None  # the session whose request queued it: the map counts against it
     started: float = field(default_factory=time.monotonic)
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -51,8 +54,9 @@ class MapTask:
 class MapService:
     """The web process's side: tasks by spec, the map process, and its messages."""
 
-    def __init__(self, store_root: Path):
+    def __init__(self, store_root: Path, bounds: MapBounds | None = None):
         self.store_root = Path(store_root)
+        self.bounds = bounds or MapBounds.from_environment()
         self.session_present: Callable[[str], bool] = lambda session: True
         self.ready = threading.Event()  # UMAP is compiled in the map process
         self._lock = threading.Lock()
@@ -69,24 +73,32 @@ class MapService:
 
     # ---- what pages ask ------------------------------------------------------------------
     def request(self, spec: MapSpec, codes: np.ndarray, session: str | None = None, again: bool = False) -> MapTask:
-        """The task for this map: a finished one from memory or disk, the one already running,
-        or a new one. A stopped or failed map starts again only when `again` is set."""
+        """The task for this map: a finished one from memory or disk, the one already queued or
+        running (shared, counted for nobody again), or a new one; MapRefused, in words, if a new
+        one is past the bounds. A stopped, failed or refused map starts again only when `again` is set."""
         with self._lock:
             task = self._tasks.get(spec)
             if task is not None and (task.active or task.state == "done" or not again):
                 if task.active:
                     task.askers.add(session)
                 return task
-            task = MapTask(spec, self._next_id)
+            task = MapTask(spec, self._next_id, started_by=session)
+            projection = load_map(self.path(spec), spec)
+            if projection is None:
+                active = [other for other in self._tasks.values() if other.active]
+                started = sum(1 for other in active if other.started_by == session and session is not None
+                              and session not in other.askers.withdrawn)  # its Stop gave the map to the others
+                refusal = self.bounds.refusal(session, started, len(active))
+                if refusal is not None:
+                    raise MapRefused(refusal)
             self._next_id += 1
             self._tasks.put(spec, task)
-            projection = load_map(self.path(spec), spec)
             if projection is not None:
                 task.state, task.projection, task.fraction = "done", projection, 1.0
                 task.finished.set()
                 return task
             task.askers.add(session)
-        self._send(ComputeMap(task.task_id, spec, np.asarray(codes, dtype=np.float32), str(self.path(spec))))
+        self._send(ComputeMap.of_codes(task.task_id, spec, codes, str(self.path(spec))))
         return task
 
     def stop(self, spec: MapSpec, session: str | None = None) -> str:
