@@ -46,6 +46,10 @@ class Askers:
     def includes(self, session: str | None) -> bool:
         return session is not None and session in self.asked
 
+    def still_wants(self, session: str | None) -> bool:
+        """`session` asked and has not pressed Stop since."""
+        return self.includes(session) and session not in self.withdrawn
+
     def waiting(self, present: Callable[[str], bool], besides: str | None = None) -> list[str]:
         """Askers still present who have not pressed Stop (other than `besides`)."""
         return [other for other in self.asked - self.withdrawn - {besides} if present(other)]

@@ -10,7 +10,8 @@ Prints, from one run on the full training set (code size 49, batch 256):
   t-SNE, in this process) and now (the map process: a cold start twice, then warm), each with
   the kNN accuracy of its 2-D map (5 neighbours, 10-fold): the maps must separate digits as well;
 - peak memory. With `--queue`, only the queue table (`queue_table`): 8 configs through one
-  slot, S local slots and a local two-node Ray cluster. With `--family`, also every architecture's test BCE at code sizes 2, 8, 32 and 49
+  slot, S local slots and a local two-node Ray cluster. With `--room`, only the lecturer's Train
+  with a student's 16-size sweep queued, first come first served against the fair queue. With `--family`, also every architecture's test BCE at code sizes 2, 8, 32 and 49
   against PCA. Baselines are measured in the same run, on the same machine, so the ratios mean
   something on a shared, noisy machine.
 """
@@ -397,6 +398,57 @@ def queue_table(slots: int | None) -> None:
         print(f"with {slots} slots: largest process {runs[1]['largest_rss'] / 2**20:,.0f} MiB")
 
 
+ROOM_SWEEP_SIZES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 49, 64, 96, 128, 196, 256]
+
+
+def _lecture_run(fair: bool, sweep: bool) -> dict:
+    """Seconds from the lecturer's Train (the article's model, 1 epoch) to its first digits and
+    to its end, with a student's 16-size sweep (3 epochs each) queued first, or none."""
+    from ae.analysis.code_size import Sweep
+    from ae.model.config import TrainingConfig
+
+    manager = _temporary_manager()
+    try:
+        _wait(manager.request(TrainingConfig(code_size=5, epochs=1, train_size=500)))  # TensorFlow loaded: not counted
+        if sweep:
+            base = TrainingConfig(code_size=1, epochs=3)
+            who = dict(session="student", lecturer=False) if fair else dict(session=None)  # None: first come, first served
+            swept = Sweep.start(manager, base, ROOM_SWEEP_SIZES, **who)
+            while not any(job.snapshot().state.value == "running" for job in swept.jobs()):
+                time.sleep(0.05)
+        pressed = time.perf_counter()
+        lecture = manager.request(TrainingConfig(epochs=1, seed=7), **(dict(session="lecturer", lecturer=True)
+                                                                        if fair else dict(session=None)))
+        place = None
+        while lecture.snapshot().panel_epoch is None:
+            place = place or lecture.snapshot().queue_position
+            time.sleep(0.02)
+        first_digits = time.perf_counter() - pressed
+        _wait(lecture)
+        done = time.perf_counter() - pressed
+        if sweep:
+            swept.stop()
+        return {"first_digits": first_digits, "done": done, "place": place}
+    finally:
+        manager.close()
+
+
+def room_table() -> None:
+    """The lecturer's Train while a student's 16-size sweep waits: first come, first served (as
+    before roles) against the fair queue (the lecturer first), with an idle server as baseline."""
+    from ae.training.slots import slot_plan
+
+    os.environ["AE_STUDENT_JOBS"] = str(len(ROOM_SWEEP_SIZES))  # the cap would refuse the sweep: a room may raise it
+    print(f"\nroom: the lecturer's Train (article model, 1 epoch, full MNIST) with a student's {len(ROOM_SWEEP_SIZES)}-size "
+          f"sweep (3 epochs each) queued first; {slot_plan().why}", flush=True)
+    rows = [("idle server (baseline)", _lecture_run(fair=True, sweep=False)),
+            ("sweep queued, first come first served (before)", _lecture_run(fair=False, sweep=True)),
+            ("sweep queued, fair queue (lecturer first)", _lecture_run(fair=True, sweep=True))]
+    print(f"{'how':<50}{'place':>7}{'first digits s':>16}{'done s':>9}")
+    for label, row in rows:
+        print(f"{label:<50}{row['place'] or '-':>7}{row['first_digits']:>16.1f}{row['done']:>9.1f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per training measurement (first is warm-up)")
@@ -408,6 +460,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue", action="store_true",
                         help="only the queue: 8 configs through one slot, S local slots and a local 2-node Ray cluster")
     parser.add_argument("--slots", type=int, default=None, help="S for --queue (default: the machine's plan)")
+    parser.add_argument("--room", action="store_true",
+                        help="only the room: the lecturer's Train with a student's 16-size sweep queued, before and now")
     parser.add_argument("--bare-fit", type=int, default=None, metavar="CODE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_fit:
@@ -415,6 +469,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.queue:
         queue_table(args.slots)
+        return
+    if args.room:
+        room_table()
         return
     from ae.model.architectures import ARCHITECTURES
 

@@ -59,3 +59,18 @@ def default_code_cache_dir() -> Path:
 
         folder = Path(tempfile.mkdtemp(prefix="ae-numba-"))
     return folder
+
+
+def env_setting(name: str) -> int | None:
+    """A whole-number setting of at least 1 from the environment (None: unset); ValueError in
+    words otherwise. Every size, cap and quota the server reads goes through here."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number; got {value!r}.") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1; got {number}.")
+    return number

@@ -124,3 +124,34 @@ def test_queue_places_come_with_a_start_time_once_a_run_was_measured(room):
     assert "Starts in about" in queue_note(estimated, long) and "measured on this server" in queue_note(estimated, long)
     long.stop(**LECTURER)
     assert wait_until_done(queued).state is JobState.FINISHED
+
+
+def test_over_the_quota_a_long_unused_model_is_evicted_after_a_run_but_never_a_pinned_one(cache_dir, managers,
+                                                                                           monkeypatch):
+    import json
+    import time
+
+    from ae.storage.store import RECORD_FILE
+    from tests.conftest import wait_for_condition
+
+    old, pinned = (TINY.with_changes(code_size=256, seed=seed) for seed in (4, 5))  # 1.6 MB of weights each
+    first = managers(cache_dir)
+    for job in (first.request(old), first.request(pinned, pin=True)):
+        assert wait_until_done(job).state is JobState.FINISHED
+    first.close()
+    for config in (old, pinned):  # both last used three days ago
+        record_path = first.store.entry_dir(config.key) / RECORD_FILE
+        record = json.loads(record_path.read_text())
+        record["saved_at"] = time.time() - 3 * 24 * 3600
+        record_path.write_text(json.dumps(record))
+
+    monkeypatch.setenv("AE_CACHE_QUOTA_MB", "1")
+    monkeypatch.setenv("AE_EVICT_UNUSED_HOURS", "24")
+    again = managers(cache_dir)
+    assert again.get(old.key) is not None
+    wait_for_condition(lambda: again.get(pinned.key).snapshot().pinned, 30)  # the service's snapshots arrived
+    assert "over it by" in again.disk_use_line() and "(1 pinned)" in again.disk_use_line()
+    assert wait_until_done(again.request(TINY)).state is JobState.FINISHED  # a run ends: eviction looks
+    wait_for_condition(lambda: again.get(old.key) is None, 30)
+    assert not first.store.entry_dir(old.key).exists()
+    assert again.get(pinned.key) is not None and again.get(TINY.key) is not None

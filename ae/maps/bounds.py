@@ -34,7 +34,7 @@ class MapBounds:
 
     @classmethod
     def from_environment(cls) -> "MapBounds":
-        from ae.training.slots import env_setting  # the same rule as the training settings
+        from ae.runtime import env_setting  # the same rule as every other setting
 
         return cls(env_setting(PER_SESSION_VARIABLE) or PER_SESSION, env_setting(IN_ALL_VARIABLE) or IN_ALL)
 

@@ -87,7 +87,7 @@ class MapService:
             if projection is None:
                 active = [other for other in self._tasks.values() if other.active]
                 started = sum(1 for other in active if other.started_by == session and session is not None
-                              and session not in other.askers.withdrawn)  # its Stop gave the map to the others
+                              and other.askers.still_wants(session))  # its Stop gave the map to the others
                 refusal = self.bounds.refusal(session, started, len(active))
                 if refusal is not None:
                     raise MapRefused(refusal)

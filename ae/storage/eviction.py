@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ae.storage.checkpoint import delete_checkpoint
 from ae.storage.disk_use import measure, model_bytes, size_text
 from ae.storage.store import ModelStore
-from ae.training.slots import env_setting
+from ae.runtime import env_setting
 
 QUOTA_VARIABLE = "AE_CACHE_QUOTA_MB"  # unset: no quota, nothing evicted
 IDLE_VARIABLE = "AE_EVICT_UNUSED_HOURS"

@@ -34,7 +34,7 @@ DEFAULT_STUDENT_JOBS = 4  # a student's jobs queued or running at once (AE_STUDE
 
 
 def student_job_cap() -> int:
-    from ae.training.slots import env_setting
+    from ae.runtime import env_setting
 
     return env_setting("AE_STUDENT_JOBS") or DEFAULT_STUDENT_JOBS
 

@@ -181,7 +181,8 @@ class TrainingServiceActor:
         import ray
 
         from ae.training.process import TrainingService
-        from ae.training.slots import SLOTS_VARIABLE, THREADS_VARIABLE, env_setting
+        from ae.runtime import env_setting
+        from ae.training.slots import SLOTS_VARIABLE, THREADS_VARIABLE
 
         threads = env_setting(THREADS_VARIABLE) or 1
         count = env_setting(SLOTS_VARIABLE) or max(1, int(ray.cluster_resources().get("CPU", 1) // threads))

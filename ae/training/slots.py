@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ae import ipc
+from ae.runtime import env_setting
 from ae.training.protocol import Progress, RunEnded, RunOrder, StopRun, Weights
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,6 @@ class SlotPlan:
     slots: int
     threads_per_job: int
     why: str  # in words, for the log and the README's sizing
-
-
-def env_setting(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number; got {value!r}.") from None
-    if number < 1:
-        raise ValueError(f"{name} must be at least 1; got {number}.")
-    return number
 
 
 def slot_plan(cpus: int | None = None, available_bytes: int | None = None) -> SlotPlan:

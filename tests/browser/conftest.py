@@ -45,11 +45,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @contextlib.contextmanager
-def serve_app(cache_dir: Path, log_name: str = "server.log"):
+def serve_app(cache_dir: Path, log_name: str = "server.log", extra_env: dict | None = None):
     """`streamlit run app.py` on a free port with its own model cache and the full MNIST; yields the URL."""
     port = free_port()
     url = f"http://localhost:{port}"
-    env = dict(os.environ, AE_CACHE_DIR=str(cache_dir), AE_WARM_UMAP="0")
+    env = dict(os.environ, AE_CACHE_DIR=str(cache_dir), AE_WARM_UMAP="0", **(extra_env or {}))
     env.pop("AE_DATA_PATH", None)  # the real, full MNIST
     log_file = tempfile.TemporaryFile(mode="w+b")
     # The app's .streamlit/config.toml already turns the file watcher off (a reload would
