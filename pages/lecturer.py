@@ -23,28 +23,32 @@ def role_box() -> None:
     """Who this session is, and the way in (or out) for the lecturer."""
     if not roles_in_use():
         return
-    if is_lecturer():
-        left, right = st.columns([4, 1], vertical_alignment="center")
-        left.caption(":material/school: You are signed in as the **lecturer**: you may stop any run, reorder "
-                     "the queue, and pin or delete any model.")
-        if right.button("Sign out", key="lecturer_sign_out", icon=":material/logout:"):
+    if not is_lecturer():
+        sign_in_form()
+    if is_lecturer():  # signed in now, or before
+        st.caption(":material/school: You are signed in as the **lecturer**: you may stop any run, reorder "
+                   "the queue, and pin or delete any model.")
+        if st.button("Sign out", key="lecturer_sign_out", icon=":material/logout:", type="tertiary"):
             st.session_state[LECTURER], st.session_state[SIGNED_OUT] = False, True
             _set_cookie("", 0)
-        return
+            st.rerun()
+
+
+def sign_in_form() -> None:
+    """The key, typed once per lecture; the browser then keeps a signed token, not the key."""
     with st.expander(":material/school: Lecturer? Sign in"):
-        with st.form("lecturer_sign_in", border=False):
+        with st.form("lecturer_sign_in", border=False, clear_on_submit=True):  # the typed key leaves the page
             given = st.text_input("Lecturer key", type="password", key="lecturer_key_field",
                                   help="Given to the server by AE_LECTURER_KEY or .streamlit/secrets.toml.")
             submitted = st.form_submit_button("Sign in", icon=":material/login:")
-        if submitted:
-            if key_matches(given):
-                st.session_state[LECTURER], st.session_state[SIGNED_OUT] = True, False
-                st.session_state.pop("lecturer_key_field", None)  # the key is not kept in the session
-                _set_cookie(make_token(), int(TOKEN_HOURS * 3600))
-                st.success("Signed in as the lecturer for this lecture.")
-                st.rerun()
-            else:
-                st.error("That is not the lecturer key. Students need no key: everything here works without one.")
+        refused = st.empty()
+    if not submitted:
+        return
+    if key_matches(given):
+        st.session_state[LECTURER], st.session_state[SIGNED_OUT] = True, False
+        _set_cookie(make_token(), int(TOKEN_HOURS * 3600))  # no rerun here: it would drop the cookie's script
+    else:
+        refused.error("That is not the lecturer key. Students need no key: everything here works without one.")
 
 
 def room_panel(manager) -> None:

@@ -354,8 +354,8 @@ def train_page() -> None:
     with controls:
         config, errors = training_settings(manager.dataset)
         train_button(manager, config, errors)
-        room_panel(manager)
         role_box()
+        room_panel(manager)
     job = shown_job(manager, config)
     if job is not None:
         st.session_state[SHOWN_JOB] = job.key
