@@ -13,42 +13,49 @@ from pages.session import LECTURER, SIGNED_OUT, is_lecturer, visitor
 QUEUE_ROWS_SHOWN = 8
 
 
-def _set_cookie(value: str, max_age: int) -> None:
-    """The browser keeps the token (or forgets it: max_age 0) for this site only."""
-    st.html(f"<script>document.cookie = '{COOKIE_NAME}={value}; path=/; max-age={max_age}; SameSite=Strict';"
-            "</script>", unsafe_allow_javascript=True)
+COOKIE_TO_SET = "lecturer_cookie_to_set"  # (value, max_age) for the next run to write into the browser
+
+
+def _write_cookie() -> None:
+    """The browser keeps the token (or forgets it: max_age 0) for this site only. Written in
+    the run after a sign-in, so the form that held the key is gone from the page by then."""
+    pending = st.session_state.pop(COOKIE_TO_SET, None)
+    if pending is not None:
+        value, max_age = pending
+        st.html(f"<script>document.cookie = '{COOKIE_NAME}={value}; path=/; max-age={max_age}; SameSite=Strict';"
+                "</script>", unsafe_allow_javascript=True)
 
 
 def role_box() -> None:
     """Who this session is, and the way in (or out) for the lecturer."""
     if not roles_in_use():
         return
+    _write_cookie()
     if not is_lecturer():
         sign_in_form()
-    if is_lecturer():  # signed in now, or before
-        st.caption(":material/school: You are signed in as the **lecturer**: you may stop any run, reorder "
-                   "the queue, and pin or delete any model.")
-        if st.button("Sign out", key="lecturer_sign_out", icon=":material/logout:", type="tertiary"):
-            st.session_state[LECTURER], st.session_state[SIGNED_OUT] = False, True
-            _set_cookie("", 0)
-            st.rerun()
+        return
+    st.caption(":material/school: You are signed in as the **lecturer**: you may stop any run, reorder "
+               "the queue, and pin or delete any model.")
+    if st.button("Sign out", key="lecturer_sign_out", icon=":material/logout:", type="tertiary"):
+        st.session_state[LECTURER], st.session_state[SIGNED_OUT] = False, True
+        st.session_state[COOKIE_TO_SET] = ("", 0)
+        st.rerun()
 
 
 def sign_in_form() -> None:
     """The key, typed once per lecture; the browser then keeps a signed token, not the key."""
     with st.expander(":material/school: Lecturer? Sign in"):
-        with st.form("lecturer_sign_in", border=False, clear_on_submit=True):  # the typed key leaves the page
+        with st.form("lecturer_sign_in", border=False, clear_on_submit=True):
             given = st.text_input("Lecturer key", type="password", key="lecturer_key_field",
                                   help="Given to the server by AE_LECTURER_KEY or .streamlit/secrets.toml.")
             submitted = st.form_submit_button("Sign in", icon=":material/login:")
-        refused = st.empty()
-    if not submitted:
-        return
-    if key_matches(given):
+        if submitted and not key_matches(given):
+            st.error("That is not the lecturer key. Students need no key: everything here works without one.")
+    if submitted and key_matches(given):
         st.session_state[LECTURER], st.session_state[SIGNED_OUT] = True, False
-        _set_cookie(make_token(), int(TOKEN_HOURS * 3600))  # no rerun here: it would drop the cookie's script
-    else:
-        refused.error("That is not the lecturer key. Students need no key: everything here works without one.")
+        st.session_state[COOKIE_TO_SET] = (make_token(), int(TOKEN_HOURS * 3600))
+        st.session_state.pop("lecturer_key_field", None)  # the key is kept nowhere
+        st.rerun()  # the page is drawn again as the lecturer's, without the form that held the key
 
 
 def room_panel(manager) -> None:

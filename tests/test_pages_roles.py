@@ -80,6 +80,9 @@ def test_the_lecturer_signs_in_once_and_the_key_is_never_shown(room_env):
     assert_clean(app)
     wait_for_condition(lambda: not room_env.get(TINY.key).snapshot().pinned, 10)
 
+    app.button(key="lecturer_sign_out").click().run()
+    assert any("Lecturer? Sign in" in e.label for e in app.expander) and app.button(key="pin_button").disabled
+
 
 def test_a_students_sweep_over_the_cap_is_refused_in_words(room_env, monkeypatch):
     from pages.code_size import SIZE_CHOICES
