@@ -1,10 +1,13 @@
 """Code size: sweep code sizes as ordinary jobs and compare the autoencoder with PCA."""
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ae.model.config import MAX_EPOCHS, TrainingConfig, usable_training_digits
 from ae.display.figures import rate_distortion_figure
+from ae.display.texts import format_seconds
 from ae.display.images import image_grid
 from ae.model.architectures import ARCHITECTURES
 from ae.analysis.code_size import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
@@ -67,12 +70,20 @@ def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
     return sweep
 
 
+def queue_text(row) -> str:
+    """' (place 3, in about 40 s)' for a queued size; the estimate only once a run was measured."""
+    if not row.queue_position:
+        return ""
+    wait = None if row.starts_at is None else max(0.0, row.starts_at - time.time())
+    return f" (place {row.queue_position}" + (f", in about {format_seconds(wait)})" if wait is not None else ")")
+
+
 def sweep_status(sweep: Sweep) -> None:
     rows = sweep.rows()
     done = sum(row.state in ("finished", "stopped") for row in rows)
     st.progress(float(np.mean([row.progress for row in rows])), text=f"Sweep: {done} of {len(rows)} models done")
     table = pd.DataFrame([
-        {"code size": row.code_size, "architecture": ARCHITECTURES[row.architecture].label, "state": row.state + (f" (place {row.queue_position})" if row.queue_position else ""),
+        {"code size": row.code_size, "architecture": ARCHITECTURES[row.architecture].label, "state": row.state + queue_text(row),
          "progress": row.progress, "epochs": row.epochs_done}
         for row in rows
     ])

@@ -45,6 +45,7 @@ class SweepRow:
     epochs_done: float
     queue_position: int | None
     has_model: bool
+    starts_at: float | None = None  # a queued job's expected start, from runs measured on this server
 
 
 class Sweep:
@@ -97,7 +98,7 @@ class Sweep:
             snapshot = job.snapshot()
             rows.append(SweepRow(
                 config.code_size, config.architecture, config.key, snapshot.state.value, snapshot.progress,
-                snapshot.history.epochs_done, snapshot.queue_position, snapshot.has_model,
+                snapshot.history.epochs_done, snapshot.queue_position, snapshot.has_model, snapshot.starts_at,
             ))
         return rows
 
