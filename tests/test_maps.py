@@ -200,3 +200,37 @@ def test_a_request_carries_only_the_codes_its_map_uses(slow_codes):
     np.testing.assert_allclose(np.abs(sent.coordinates), np.abs(whole.coordinates), atol=1e-4)
     assert len(ComputeMap.of_codes(1, MapSpec("k", 1.0, "tsne", None), slow_codes, "x.npz").codes) == 5000  # the default
     assert sent.settings["of"] == 6000 and sent.settings["points"] == 1000
+
+
+# ---- faults (issue 21): one session's Stop, or one map's crash, ends nobody else's map ----------
+def test_a_stop_that_ends_the_map_process_leaves_other_sessions_maps_finishing(service, codes):
+    import os
+    import signal
+
+    first = service.request(MapSpec("dense-c8-e2-abc", 1.0, "tsne", None, seed=3), codes, "session-a")
+    other = service.request(MapSpec("dense-c8-e2-abc", 1.0, "umap", 500), codes, "session-b")
+    wait_for_condition(lambda: first.state == "running", 150)
+    process = service._process
+    os.kill(process.pid, signal.SIGSTOP)  # a map that cannot hear its Stop (t-SNE's affinities, say)
+    try:
+        started = time.monotonic()
+        assert service.stop(first.spec, "session-a") == "Stopped."
+        assert time.monotonic() - started < STOP_GRACE_SECONDS + 1.0
+    finally:
+        os.kill(process.pid, signal.SIGCONT)  # already killed: nothing to resume
+    assert first.state == "stopped"
+    assert finish(other).state == "done", other.error  # sent again to a fresh map process
+    assert other.resends == 1 and service._process is not process
+
+
+def test_a_map_process_that_dies_fails_only_the_map_it_was_computing(service, codes):
+    import os
+    import signal
+
+    computing = service.request(MapSpec("dense-c8-e2-abc", 1.0, "tsne", None, seed=4), codes, "session-a")
+    queued = service.request(MapSpec("dense-c8-e2-abc", 1.0, "umap", 400), codes, "session-b")
+    wait_for_condition(lambda: computing.state == "running", 150)
+    os.kill(service._process.pid, signal.SIGKILL)
+    assert finish(computing, 30).state == "failed"
+    assert "while computing this map" in computing.error and computing.error.endswith("press Compute again.")
+    assert finish(queued).state == "done", queued.error

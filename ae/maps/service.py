@@ -30,6 +30,7 @@ from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, Map
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 1.0  # a map that has not stopped by then is ended with its process
 MAPS_KEPT_IN_MEMORY = 24
+RESENDS = 2  # a map is sent again to a fresh map process at most this often (a crash loop ends)
 
 
 @dataclass(eq=False)
@@ -45,6 +46,8 @@ class MapTask:
     started_by: str | None = None  # the session whose request queued it: the map counts against it
     started: float = field(default_factory=time.monotonic)
     finished: threading.Event = field(default_factory=threading.Event)
+    order: ComputeMap | None = None  # kept while active: sent again if its process ends under it
+    resends: int = 0
 
     @property
     def active(self) -> bool:
@@ -65,6 +68,8 @@ class MapService:
         self._process = None
         self._connection = None
         self._send_lock = threading.Lock()
+        self._ended_for_a_stop = None  # the process (or connection) a Stop ended: its maps are sent again
+        self._closed = False
         self._dispatch = ipc.dispatcher({MapReady: lambda _: self.ready.set(), MapProgress: self._on_progress,
                                          MapFinished: self._on_finished})
 
@@ -98,7 +103,8 @@ class MapService:
                 task.finished.set()
                 return task
             task.askers.add(session)
-        self._send(ComputeMap.of_codes(task.task_id, spec, codes, str(self.path(spec))))
+        task.order = ComputeMap.of_codes(task.task_id, spec, codes, str(self.path(spec)))
+        self._send(task.order)
         return task
 
     def stop(self, spec: MapSpec, session: str | None = None) -> str:
@@ -114,9 +120,11 @@ class MapService:
             task.state, task.text = "stopped", "stopped"
         self._send(StopMap(task.task_id))
         if not task.finished.wait(STOP_GRACE_SECONDS) and self._process is not None:
-            log.warning("The map process did not stop in %.1f s; ending it", STOP_GRACE_SECONDS)
-            self._restart()  # a shared map process is never ended: others' maps run in it
+            log.warning("The map process did not stop in %.1f s; ending it (other maps are sent again)",
+                        STOP_GRACE_SECONDS)
+            self._restart(for_a_stop=True)  # a shared map process is never ended: others' maps run in it
         task.finished.set()
+        task.order = None
         return "Stopped."
 
     # ---- the process ---------------------------------------------------------------------
@@ -149,10 +157,25 @@ class MapService:
         connection.close()
         if process is not None:
             process.wait()
+        with self._send_lock:
+            for_a_stop = self._ended_for_a_stop is (process or connection)
         why = f"exit code {process.returncode}" if process is not None else "the shared map service went away"
-        lost = [task for task in self._tasks.values() if task.active]
-        for task in lost:  # the process ended under them (a crash, or a Stop that had to end it)
-            self._finish(task.task_id, "failed", f"The map process stopped ({why}); press Compute again.")
+        for task in [task for task in self._tasks.values() if task.active]:
+            self._carry_on(task, why, for_a_stop)
+
+    def _carry_on(self, task: MapTask, why: str, for_a_stop: bool) -> None:
+        """The map process ended under `task`: another session's Stop had to end it, or it died.
+        A map it was computing when it died fails (it may be what killed it); every other one is
+        sent again to a fresh process, so one session's Stop or one bad map ends nobody else's."""
+        culprit = task.state == "running" and not for_a_stop
+        if culprit or self._closed or task.order is None or task.resends >= RESENDS:
+            self._finish(task.task_id, "failed", f"The map process stopped ({why}) while computing this map; "
+                                                 "press Compute again.")
+            return
+        task.resends += 1
+        task.state, task.fraction = "queued", 0.0
+        task.text = "waiting: the map process restarted" + (" after another map's Stop" if for_a_stop else "")
+        self._send(task.order)
 
     def _task(self, task_id: int) -> MapTask | None:
         return next((task for task in self._tasks.values() if task.task_id == task_id), None)
@@ -177,20 +200,23 @@ class MapService:
         task.state = "stopped" if task.state == "stopped" else state
         task.error = None if task.state == "stopped" else error
         task.fraction = 1.0 if state == "done" else task.fraction
+        task.order = None  # its codes leave memory with it
         task.finished.set()
 
-    def _restart(self) -> None:
-        """End the map process (it starts again on the next map); its queued maps fail and are
-        asked for again by their pages."""
+    def _restart(self, for_a_stop: bool = False) -> None:
+        """End the map process (it starts again on the next map). For a Stop, the maps it held
+        for others are sent again to the fresh one (`_carry_on`)."""
         with self._send_lock:
             process, self._process = self._process, None
             connection, self._connection = self._connection, None
+            self._ended_for_a_stop = (process or connection) if for_a_stop else None
         if process is not None:
             process.kill()
         elif connection is not None:
             connection.close()
 
     def close(self) -> None:
+        self._closed = True
         self._restart()
 
 
