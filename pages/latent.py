@@ -17,7 +17,7 @@ from ae.analysis.results import codes_csv, decode, history_csv, keras_file_bytes
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import chosen_model_or_stop, manager_or_stop
 from pages.presentation import chart
-from pages.session import session_present, this_session
+from pages.session import is_lecturer, session_present, this_session
 
 
 class MapChoice(NamedTuple):
@@ -86,7 +86,8 @@ def slow_map(store_root, job, snapshot, codes, choice: MapChoice, map_col):
     spec = MapSpec(job.key, snapshot.saved_at, method, choice.max_points, 0, choice.options)
     map_slot = map_col.empty()  # the progress line, or what stopped the map
     try:
-        task = maps.request(spec, codes, this_session(), again=st.session_state.pop("map_ask_again", False))
+        task = maps.request(spec, codes, this_session(), again=st.session_state.pop("map_ask_again", False),
+                            lecturer=is_lecturer())
     except MapRefused as refusal:  # too many maps queued: nothing was queued, the next run asks again
         with map_slot.container():
             st.warning(f"The {METHOD_LABELS[method]} map was not started. {refusal}")

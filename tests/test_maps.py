@@ -234,3 +234,15 @@ def test_a_map_process_that_dies_fails_only_the_map_it_was_computing(service, co
     assert finish(computing, 30).state == "failed"
     assert "while computing this map" in computing.error and computing.error.endswith("press Compute again.")
     assert finish(queued).state == "done", queued.error
+
+
+def test_the_lecturers_map_is_computed_before_the_students_queued_ones(bounded, slow_codes):
+    service = bounded(per_session=2, in_all=8)
+    busy = service.request(slow(1), slow_codes, "student-a")  # computing: nothing overtakes a running map
+    wait_for_condition(lambda: busy.state == "running", 150)
+    students = [service.request(slow(seed), slow_codes, session) for seed, session in ((2, "student-a"), (3, "student-b"))]
+    lecture = service.request(MapSpec("dense-c16-e2-abc", 1.0, "umap", 3000), slow_codes, "lecturer", lecturer=True)
+    service.stop(busy.spec, "student-a")  # frees the map process at once
+    wait_for_condition(lambda: lecture.state != "queued", 60)
+    assert [task.state for task in students] == ["queued", "queued"]  # the lecturer's went first
+    assert finish(lecture).state == "done", lecture.error

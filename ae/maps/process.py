@@ -15,6 +15,7 @@ rule, `ae.askers`, to its own sessions first) or gone.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -38,7 +39,8 @@ class MapWorker:
         self.clients = ipc.Clients()
         self._lock = threading.Lock()
         self._waiting: dict[str, list[tuple[object, int]]] = {}  # map file -> (client, its task id) waiting for it
-        self._pending: queue.Queue[ComputeMap] = queue.Queue()
+        self._pending: queue.PriorityQueue = queue.PriorityQueue()  # (0: the lecturer's, 1: a student's; order, map)
+        self._order = itertools.count()
         self._warm = threading.Event()
         threading.Thread(target=self._compute_forever, name="ae-maps", daemon=True).start()
 
@@ -66,7 +68,7 @@ class MapWorker:
                 self.clients.send(connection, MapFinished(message.task_id, "refused", refusal))
                 return
             self._waiting[message.path] = [(connection, message.task_id)]
-        self._pending.put(message)
+        self._pending.put((0 if message.first else 1, next(self._order), message))
 
     def _stop(self, connection, message: StopMap) -> None:
         with self._lock:
@@ -97,7 +99,7 @@ class MapWorker:
             self._warm.set()
             self.clients.broadcast(MapReady())
         while True:
-            task = self._pending.get()
+            _, _, task = self._pending.get()
             if not self._wanted(task.path):  # stopped while it waited: already answered
                 with self._lock:
                     if not self._waiting.get(task.path):  # nobody asked again meanwhile

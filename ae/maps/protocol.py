@@ -39,15 +39,16 @@ class ComputeMap:
     path: str
     indices: np.ndarray
     of: int
+    first: bool = False  # the lecturer's (or the engine's): computed before every student's map
 
     @classmethod
-    def of_codes(cls, task_id: int, spec: MapSpec, codes: np.ndarray, path: str) -> "ComputeMap":
+    def of_codes(cls, task_id: int, spec: MapSpec, codes: np.ndarray, path: str, first: bool = False) -> "ComputeMap":
         from ae.analysis.projection import DEFAULT_MAX_POINTS, SLOW_METHODS, subsample
 
         codes = np.asarray(codes)
         default = DEFAULT_MAX_POINTS if spec.method in SLOW_METHODS else None  # as `project` picks
         indices = subsample(len(codes), default if spec.max_points is None else spec.max_points, spec.seed)
-        return cls(task_id, spec, np.asarray(codes[indices], dtype=np.float32), path, indices, len(codes))
+        return cls(task_id, spec, np.asarray(codes[indices], dtype=np.float32), path, indices, len(codes), first)
 
     def project(self, progress):
         """The map of all the codes, computed from the rows sent."""

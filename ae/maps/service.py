@@ -77,10 +77,12 @@ class MapService:
         return map_path(self.store_root, spec)
 
     # ---- what pages ask ------------------------------------------------------------------
-    def request(self, spec: MapSpec, codes: np.ndarray, session: str | None = None, again: bool = False) -> MapTask:
+    def request(self, spec: MapSpec, codes: np.ndarray, session: str | None = None, again: bool = False,
+                lecturer: bool = False) -> MapTask:
         """The task for this map: a finished one from memory or disk, the one already queued or
         running (shared, counted for nobody again), or a new one; MapRefused, in words, if a new
-        one is past the bounds. A stopped, failed or refused map starts again only when `again` is set."""
+        one is past the bounds. A stopped, failed or refused map starts again only when `again` is set.
+        The lecturer's maps (and the engine's) are computed before any student's."""
         with self._lock:
             task = self._tasks.get(spec)
             if task is not None and (task.active or task.state == "done" or not again):
@@ -103,7 +105,8 @@ class MapService:
                 task.finished.set()
                 return task
             task.askers.add(session)
-        task.order = ComputeMap.of_codes(task.task_id, spec, codes, str(self.path(spec)))
+        task.order = ComputeMap.of_codes(task.task_id, spec, codes, str(self.path(spec)),
+                                         first=lecturer or session is None)
         self._send(task.order)
         return task
 
