@@ -109,6 +109,8 @@ def slow_map(store_root, job, snapshot, codes, choice: MapChoice, map_col):
             if "map_stop_answer" in st.session_state:
                 st.info(st.session_state.pop("map_stop_answer"))
             map_progress(maps, spec, task, len(codes))
+    elif task.note:
+        map_slot.caption(f":material/memory: {task.note}")
     return task.projection
 
 

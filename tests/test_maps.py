@@ -25,8 +25,18 @@ def codes():
     return (centres[np.arange(1500) % 10] + rng.normal(size=(1500, 8))).astype(np.float32)
 
 
+def saved_models(root, *keys):
+    """Model entries with a record: maps are saved only beside a model that is on disk."""
+    from ae.storage.store import RECORD_FILE
+
+    for key in keys:
+        (root / key).mkdir(parents=True, exist_ok=True)
+        (root / key / RECORD_FILE).write_text("{}")
+
+
 @pytest.fixture
 def service(tmp_path):
+    saved_models(tmp_path / "store", "dense-c8-e2-abc", "dense-c16-e2-abc")
     made = MapService(tmp_path / "store")
     yield made
     made.close()
@@ -52,6 +62,7 @@ def test_a_map_is_computed_shared_and_saved_beside_its_model(service, codes):
 
 def test_saved_maps_survive_a_restart_and_a_newer_save_is_computed_again(tmp_path, codes):
     spec = MapSpec("dense-c8-e2-abc", 12.5, "tsne", 500)
+    saved_models(tmp_path / "store", spec.model_key)
     before = MapService(tmp_path / "store")
     try:
         task = finish(before.request(spec, codes))
@@ -100,7 +111,7 @@ def test_one_sessions_stop_leaves_a_map_others_asked_for_running(service, codes)
 
 def test_a_damaged_saved_map_is_computed_again(service, codes):
     spec = MapSpec("dense-c8-e2-abc", 1.0, "umap", 300)
-    service.path(spec).parent.mkdir(parents=True)
+    service.path(spec).parent.mkdir(parents=True, exist_ok=True)
     service.path(spec).write_bytes(b"not an npz file")
     task = service.request(spec, codes)
     assert task.active
@@ -123,6 +134,7 @@ def bounded(tmp_path, monkeypatch):
     def make(per_session: int, in_all: int, root=None) -> MapService:
         monkeypatch.setenv(PER_SESSION_VARIABLE, str(per_session))
         monkeypatch.setenv(IN_ALL_VARIABLE, str(in_all))
+        saved_models(root or tmp_path / "store", "dense-c8-e2-abc", "dense-c16-e2-abc")
         made.append(MapService(root or tmp_path / "store"))
         return made[-1]
 

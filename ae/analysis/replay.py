@@ -10,7 +10,6 @@ Procrustes (rotation, reflection, scale and shift), so points move rather than j
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,13 +48,12 @@ def add_frame(frames: list, frame: Frame) -> None:
 def save_replay(folder: Path, frames: list) -> None:
     if not frames:
         return
+    from ae.storage.atomic import write_atomically
+
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / REPLAY_FILE
-    temporary = folder / f".tmp-{os.getpid()}-{REPLAY_FILE}"
-    with open(temporary, "wb") as file:
-        np.savez(file, positions=np.array([f.position for f in frames]), labels=np.array(json.dumps([f.label for f in frames])),
-                 codes=np.stack([f.codes for f in frames]), reconstructions=np.stack([f.reconstructions for f in frames]))
-    os.replace(temporary, path)
+    write_atomically(folder / REPLAY_FILE, lambda file: np.savez(
+        file, positions=np.array([f.position for f in frames]), labels=np.array(json.dumps([f.label for f in frames])),
+        codes=np.stack([f.codes for f in frames]), reconstructions=np.stack([f.reconstructions for f in frames])))
 
 
 def load_replay(folder: Path) -> list[Frame]:

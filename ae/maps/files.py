@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,26 @@ def map_path(store_root: Path, spec: MapSpec) -> Path:
     return Path(store_root) / spec.model_key / MAP_FOLDER / spec.file_name()
 
 
+class ModelNotOnDisk(OSError):
+    """The map's model has no saved entry (kept in memory, or deleted meanwhile): the map is not
+    written, so a map never creates a folder that would read as a damaged model."""
+
+
 def save_map(path: str | Path, projection: Projection, saved_at: float) -> None:
-    """Write atomically: a reader finds the whole map or none."""
+    """Write atomically: a reader finds the whole map or none, and a failed write leaves no
+    file behind. ModelNotOnDisk if the model's entry has no record; OSError if the disk refuses."""
+    from ae.storage.atomic import write_atomically
+    from ae.storage.store import RECORD_FILE
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(temporary, "wb") as file:
-        np.savez(file, coordinates=projection.coordinates, indices=projection.indices,
-                 settings=np.array(json.dumps(projection.settings)), method=np.array(projection.method),
-                 seconds=np.array(projection.seconds), saved_at=np.array(saved_at))
-    os.replace(temporary, path)
+    entry = path.parent.parent
+    if not (entry / RECORD_FILE).is_file():
+        raise ModelNotOnDisk(f"the model {entry.name} is not saved on disk")
+    path.parent.mkdir(exist_ok=True)
+    write_atomically(path, lambda file: np.savez(
+        file, coordinates=projection.coordinates, indices=projection.indices,
+        settings=np.array(json.dumps(projection.settings)), method=np.array(projection.method),
+        seconds=np.array(projection.seconds), saved_at=np.array(saved_at)))
 
 
 def load_map(path: Path, spec: MapSpec) -> Projection | None:

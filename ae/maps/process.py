@@ -22,6 +22,8 @@ import queue
 import sys
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 from ae import cluster, ipc
 from ae.maps.bounds import MapBounds
@@ -106,7 +108,7 @@ class MapWorker:
                         self._waiting.pop(task.path, None)
                 continue
             finished = self._compute(task)
-            self._tell(task.path, lambda task_id: MapFinished(task_id, finished.state, finished.error))
+            self._tell(task.path, lambda task_id: replace(finished, task_id=task_id))
             with self._lock:
                 self._waiting.pop(task.path, None)
 
@@ -131,13 +133,26 @@ class MapWorker:
 
                 return compute_on_cluster(task, lambda: self._wanted(task.path), progress)
             projection = task.project(progress)
-            save_map(task.path, projection, spec.saved_at)
+            try:
+                save_map(task.path, projection, spec.saved_at)
+            except OSError as error:  # computed all the same: kept in memory and shown, with one sentence
+                return MapFinished(task.task_id, "done", projection=projection, note=unsaved_note(error, task.path))
             return MapFinished(task.task_id, "done")
         except MapStopped:
             return MapFinished(task.task_id, "stopped")
         except Exception as error:  # reported in words; the process lives on
             log.exception("Map %s failed", spec.method)
             return MapFinished(task.task_id, "failed", f"{type(error).__name__}: {error}")
+
+
+def unsaved_note(error: OSError, path: str) -> str:
+    from ae.maps.files import ModelNotOnDisk
+    from ae.storage.store import disk_problem
+
+    if isinstance(error, ModelNotOnDisk):
+        return "This map is kept in memory only, as its model is: it is computed again after a restart."
+    problem = disk_problem(error, Path(path).parent.parent.parent)
+    return f"This map is kept in memory only: {problem}. It is computed again after a restart."
 
 
 def main() -> None:

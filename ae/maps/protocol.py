@@ -88,3 +88,5 @@ class MapFinished:
     task_id: int
     state: str
     error: str | None = None
+    projection: object = None  # a done map that could not be saved (an in-memory model, a full disk): here instead
+    note: str | None = None  # why it is in memory only, in one sentence

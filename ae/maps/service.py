@@ -47,6 +47,7 @@ class MapTask:
     started: float = field(default_factory=time.monotonic)
     finished: threading.Event = field(default_factory=threading.Event)
     order: ComputeMap | None = None  # kept while active: sent again if its process ends under it
+    note: str | None = None  # a done map kept in memory only, and why
     resends: int = 0
 
     @property
@@ -189,14 +190,16 @@ class MapService:
             task.state, task.fraction, task.text = "running", message.fraction, message.text
 
     def _on_finished(self, message: MapFinished) -> None:
-        self._finish(message.task_id, message.state, message.error)
+        self._finish(message.task_id, message.state, message.error, message.projection, message.note)
 
-    def _finish(self, task_id: int, state: str, error: str | None = None) -> None:
+    def _finish(self, task_id: int, state: str, error: str | None = None, projection=None,
+                note: str | None = None) -> None:
         task = self._task(task_id)
         if task is None or task.finished.is_set():
             return
         if state == "done":
-            projection = load_map(self.path(task.spec), task.spec)
+            task.note = note
+            projection = projection if projection is not None else load_map(self.path(task.spec), task.spec)
             if projection is None:
                 state, error = "failed", "The map was computed but could not be read back from the disk."
             task.projection = projection

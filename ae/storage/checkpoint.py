@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ae.storage.atomic import remove_quietly
 from ae.storage.store import ModelStore, fsync_path, write_json_atomically
 
 INDEX_FILE = "checkpoint.json"
@@ -42,12 +43,16 @@ def save_checkpoint(store: ModelStore, key: str, weights, optimizer, history: di
     name = f"state-{uuid.uuid4().hex[:12]}.npz"
     arrays = {f"w{i}": np.asarray(a) for i, a in enumerate(weights)}
     arrays.update({f"o{i}": np.asarray(a) for i, a in enumerate(optimizer)})
-    with open(folder / name, "wb") as handle:
-        np.savez(handle, **arrays)
-    fsync_path(folder / name)
-    index = {"state_file": name, "weights": len(weights), "optimizer": len(optimizer), "history": history}
-    previous = _index(folder)
-    write_json_atomically(folder / INDEX_FILE, index)
+    try:
+        with open(folder / name, "wb") as handle:
+            np.savez(handle, **arrays)
+        fsync_path(folder / name)
+        index = {"state_file": name, "weights": len(weights), "optimizer": len(optimizer), "history": history}
+        previous = _index(folder)
+        write_json_atomically(folder / INDEX_FILE, index)
+    except BaseException:  # a partial checkpoint must not hold a full disk until the next restart
+        remove_quietly(folder / name)
+        raise
     if previous and previous.get("state_file") != name:
         (folder / str(previous["state_file"])).unlink(missing_ok=True)
 

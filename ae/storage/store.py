@@ -29,6 +29,7 @@ from ae.analysis.metrics import ErrorSummary
 from ae.model.history import FIELD_NAMES as HISTORY_FIELDS
 from ae.model.history import History
 from ae.runtime import default_cache_dir
+from ae.storage.atomic import remove_quietly
 
 RECORD_FILE = "record.json"
 LEGACY_WEIGHTS_FILE = "autoencoder.weights.h5"  # entries written before weights files had ids
@@ -140,8 +141,10 @@ class ModelStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".probe-{uuid.uuid4().hex[:8]}"
-            probe.write_bytes(b"0" * 4096)
-            probe.unlink()
+            try:
+                probe.write_bytes(b"0" * 4096)
+            finally:
+                remove_quietly(probe)  # a failed check leaves no probe behind
         except OSError as error:
             return disk_problem(error, self.root)
         return None
@@ -164,10 +167,9 @@ class ModelStore:
                                weights_sha256=file_sha256(weights))
             write_json_atomically(entry / RECORD_FILE, full_record)
         except OSError as error:
-            try:
-                weights.unlink(missing_ok=True)
-            except OSError:
-                pass
+            remove_quietly(weights)
+            if entry.is_dir() and not (entry / RECORD_FILE).exists():  # a first save: no folder left to read as damaged
+                shutil.rmtree(entry, ignore_errors=True)
             raise StoreError(f"The model was not saved: {disk_problem(error, self.root)}.") from None
         for stale in entry.glob(f"*{WEIGHTS_SUFFIX}"):  # the replaced weights, and any a crash left
             if stale.name != weights_name:
@@ -199,11 +201,22 @@ class ModelStore:
                 done.extend(self._clean_entry(path))
         return done
 
+    @staticmethod
+    def _leftovers(entry: Path) -> list[Path]:
+        """Weights, and a record, replay or map cut short by a crash; without a record, maps too
+        (of a model kept in memory only)."""
+        return [p for p in entry.iterdir()
+                if p.name.endswith(WEIGHTS_SUFFIX) or f"{RECORD_FILE}.tmp-" in p.name or p.name.startswith(".tmp-")
+                or (p.name == "maps" and p.is_dir() and not (entry / RECORD_FILE).exists())]
+
+    def _only_leftovers(self, entry: Path) -> bool:
+        """No record, and nothing but leftovers: not a damaged model, just what a failed first save left."""
+        return not (entry / RECORD_FILE).exists() and len(self._leftovers(entry)) == len(list(entry.iterdir()))
+
     def _clean_entry(self, entry: Path) -> list[str]:
-        ours = [p for p in entry.iterdir()  # weights, and a record, replay or map cut short by a crash
-                if p.name.endswith(WEIGHTS_SUFFIX) or f"{RECORD_FILE}.tmp-" in p.name or p.name.startswith(".tmp-")]
+        ours = self._leftovers(entry)
         if not (entry / RECORD_FILE).exists():
-            if len(ours) == len(list(entry.iterdir())):  # only a first save's leftovers: drop the folder
+            if self._only_leftovers(entry):  # only a first save's leftovers: drop the folder
                 shutil.rmtree(entry, ignore_errors=True)
                 return [f"removed the unfinished first save of {entry.name}"]
             return []
@@ -214,6 +227,8 @@ class ModelStore:
         removed = [p for p in ours if p.name != keep]
         for path in removed:
             path.unlink(missing_ok=True)
+        for partial in (entry / "maps").glob(".tmp-*") if (entry / "maps").is_dir() else []:
+            remove_quietly(partial)  # a map write cut short by a crash
         return [f"removed {len(removed)} leftover file(s) of {entry.name}"] if removed else []
 
     def delete(self, key: str) -> None:
@@ -227,7 +242,7 @@ class ModelStore:
             return []
         found = []
         for entry in sorted(self.root.iterdir()):
-            if entry.name.startswith(".") or not entry.is_dir():
+            if entry.name.startswith(".") or not entry.is_dir() or self._only_leftovers(entry):
                 continue
             try:
                 found.append(self.read_record(entry))

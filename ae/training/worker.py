@@ -26,7 +26,7 @@ from ae.model.config import TrainingConfig
 from ae.model.data import Dataset
 from ae.model.history import EPOCH_TOLERANCE, History, reached
 from ae.storage.checkpoint import CheckpointWriter, checkpoint_epochs, delete_checkpoint, load_checkpoint
-from ae.storage.store import ModelStore, StoreError
+from ae.storage.store import ModelStore, StoreError, disk_problem
 from ae.training import fast_fit
 from ae.training.protocol import Progress, RunOrder, Weights
 from ae.training.snapshot import JobState, Phase, panel_inputs, training_indices
@@ -191,13 +191,17 @@ class Worker:
         warning, on_disk = None, True
         try:
             store.save(job.config, models, record)
-            save_replay(store.entry_dir(job.key), job.replay)
-            self.checkpoints.flush()
-            delete_checkpoint(store, job.key)
         except StoreError as error:
             on_disk = False
             warning = f"{error} This model is kept in memory and works until the server restarts."
             self.send_weights(job.key, saved_at, models.autoencoder.get_weights())
+        else:
+            try:  # the model is saved: a replay the disk refuses costs the replay, never the model
+                save_replay(store.entry_dir(job.key), job.replay)
+            except OSError as error:
+                warning = f"The model is saved, but its training replay is not: {disk_problem(error, store.root)}."
+            self.checkpoints.flush()
+            delete_checkpoint(store, job.key)
         job._set(state=state, test_metrics=metrics, history=history, saved_at=saved_at,
                  phase=Phase.DONE, warning=warning, saved_to_disk=on_disk, resume_from=None)
         self._kept.put(job.key, (models, job.replay, history.epochs_done))  # at most TRAINING_MODELS_KEPT: memory stays flat
