@@ -48,7 +48,10 @@ def sweep_settings(dataset):
 
 def stop_sweep(manager) -> None:
     if "sweep" in st.session_state:
-        Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop(**visitor())
+        try:
+            Sweep(manager, sweep_configs(*st.session_state["sweep"])).stop(**visitor())
+        except ValueError as error:  # the training service did not answer in time: said in words
+            st.session_state["sweep_stop_note"] = str(error)
 
 
 def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
@@ -67,6 +70,8 @@ def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
                       args=(manager,), key="stop_sweep", width="stretch")
     buttons[2].caption("Sizes already trained with these settings are reused, not retrained. Each size is an ordinary job: "
                        "its live view is on the Train page.")
+    if st.session_state.get("sweep_stop_note"):
+        st.warning(st.session_state.pop("sweep_stop_note"), icon=":material/hourglass_empty:")
     return sweep
 
 

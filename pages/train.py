@@ -149,7 +149,11 @@ def job_buttons(manager, job, snapshot) -> None:
     permission = job.stop_permission(**who) if snapshot.is_active else None
 
     def stop() -> None:
-        answer = job.stop(**who)
+        try:
+            answer = job.stop(**who)
+        except ValueError as error:  # the service did not answer in time: a sentence, never a red box
+            st.session_state["stop_note"] = str(error)
+            return
         if not answer.stops:
             st.session_state["stop_note"] = answer.reason
 

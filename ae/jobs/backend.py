@@ -11,17 +11,25 @@ any page changes.
 from __future__ import annotations
 
 import itertools
+import logging
 import subprocess
 import threading
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
 from ae import ipc
 from ae.ipc import ServiceGone
-from ae.training.protocol import Call, Command, Hello, Reply, Update, Weights
+from ae.training.protocol import HEARTBEAT_SECONDS, HUNG_AFTER_SECONDS, Call, Command, Heartbeat, Hello, Reply, Update, Weights
 
-CALL_TIMEOUT = 60.0  # a command waits this long for its answer (covers the process's start)
+log = logging.getLogger(__name__)
+START_TIMEOUT = 60.0  # a command sent while the service starts waits this long (it loads the data)
+COMMAND_SECONDS = 5.0  # once it runs, no page waits longer than this for an answer
+
+
+class ServiceBusy(ValueError):
+    """The service is running but did not answer in time: a sentence for the page, not a crash."""
 
 
 class TrainingBackend(ABC):
@@ -31,6 +39,7 @@ class TrainingBackend(ABC):
         self.on_message = on_message  # Hello, Update (replies arrive as updates too), Weights
         self.on_exit = on_exit  # called once, with the reason in words, if the service dies
         self.ready = False  # the service said Hello: commands are answered within milliseconds
+        self.last_heard = time.monotonic()  # any message, heartbeats included (`ae.training.protocol.Heartbeat`)
 
     @abstractmethod
     def start(self, crash_notes: dict[str, str]) -> None:
@@ -77,21 +86,53 @@ class LocalTrainingBackend(TrainingBackend):
     def start(self, crash_notes: dict[str, str]) -> None:
         arguments = {"data_path": str(self.data_path), "store_root": str(self.store_root), "crash_notes": dict(crash_notes)}
         self.process, self._connection = ipc.start_child("ae.training.process", arguments, "training process")
+        self._hung_for: float | None = None
         threading.Thread(target=self._receive, name="ae-training-receiver", daemon=True).start()
+        threading.Thread(target=self._watch, name="ae-training-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Liveness, not only death: a service silent for HUNG_AFTER_SECONDS (SIGSTOPped, hung)
+        is killed, so its jobs fail in words with their checkpoints, and the next command starts
+        a fresh one."""
+        process = self.process
+        while process.poll() is None and not self._closing:
+            time.sleep(1.0)
+            silent = time.monotonic() - self.last_heard
+            if self.ready and silent > HUNG_AFTER_SECONDS and process.poll() is None:
+                log.error("The training process has been silent for %.0f s: ending it", silent)
+                self._hung_for = silent
+                process.kill()
+                return
 
     def call(self, command: Command) -> Reply:
+        """The reply within COMMAND_SECONDS once the service runs (START_TIMEOUT while it starts);
+        else ServiceBusy, saying whether it is silent (and will be restarted) or only busy."""
         call_id = next(self._call_ids)
         slot = {"event": threading.Event(), "answer": None}
         self._calls[call_id] = slot
+        sent = time.monotonic()
         try:
             self._send(Call(call_id, command))
-            if not slot["event"].wait(CALL_TIMEOUT):
-                raise ServiceGone("The training process did not answer in time.")
+            while not slot["event"].wait(0.2):
+                waited = time.monotonic() - sent
+                if not self.ready and waited > START_TIMEOUT:
+                    raise ServiceGone("The training process did not start in time.")
+                if self.ready and waited > COMMAND_SECONDS:
+                    raise ServiceBusy(self._busy_sentence(waited))
             if slot["answer"] is None:
                 raise ServiceGone("The training process stopped before it answered.")
             return slot["answer"]
         finally:
             self._calls.pop(call_id, None)
+
+    def _busy_sentence(self, waited: float) -> str:
+        silent = time.monotonic() - self.last_heard
+        if silent > 2 * HEARTBEAT_SECONDS:  # no heartbeat: not busy, stopped
+            return (f"The training service has not answered for {waited:.0f} s and has been silent for {silent:.0f} s: "
+                    f"it is stopped or hung, and is ended and started afresh once silent for {HUNG_AFTER_SECONDS:.0f} s. "
+                    "Try again in a few seconds; nothing was changed.")
+        return (f"The training service is busy and did not answer within {waited:.0f} s; nothing was changed. "
+                "Try again in a moment.")
 
     def post(self, command: Command) -> None:
         self._send(Call(0, command))
@@ -107,6 +148,17 @@ class LocalTrainingBackend(TrainingBackend):
         self.on_message(hello)
         self.ready = True
 
+    def _dispatcher(self):
+        """Every message counts as a sign of life; heartbeats carry nothing else."""
+        handle = ipc.dispatcher({Hello: self._on_hello, Reply: self._on_reply, Update: self.on_message,
+                                 Weights: self.on_message, Heartbeat: lambda beat: None})
+
+        def dispatch(message) -> None:
+            self.last_heard = time.monotonic()
+            handle(message)
+
+        return dispatch
+
     def _on_reply(self, reply: Reply) -> None:
         self.on_message(Update(reply.snapshots, reply.forgotten))
         slot = self._calls.get(reply.call_id)
@@ -115,14 +167,15 @@ class LocalTrainingBackend(TrainingBackend):
             slot["event"].set()
 
     def _receive(self) -> None:
-        ipc.receive_loop(self._connection, ipc.dispatcher(
-            {Hello: self._on_hello, Reply: self._on_reply, Update: self.on_message, Weights: self.on_message}))
+        ipc.receive_loop(self._connection, self._dispatcher())
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         if not self._closing:
-            self.on_exit(ipc.describe_exit(self.process.returncode))
+            hung = getattr(self, "_hung_for", None)
+            self.on_exit(f"it was silent for {hung:.0f} s (stopped or hung) and was ended" if hung
+                         else ipc.describe_exit(self.process.returncode))
         for slot in list(self._calls.values()):
             slot["event"].set()  # answer None: the caller raises ServiceGone
 
@@ -163,8 +216,7 @@ class SharedTrainingBackend(LocalTrainingBackend):
         super()._on_hello(hello)
 
     def _receive(self, gone: str) -> None:
-        ipc.receive_loop(self._connection, ipc.dispatcher(
-            {Hello: self._on_hello, Reply: self._on_reply, Update: self.on_message, Weights: self.on_message}))
+        ipc.receive_loop(self._connection, self._dispatcher())
         self._attached = False
         if not self._closing:
             self.on_exit(gone)

@@ -476,14 +476,18 @@ class JobManager:
 
     def _call(self, command):
         """Send a command and return its result; the answer's snapshots are applied before this returns."""
+        backend = self._backend_or_refuse()
         try:
-            reply = self._backend_or_refuse().call(command)
-        except ServiceGone:
-            try:
-                self._ensure_backend()  # a fresh process for the next try
-            except ServiceGone:
-                pass
-            raise ValueError("The training process restarted; please try again.") from None
+            reply = backend.call(command)  # ServiceBusy (a ValueError, in words) if it does not answer in time
+        except ServiceGone as gone:
+            again = "Please try again in a few seconds."
+            if not backend.is_alive():
+                try:
+                    self._ensure_backend()  # a fresh process for the next try
+                    again = "A fresh training process is starting; please try again in a few seconds."
+                except ServiceGone:
+                    pass
+            raise ValueError(f"{gone} {again}") from None
         if reply.error:
             raise ValueError(reply.error)
         return reply.result
@@ -536,8 +540,9 @@ class JobManager:
                     error = f"The training process stopped ({reason}) before this job started. Press Train to queue it again."
                     resume = checkpoint_epochs(self.store, key)
                 else:
-                    note = (f"The training process stopped unexpectedly ({reason}) during epoch {snapshot.epoch + 1}. "
-                            "Models saved before are intact.")
+                    when = {Phase.EVALUATING: "while it evaluated the model", Phase.SAVING: "while it saved the model"}.get(
+                        snapshot.phase, f"during epoch {snapshot.epoch + 1}")
+                    note = f"The training process stopped unexpectedly ({reason}) {when}. Models saved before are intact."
                     self._crash_notes[key] = note
                     resume = checkpoint_epochs(self.store, key)
                     error = note + (f" Train it again to resume from epoch {resume:g}." if resume else

@@ -24,8 +24,8 @@ from ae.askers import Askers, StopAnswer
 from ae.permissions import refuse_change, refuse_delete, refuse_lecturer_only, refuse_retrain
 from ae.roles import Visitor
 from ae.training.fair_queue import Owner
-from ae.training.protocol import (Call, ClearQueue, Delete, Departed, Extend, Hello, Pin, Reply, Request, Resume,
-                                  Room, RoomLeft, RunNext, Stop, Update, Weights)
+from ae.training.protocol import (HEARTBEAT_SECONDS, Call, ClearQueue, Delete, Departed, Extend, Heartbeat, Hello,
+                                  Pin, Reply, Request, Resume, Room, RoomLeft, RunNext, Stop, Update, Weights)
 from ae.training.snapshot import ACTIVE_STATES, JobState
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,13 @@ class TrainingService:
                           Delete: self._delete, Departed: self._departed_sessions, Pin: self._pin,
                           ClearQueue: self._clear_queue, RunNext: self._run_next, Room: self._room}
         threading.Thread(target=self._publish_forever, name="ae-publisher", daemon=True).start()
+        threading.Thread(target=self._beat_forever, name="ae-heartbeat", daemon=True).start()
+
+    def _beat_forever(self) -> None:
+        """A heartbeat a second to every web process: silence means this process is stopped or hung."""
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            self.clients.broadcast(Heartbeat())
 
     def serve_client(self, connection) -> None:
         """One web process, from its Hello to its departure (`ipc.serve` runs one per web process)."""

@@ -128,6 +128,16 @@ class Call:
 
 # ---- messages: training service -> web side ----------------------------------------------------
 @dataclass(frozen=True)
+class Heartbeat:
+    """Every second, from a thread of its own: the service is alive and not stopped. A web side
+    that hears nothing for `HUNG_AFTER_SECONDS` declares it hung (`ae.jobs.backend`)."""
+
+
+HEARTBEAT_SECONDS = 1.0
+HUNG_AFTER_SECONDS = 15.0  # the service never compiles (its slots do): silence this long is a hang, not work
+
+
+@dataclass(frozen=True)
 class Hello:
     """Once, when the service starts: every job it knows."""
 
