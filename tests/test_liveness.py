@@ -50,3 +50,23 @@ def test_a_stopped_training_service_is_found_hung_its_job_resumable_and_others_t
     resumed = wait_for(again, lambda s: s.state is JobState.RUNNING and s.history.epoch_ends, "resuming", timeout=120)
     assert resumed.history.epoch_ends[0] == pytest.approx(1.0)  # the loss history continues
     again.stop()
+
+
+def test_a_stopped_training_slot_is_found_hung_and_only_its_job_fails(cache_dir, managers, monkeypatch):
+    from tests.test_slots import slot_processes
+
+    monkeypatch.setenv("AE_SLOT_HUNG_SECONDS", "5")  # the default is 30 s; the longest silence measured is about 2 s
+    manager = managers(cache_dir)
+    job = manager.request(LONG)
+    running = wait_for(job, lambda s: s.history.epochs_done >= 2, "two epochs and a checkpoint", timeout=120)
+    slot = slot_processes(manager.worker_pid)[running.where]
+    os.kill(slot.pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    failed = wait_for(job, lambda s: s.state is JobState.FAILED, "failing as hung", timeout=30)
+    assert time.monotonic() - stopped_at < 5 + 5
+    assert f"The training {running.where} stopped: it was silent for" in failed.error
+    assert "Train it again to resume from epoch" in failed.error
+    assert not slot.is_running() or slot.status() == "zombie"
+    again = manager.request(LONG)  # the service lives on: a fresh slot process takes it
+    wait_for(again, lambda s: s.state is JobState.RUNNING and s.history.epoch_ends, "resuming", timeout=120)
+    again.stop()

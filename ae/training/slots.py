@@ -14,15 +14,21 @@ import logging
 import os
 import subprocess
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
 from ae import ipc
 from ae.runtime import env_setting
-from ae.training.protocol import Progress, RunEnded, RunOrder, StopRun, Weights
+from ae.training.protocol import HEARTBEAT_SECONDS, Heartbeat, Progress, RunEnded, RunOrder, StopRun, Weights
 
 log = logging.getLogger(__name__)
+SLOT_HUNG_SECONDS = 30  # a slot's heartbeat runs through compiles (the longest gap measured: see the README)
+
+
+def slot_hung_seconds() -> float:
+    return float(env_setting("AE_SLOT_HUNG_SECONDS") or SLOT_HUNG_SECONDS)
 
 SLOTS_VARIABLE = "AE_TRAINING_SLOTS"
 THREADS_VARIABLE = "AE_THREADS_PER_JOB"
@@ -94,6 +100,8 @@ class LocalSlot(Slot):
         self._gone = False  # the current process's connection closed
         self._starting = threading.Lock()  # one process at a time, whoever starts it
         self._on_message: Callable[[object], bool] = lambda message: False
+        self._last_heard = time.monotonic()
+        self.longest_silence = 0.0  # the longest gap between two messages in the last run (for the hang bound)
 
     def prepare(self) -> None:
         try:
@@ -120,8 +128,16 @@ class LocalSlot(Slot):
                          daemon=True).start()
 
     def _receive(self, connection, process) -> None:
-        ipc.receive_loop(connection, ipc.dispatcher({Progress: self._relay, Weights: self._relay,
-                                                     RunEnded: lambda ended: self._ended.set()}))
+        handle = ipc.dispatcher({Progress: self._relay, Weights: self._relay, Heartbeat: lambda beat: None,
+                                 RunEnded: lambda ended: self._ended.set()})
+
+        def dispatch(message) -> None:
+            now = time.monotonic()
+            self.longest_silence = max(self.longest_silence, now - self._last_heard)
+            self._last_heard = now
+            handle(message)
+
+        ipc.receive_loop(connection, dispatch)
         if process is self.process:
             self._gone = True
             self._ended.set()  # run() sees that the process is gone
@@ -139,7 +155,7 @@ class LocalSlot(Slot):
             self._send(order)
         if stop_requested():  # pressed before the order went out
             self.stop(self._key)
-        self._ended.wait()
+        hung_for = self._wait_for_the_end()
         with self._lock:
             self._key = None
         if not self._gone and _resident_bytes(self.process) > recycle_bytes():
@@ -150,7 +166,22 @@ class LocalSlot(Slot):
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 code = None
-            raise SlotLost(ipc.describe_exit(code))
+            raise SlotLost(f"it was silent for {hung_for:.0f} s (stopped or hung) and was ended" if hung_for
+                           else ipc.describe_exit(code))
+
+    def _wait_for_the_end(self) -> float | None:
+        """Until the run ends; a process silent for `slot_hung_seconds()` (its heartbeat thread too:
+        stopped, or hung) is killed, and the seconds of silence returned."""
+        hung_after = slot_hung_seconds()
+        self._last_heard, self.longest_silence = time.monotonic(), 0.0
+        while not self._ended.wait(1.0):
+            silent = time.monotonic() - self._last_heard
+            if silent > hung_after and self.process is not None and self.process.poll() is None:
+                log.error("%s has been silent for %.0f s: ending its process", self.name, silent)
+                self.process.kill()
+                self._ended.wait(10.0)
+                return silent
+        return None
 
     def _recycle(self) -> None:
         """Replace a process grown past `recycle_bytes()` by a fresh one, started at once."""
@@ -213,16 +244,25 @@ def main() -> None:
         os._exit(0)
     settings = ipc.child_arguments()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s training-slot %(levelname)s %(message)s")
-    from ae.model.data import load_dataset
-    from ae.storage.store import ModelStore
-    from ae.training.worker import Worker
-
     send_lock = threading.Lock()
 
     def send(message) -> bool:
         with send_lock:
             connection.send(message)
         return False  # a Stop arrives as a StopRun message
+
+    def beat_forever() -> None:  # silence means this process is stopped or hung (LocalSlot._wait_for_the_end)
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            try:
+                send(Heartbeat())
+            except (OSError, ValueError):
+                return
+
+    threading.Thread(target=beat_forever, name="ae-heartbeat", daemon=True).start()  # before TensorFlow loads
+    from ae.model.data import load_dataset
+    from ae.storage.store import ModelStore
+    from ae.training.worker import Worker
 
     worker = Worker(load_dataset(settings["data_path"]), ModelStore(Path(settings["store_root"])), send,
                     settings.get("where", "a training slot"))
