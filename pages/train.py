@@ -45,6 +45,7 @@ STATE_TEXT = {
     "failed": ":material/error: Failed",
 }
 SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and kept across pages
+URL_SETTINGS = ("arch", "code", "epochs", "batch", "lr", "digits", "seed", "noise", "noise_level", "beta", "l1")
 WATCH_SECONDS = 2.0  # how often a session watching nothing live looks for a run that started
 SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
 
@@ -123,11 +124,17 @@ def train_button(manager, config, errors) -> None:
                    + (" (see More settings)." if hidden else "."))
 
 
+def settings_in_url() -> bool:
+    """The page was opened with settings in its address (a shared link, a reload)."""
+    return any(name in st.query_params for name in URL_SETTINGS)
+
+
 def shown_job(manager, config):
     """A run that started while this session watched nothing live; else this session's job (or
     the one it picked last); else the saved or running job of the settings in the controls (a
-    shared link opens its job); else whatever trains now; else the job this page showed last
-    (a watched run that just ended); else the default model."""
+    shared link opens its job, and a link to settings nothing was trained with shows just that,
+    whatever ran before); else whatever trains now; else the job this page showed last (a
+    watched run that just ended); else the default model."""
     followed, running = manager.get(st.session_state.get(FOLLOWED_RUN, "")), manager.running()
     if followed is not None and not followed.snapshot().is_active and running is not None:
         followed = running  # the followed run ended and another trains: follow that one
@@ -135,6 +142,8 @@ def shown_job(manager, config):
     job = followed or manager.get(st.session_state.get(SELECTED_JOB, ""))
     if job is None and config is not None:
         job = manager.get(config.key)
+        if job is None and settings_in_url():
+            return None  # the link's settings: not trained yet, and the page says so
     return (job or running or manager.get(st.session_state.get(SHOWN_JOB, ""))
             or default_model(manager)[0])
 
@@ -330,9 +339,13 @@ def shown_job_view(manager, job, config) -> None:
         st.fragment(guarded(watch_for_runs), run_every=max(WATCH_SECONDS, interval))(
             manager, job and job.key, running and running.key)
     if job is None:
-        st.info("No model is trained yet. Choose settings and press **Train**, or start with the article's model: "
-                "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
-        quick_train_button("train_quick")
+        if config is not None and settings_in_url() and manager.trained_jobs():
+            st.info("Nothing is trained with these settings yet: press **Train** to train them. Progress, loss "
+                    "curves and reconstructions appear here live.", icon=":material/info:")
+        else:
+            st.info("No model is trained yet. Choose settings and press **Train**, or start with the article's model: "
+                    "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
+            quick_train_button("train_quick")
         if feed is not None:
             live_feed_view(manager, None, feed, presenting())  # draws nothing; a run that starts reruns the page
         return
