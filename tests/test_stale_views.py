@@ -46,3 +46,20 @@ def test_a_map_finishing_after_its_model_was_deleted_does_not_bring_its_folder_b
     assert task.state == "done" and task.projection is not None, task.error
     assert "kept in memory only" in task.note
     assert not entry.exists()
+
+
+def test_continuing_a_model_whose_folder_was_deleted_says_so_in_words(cache_dir, managers, monkeypatch):
+    from ae.model.config import TrainingConfig
+    from ae.training.snapshot import JobState
+    from tests.test_training import wait_for, wait_until_done
+
+    config = TrainingConfig(code_size=8, epochs=1, batch_size=64, train_size=500, seed=12)
+    monkeypatch.setenv("AE_SLOT_RECYCLE_MB", "1")  # a fresh slot process after each run: no training copy kept
+    manager = managers(cache_dir)
+    job = manager.request(config)
+    assert wait_until_done(job).state is JobState.FINISHED
+    shutil.rmtree(manager.store.entry_dir(config.key))  # someone deletes it by hand
+    job.extend(1)
+    failed = wait_for(job, lambda s: s.state is JobState.FAILED, "failing", timeout=60)
+    assert "is no longer on the disk (its folder was deleted); train it again." in failed.error
+    assert "Errno" not in failed.error

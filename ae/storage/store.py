@@ -300,6 +300,9 @@ class ModelStore:
         from ae.model.architectures import build_models
 
         entry = self.entry_dir(config.key)
+        if not entry.is_dir():
+            raise StoreError(f"Saved model {config.key} is no longer on the disk (its folder was deleted); "
+                             "train it again.")
         try:
             raw = json.loads((entry / RECORD_FILE).read_text())
         except (OSError, ValueError) as error:

@@ -66,9 +66,15 @@ class FairQueue:
     def remove(self, job) -> None:
         self._entries = [entry for entry in self._entries if entry.job is not job]
 
-    def pop(self):
-        """The next job to run; it counts as its owner's running job until `finished`."""
-        entry = self._entries.pop(0)
+    def next_ready(self, busy: set) -> int | None:
+        """The place (from 0) of the first job whose key is not in `busy` (its previous run
+        still ending in a slot), or None."""
+        return next((index for index, entry in enumerate(self._entries) if entry.job.key not in busy), None)
+
+    def pop(self, index: int = 0):
+        """The job at `index` (the next by default), to run; it counts as its owner's running
+        job until `finished`."""
+        entry = self._entries.pop(index)
         if not entry.owner.first_class:
             self._serving = max(self._serving, entry.turn)
         self._running[entry.job] = entry.owner

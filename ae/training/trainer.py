@@ -464,9 +464,9 @@ class Trainer:
             threading.Thread(target=slot.prepare, name=f"ae-{slot.name}-start", daemon=True).start()
         while True:
             with self._lock:
-                while not len(self._queue):
-                    self._wakeup.wait()
-                job = self._queue.pop()
+                while (index := self._queue.next_ready(set(self._running))) is None:
+                    self._wakeup.wait()  # nothing queued, or only jobs whose last run is still ending
+                job = self._queue.pop(index)
                 self._running[job.key] = slot
                 self._dirty.update(queued.key for queued in self._queue.jobs())
             try:
@@ -476,6 +476,7 @@ class Trainer:
                 with self._lock:
                     self._running.pop(job.key, None)
                     self._queue.finished(job)
+                    self._wakeup.notify_all()  # a job asked for again while this run ended may go now
                     self._dirty.update(queued.key for queued in self._queue.jobs())  # their waits changed
                 if self._on_run_end is not None:
                     self._on_run_end(job)
@@ -491,5 +492,5 @@ class Trainer:
             job.lost(str(lost), self.store)
             if slot is self.slots[0]:  # a fresh process for the next job
                 threading.Thread(target=slot.prepare, name=f"ae-{slot.name}-start", daemon=True).start()
-        if job.state in ACTIVE_STATES:  # the worker ended without a final state: never leave it running
-            job.lost("it ended the run without a result", self.store)
+        if job.state in (JobState.RUNNING, JobState.STOPPING):  # no final state: never leave it running
+            job.lost("it ended the run without a result", self.store)  # (QUEUED: asked for again meanwhile)
