@@ -37,7 +37,7 @@ def test_a_map_finishing_after_its_model_was_deleted_does_not_bring_its_folder_b
     codes = rng.normal(size=(3000, 8)).astype(np.float32)
     service = MapService(root)
     try:
-        task = service.request(MapSpec("dense-c8-e2-gone", 1.0, "tsne", 2500), codes, "session-a")
+        task = service.request(MapSpec("dense-c8-e2-gone", 1.0, "tsne", 1500), codes, "session-a")
         wait_for_condition(lambda: task.state == "running", 150)
         shutil.rmtree(entry)  # deleted while the map computes
         wait_for_condition(lambda: not task.active, 150)

@@ -93,7 +93,7 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
         # Every page on the projector: the title, and no text cut short.
         wait_for_app_idle(lecturer)
         screenshot_viewport(lecturer, "projector-train-stopped")
-        expect(lecturer.get_by_role("button", name="Resume to 200")).to_be_enabled()
+        expect(lecturer.get_by_role("button", name="Resume to 200")).to_be_enabled(timeout=30_000)  # after the page reruns
         for title, link, parts in (
             ("Reconstructions", "Reconstructions", {"summary": '[data-testid="stMetric"]'}),
             ("Latent space", "Latent space", {"map": ".st-key-latent_map .js-plotly-plot", "digit labels": ".st-key-latent_map .annotation"}),
