@@ -51,7 +51,7 @@ def save_replay(folder: Path, frames: list) -> None:
     from ae.storage.atomic import write_atomically
 
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(folder / REPLAY_FILE, lambda file: np.savez(
+    write_atomically(folder / REPLAY_FILE, lambda file: np.savez_compressed(
         file, positions=np.array([f.position for f in frames]), labels=np.array(json.dumps([f.label for f in frames])),
         codes=np.stack([f.codes for f in frames]), reconstructions=np.stack([f.reconstructions for f in frames])))
 

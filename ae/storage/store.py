@@ -90,6 +90,19 @@ def write_json_atomically(path: Path, payload: dict) -> None:
     fsync_path(path.parent)
 
 
+def weights_only(config: TrainingConfig, models):
+    """The autoencoder's weights in a fresh, uncompiled copy: a compiled model's file would
+    carry the optimizer's state too (three times the weights with Adam), which only a
+    checkpoint needs."""
+    from ae.model.architectures import build_models
+
+    if getattr(models.autoencoder, "optimizer", None) is None:
+        return models.autoencoder
+    plain = build_models(config.architecture, config.code_size, config.training_options())
+    plain.autoencoder.set_weights(models.autoencoder.get_weights())
+    return plain.autoencoder
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -161,7 +174,7 @@ class ModelStore:
         weights = entry / weights_name
         try:
             entry.mkdir(parents=True, exist_ok=True)
-            models.autoencoder.save_weights(weights)
+            weights_only(config, models).save_weights(weights)
             fsync_path(weights)
             full_record.update(weights_file=weights_name, weights_bytes=weights.stat().st_size,
                                weights_sha256=file_sha256(weights))

@@ -204,7 +204,10 @@ class Worker:
             delete_checkpoint(store, job.key)
         job._set(state=state, test_metrics=metrics, history=history, saved_at=saved_at,
                  phase=Phase.DONE, warning=warning, saved_to_disk=on_disk, resume_from=None)
-        self._kept.put(job.key, (models, job.replay, history.epochs_done))  # at most TRAINING_MODELS_KEPT: memory stays flat
+        # At most TRAINING_MODELS_KEPT copies, so memory stays flat; a replay saved with its model
+        # leaves memory (a Continue reads it back), only an in-memory model's stays with it.
+        self._kept.put(job.key, (models, [] if on_disk else job.replay, history.epochs_done))
+        job.replay = []
 
     def checkpoint(self, job: TrainingJob, models: AutoencoderModels) -> None:
         """Weights, optimizer state and history at an epoch's end; a refusing disk only warns."""
