@@ -449,6 +449,56 @@ def room_table() -> None:
         print(f"{label:<50}{row['place'] or '-':>7}{row['first_digits']:>16.1f}{row['done']:>9.1f}", flush=True)
 
 
+MEMORY_CONFIGS = 25
+
+
+def _memory_curve(environment: dict) -> list[tuple[int, float, float]]:
+    """(configs done, slot process MiB, service MiB) after each of MEMORY_CONFIGS distinct
+    one-epoch configs through one slot."""
+    import psutil
+
+    from ae.model.config import TrainingConfig
+
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update({name: value for name, value in environment.items()})
+    manager = _temporary_manager()
+    curve = []
+    try:
+        for index in range(MEMORY_CONFIGS):
+            config = TrainingConfig(architecture=("dense", "deep_dense", "conv")[index % 3], code_size=4 + 8 * index,
+                                    epochs=1, train_size=20_000, seed=index)
+            _wait(manager.request(config))
+            service = psutil.Process(manager.worker_pid)
+            slots = [child for child in service.children() if "ae.training.slots" in " ".join(child.cmdline())]
+            time.sleep(1.0)  # a slot being replaced settles
+            slot_mib = max((child.memory_info().rss for child in slots), default=0) / 2**20
+            curve.append((index + 1, slot_mib, service.memory_info().rss / 2**20))
+            print(f"  {index + 1:>3} configs: slot {slot_mib:,.0f} MiB, service {curve[-1][2]:,.0f} MiB", flush=True)
+    finally:
+        manager.close()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return curve
+
+
+def memory_table() -> None:
+    """The training processes' memory over 25 distinct configs: a slot never replaced (the
+    baseline, as before) against the default, which replaces a slot past AE_SLOT_RECYCLE_MB."""
+    print(f"\nmemory: {MEMORY_CONFIGS} distinct one-epoch configs (dense, deep dense, conv; codes 4-196; 20,000 "
+          "digits) through one slot; resident memory after each", flush=True)
+    print("never replaced (baseline):", flush=True)
+    baseline = _memory_curve({"AE_TRAINING_SLOTS": "1", "AE_SLOT_RECYCLE_MB": "1000000"})
+    print("replaced past 2,000 MB (the default):", flush=True)
+    default = _memory_curve({"AE_TRAINING_SLOTS": "1", "AE_SLOT_RECYCLE_MB": "2000"})
+    print(f"{'configs':>8}{'slot MiB, baseline':>20}{'slot MiB, default':>19}{'service MiB':>13}")
+    for (count, before, _), (_, now, service) in zip(baseline, default):
+        if count in (1, 5, 10, 15, 20, 25):
+            print(f"{count:>8}{before:>20,.0f}{now:>19,.0f}{service:>13,.0f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4, help="epochs per training measurement (first is warm-up)")
@@ -460,6 +510,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue", action="store_true",
                         help="only the queue: 8 configs through one slot, S local slots and a local 2-node Ray cluster")
     parser.add_argument("--slots", type=int, default=None, help="S for --queue (default: the machine's plan)")
+    parser.add_argument("--memory", action="store_true",
+                        help="only memory: the training processes over 25 distinct configs, a slot never replaced and as set")
     parser.add_argument("--room", action="store_true",
                         help="only the room: the lecturer's Train with a student's 16-size sweep queued, before and now")
     parser.add_argument("--bare-fit", type=int, default=None, metavar="CODE", help=argparse.SUPPRESS)
@@ -472,6 +524,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.room:
         room_table()
+        return
+    if args.memory:
+        memory_table()
         return
     from ae.model.architectures import ARCHITECTURES
 

@@ -258,3 +258,24 @@ def test_the_lecturers_map_is_computed_before_the_students_queued_ones(bounded, 
     wait_for_condition(lambda: lecture.state != "queued", 60)
     assert [task.state for task in students] == ["queued", "queued"]  # the lecturer's went first
     assert finish(lecture).state == "done", lecture.error
+
+
+def test_a_map_process_that_stops_answering_is_ended_and_only_its_map_fails(service, codes, monkeypatch):
+    import os
+    import signal
+
+    monkeypatch.setenv("AE_MAP_HUNG_SECONDS", "3")  # the default is 60 s, for numba's long compiled loops
+    computing = service.request(MapSpec("dense-c8-e2-abc", 1.0, "tsne", None, seed=5), codes, "session-a")
+    queued = service.request(MapSpec("dense-c8-e2-abc", 1.0, "umap", 300, seed=5), codes, "session-b")
+    wait_for_condition(lambda: computing.state == "running", 150)
+    process = service._process
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        assert finish(computing, 20).state == "failed"
+    finally:
+        try:
+            os.kill(process.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert "was silent for" in computing.error and "stopped or hung" in computing.error
+    assert finish(queued).state == "done", queued.error

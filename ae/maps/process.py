@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ae import cluster, ipc
 from ae.maps.bounds import MapBounds
-from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, StopMap
+from ae.maps.protocol import MAP_HEARTBEAT_SECONDS, ComputeMap, MapFinished, MapHeartbeat, MapProgress, MapReady, StopMap
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages
@@ -45,6 +45,13 @@ class MapWorker:
         self._order = itertools.count()
         self._warm = threading.Event()
         threading.Thread(target=self._compute_forever, name="ae-maps", daemon=True).start()
+        threading.Thread(target=self._beat_forever, name="ae-map-heartbeat", daemon=True).start()
+
+    def _beat_forever(self) -> None:
+        """Silence means this process is stopped or hung (`MapService._watch`)."""
+        while True:
+            time.sleep(MAP_HEARTBEAT_SECONDS)
+            self.clients.broadcast(MapHeartbeat())
 
     def serve_client(self, connection) -> None:
         """One web process, until it goes (`ipc.serve` runs one per web process)."""

@@ -69,6 +69,15 @@ class StopMap:
 
 # ---- map process -> web side ------------------------------------------------------------------
 @dataclass(frozen=True)
+class MapHeartbeat:
+    """Every second, from a thread of its own: the map process is alive and not stopped."""
+
+
+MAP_HEARTBEAT_SECONDS = 1.0
+MAP_HUNG_SECONDS = 60  # numba's compiled loops may hold the GIL for seconds: a wide margin (AE_MAP_HUNG_SECONDS)
+
+
+@dataclass(frozen=True)
 class MapReady:
     """UMAP's code is compiled: a first UMAP will not wait for numba."""
 

@@ -25,12 +25,19 @@ from ae.askers import Askers
 from ae.lru import LRU
 from ae.maps.bounds import MapBounds, MapRefused
 from ae.maps.files import load_map, map_path
-from ae.maps.protocol import ComputeMap, MapFinished, MapProgress, MapReady, MapSpec, StopMap
+from ae.maps.protocol import (MAP_HUNG_SECONDS, ComputeMap, MapFinished, MapHeartbeat, MapProgress, MapReady,
+                              MapSpec, StopMap)
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 1.0  # a map that has not stopped by then is ended with its process
 MAPS_KEPT_IN_MEMORY = 24
 RESENDS = 2  # a map is sent again to a fresh map process at most this often (a crash loop ends)
+
+
+def map_hung_seconds() -> float:
+    from ae.runtime import env_setting
+
+    return float(env_setting("AE_MAP_HUNG_SECONDS") or MAP_HUNG_SECONDS)
 
 
 @dataclass(eq=False)
@@ -71,7 +78,11 @@ class MapService:
         self._send_lock = threading.Lock()
         self._ended_for_a_stop = None  # the process (or connection) a Stop ended: its maps are sent again
         self._closed = False
+        self._hung_for: float | None = None
+        self._last_heard = time.monotonic()
+        self.longest_silence = 0.0  # between two messages while a map was active: what the hang bound must exceed
         self._dispatch = ipc.dispatcher({MapReady: lambda _: self.ready.set(), MapProgress: self._on_progress,
+                                         MapHeartbeat: lambda beat: None,
                                          MapFinished: self._on_finished})
 
     def path(self, spec: MapSpec) -> Path:
@@ -144,8 +155,11 @@ class MapService:
                 self._process, self._connection = None, ipc.connect(folder, "maps")
             else:
                 self._process, self._connection = ipc.start_child("ae.maps.process", {}, "map process")
+            self._last_heard = time.monotonic()
             threading.Thread(target=self._receive, args=(self._process, self._connection), name="ae-map-receiver",
                              daemon=True).start()
+            if self._process is not None:  # a shared map process is watched by ae.serve
+                threading.Thread(target=self._watch, args=(self._process,), name="ae-map-watchdog", daemon=True).start()
 
     def _send(self, message) -> None:
         try:
@@ -156,14 +170,37 @@ class MapService:
             if isinstance(message, ComputeMap):
                 self._finish(message.task_id, "failed", f"The map process is not running ({error}).")
 
+    def _heard(self, message) -> None:
+        now = time.monotonic()
+        if any(task.active for task in self._tasks.values()):
+            self.longest_silence = max(self.longest_silence, now - self._last_heard)
+        self._last_heard = now
+        self._dispatch(message)
+
+    def _watch(self, process) -> None:
+        """Liveness, not only death: a map process silent for `map_hung_seconds()` while a map is
+        active (stopped, hung) is ended; the map it computed fails in words, the others are sent
+        again to a fresh one (`_carry_on`)."""
+        hung_after = map_hung_seconds()
+        while process.poll() is None and not self._closed:
+            time.sleep(1.0)
+            silent = time.monotonic() - self._last_heard
+            if silent > hung_after and any(task.active for task in self._tasks.values()) and process is self._process:
+                log.error("The map process has been silent for %.0f s: ending it", silent)
+                self._hung_for = silent
+                self._restart()
+                return
+
     def _receive(self, process, connection) -> None:
-        ipc.receive_loop(connection, self._dispatch)
+        ipc.receive_loop(connection, self._heard)
         connection.close()
         if process is not None:
             process.wait()
         with self._send_lock:
             for_a_stop = self._ended_for_a_stop is (process or connection)
         why = f"exit code {process.returncode}" if process is not None else "the shared map service went away"
+        if self._hung_for:
+            why, self._hung_for = f"it was silent for {self._hung_for:.0f} s: stopped or hung, and was ended", None
         for task in [task for task in self._tasks.values() if task.active]:
             self._carry_on(task, why, for_a_stop)
 
