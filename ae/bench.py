@@ -468,10 +468,9 @@ def _memory_curve(environment: dict) -> list[tuple[int, float, float]]:
             config = TrainingConfig(architecture=("dense", "deep_dense", "conv")[index % 3], code_size=4 + 8 * index,
                                     epochs=1, train_size=20_000, seed=index)
             _wait(manager.request(config))
-            service = psutil.Process(manager.worker_pid)
-            slots = [child for child in service.children() if "ae.training.slots" in " ".join(child.cmdline())]
             time.sleep(1.0)  # a slot being replaced settles
-            slot_mib = max((child.memory_info().rss for child in slots), default=0) / 2**20
+            service = psutil.Process(manager.worker_pid)
+            slot_mib = max((_slot_rss(child) for child in service.children()), default=0) / 2**20
             curve.append((index + 1, slot_mib, service.memory_info().rss / 2**20))
             print(f"  {index + 1:>3} configs: slot {slot_mib:,.0f} MiB, service {curve[-1][2]:,.0f} MiB", flush=True)
     finally:
@@ -482,6 +481,16 @@ def _memory_curve(environment: dict) -> list[tuple[int, float, float]]:
             else:
                 os.environ[name] = value
     return curve
+
+
+def _slot_rss(process) -> int:
+    """A slot process's resident bytes; 0 for another child, or one that just ended (a zombie)."""
+    import psutil
+
+    try:
+        return process.memory_info().rss if "ae.training.slots" in " ".join(process.cmdline()) else 0
+    except psutil.Error:
+        return 0
 
 
 def memory_table() -> None:

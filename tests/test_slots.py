@@ -49,7 +49,10 @@ def slot_processes(service_pid: int) -> dict[str, psutil.Process]:
     """The service's slot processes by slot name ('slot 1', ...), from their arguments."""
     found = {}
     for child in psutil.Process(service_pid).children():
-        command = child.cmdline()
+        try:
+            command = child.cmdline()
+        except psutil.Error:  # a process just replaced (a zombie until reaped) or gone
+            continue
         if "ae.training.slots" in command:
             found[json.loads(command[-1])["where"]] = child
     return found
