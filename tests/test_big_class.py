@@ -158,3 +158,32 @@ def test_a_run_is_shared_and_stopped_across_web_processes_and_survives_one_dying
             await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
 
     run_async(scenario())
+
+
+def test_a_shared_training_service_that_stops_answering_is_ended(big_class, observer):
+    """Under ae.serve the web processes watch the shared service's heartbeat: a stopped one is
+    killed by its id, and its jobs fail in words with a resume. (ae.serve starts it again; that
+    a web process re-attaches to the new one is not checked here: see issue 21's note.)"""
+    import signal
+
+    from ae.model.config import TrainingConfig
+    from ae.training.protocol import HUNG_AFTER_SECONDS
+    from ae.training.snapshot import JobState
+    from tests.test_training import wait_for
+
+    config = TrainingConfig(code_size=14, epochs=200, batch_size=32, train_size=1000, seed=21)
+    job = observer.request(config)
+    wait_for(job, lambda s: s.state is JobState.RUNNING, "running", timeout=120)
+    service = observer.worker_pid
+    os.kill(service, signal.SIGSTOP)
+    started = time.monotonic()
+    failed = wait_for(job, lambda s: s.state is JobState.FAILED, "failing as hung", timeout=HUNG_AFTER_SECONDS + 20)
+    assert time.monotonic() - started < HUNG_AFTER_SECONDS + 10
+    assert "was silent for" in failed.error and "stopped or hung" in failed.error
+    assert "Train it again to" in failed.error
+    import psutil
+
+    wait_for_dead = time.monotonic() + 10
+    while psutil.pid_exists(service) and psutil.Process(service).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < wait_for_dead, "the silent service was not killed"
+        time.sleep(0.2)

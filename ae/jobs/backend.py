@@ -40,6 +40,7 @@ class TrainingBackend(ABC):
         self.on_exit = on_exit  # called once, with the reason in words, if the service dies
         self.ready = False  # the service said Hello: commands are answered within milliseconds
         self.last_heard = time.monotonic()  # any message, heartbeats included (`ae.training.protocol.Heartbeat`)
+        self.hung_for: float | None = None  # the seconds of silence after which the watchdog ended the service
 
     @abstractmethod
     def start(self, crash_notes: dict[str, str]) -> None:
@@ -86,23 +87,23 @@ class LocalTrainingBackend(TrainingBackend):
     def start(self, crash_notes: dict[str, str]) -> None:
         arguments = {"data_path": str(self.data_path), "store_root": str(self.store_root), "crash_notes": dict(crash_notes)}
         self.process, self._connection = ipc.start_child("ae.training.process", arguments, "training process")
-        self._hung_for: float | None = None
         threading.Thread(target=self._receive, name="ae-training-receiver", daemon=True).start()
         threading.Thread(target=self._watch, name="ae-training-watchdog", daemon=True).start()
 
     def _watch(self) -> None:
         """Liveness, not only death: a service silent for HUNG_AFTER_SECONDS (SIGSTOPped, hung)
-        is killed, so its jobs fail in words with their checkpoints, and the next command starts
-        a fresh one."""
-        process = self.process
-        while process.poll() is None and not self._closing:
+        is killed, so its jobs fail in words with their checkpoints, and a fresh one starts."""
+        while self.is_alive() and not self._closing:
             time.sleep(1.0)
             silent = time.monotonic() - self.last_heard
-            if self.ready and silent > HUNG_AFTER_SECONDS and process.poll() is None:
-                log.error("The training process has been silent for %.0f s: ending it", silent)
-                self._hung_for = silent
-                process.kill()
+            if self.ready and silent > HUNG_AFTER_SECONDS and self.is_alive() and not self._closing:
+                log.error("The training service has been silent for %.0f s: ending it", silent)
+                self.hung_for = silent
+                self._kill()
                 return
+
+    def _kill(self) -> None:
+        self.process.kill()
 
     def call(self, command: Command) -> Reply:
         """The reply within COMMAND_SECONDS once the service runs (START_TIMEOUT while it starts);
@@ -173,14 +174,15 @@ class LocalTrainingBackend(TrainingBackend):
         except subprocess.TimeoutExpired:
             pass
         if not self._closing:
-            hung = getattr(self, "_hung_for", None)
-            self.on_exit(f"it was silent for {hung:.0f} s (stopped or hung) and was ended" if hung
-                         else ipc.describe_exit(self.process.returncode))
+            self.on_exit(self._hung_words() or ipc.describe_exit(self.process.returncode))
         for slot in list(self._calls.values()):
             slot["event"].set()  # answer None: the caller raises ServiceGone
 
     def is_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def _hung_words(self) -> str | None:
+        return f"it was silent for {self.hung_for:.0f} s (stopped or hung) and was ended" if self.hung_for else None
 
     def close(self) -> None:
         self._closing = True
@@ -203,6 +205,8 @@ class SharedTrainingBackend(LocalTrainingBackend):
     def pid(self) -> int | None:
         return self._service_pid
 
+    kills_when_hung = True  # the service runs on this machine under ae.serve, which starts it again
+
     def start(self, crash_notes: dict[str, str]) -> None:
         self._connection = ipc.connect(self.folder, "training")
         self._start_receiving("the shared training service went away; ae.serve starts it again")
@@ -210,6 +214,20 @@ class SharedTrainingBackend(LocalTrainingBackend):
     def _start_receiving(self, gone: str) -> None:
         self._attached = True
         threading.Thread(target=self._receive, args=(gone,), name="ae-training-receiver", daemon=True).start()
+        if self.kills_when_hung:
+            threading.Thread(target=self._watch, name="ae-training-watchdog", daemon=True).start()
+
+    def _kill(self) -> None:
+        """The shared service is ae.serve's child on this machine: killed by its id, ae.serve
+        starts it again (every web process watching may try; the first one does it)."""
+        import os
+        import signal
+
+        if self._service_pid is not None:
+            try:
+                os.kill(self._service_pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _on_hello(self, hello: Hello) -> None:
         self._service_pid = hello.pid
@@ -219,7 +237,7 @@ class SharedTrainingBackend(LocalTrainingBackend):
         ipc.receive_loop(self._connection, self._dispatcher())
         self._attached = False
         if not self._closing:
-            self.on_exit(gone)
+            self.on_exit(self._hung_words() or gone)
         for slot in list(self._calls.values()):
             slot["event"].set()
 

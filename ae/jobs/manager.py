@@ -550,6 +550,14 @@ class JobManager:
                 self._put(replace(snapshot, state=JobState.FAILED, error=error, phase=Phase.DONE, queue_position=None,
                                   eta_seconds=None, resume_from=resume))
         self._notify()
+        if backend.hung_for:  # ended for its silence: a fresh one starts now, not at the next command
+            threading.Thread(target=self._start_again, name="ae-training-restart", daemon=True).start()
+
+    def _start_again(self) -> None:
+        try:
+            self._ensure_backend()
+        except ServiceGone as error:  # the next command tries again
+            log.error("The training service did not start again: %s", error)
 
     def _read_store(self) -> None:
         """Saved models, read here so pages list them before the training process is up."""

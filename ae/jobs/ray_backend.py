@@ -57,6 +57,8 @@ class RayConnection:
 class RayTrainingBackend(SharedTrainingBackend):
     """The training service of a Ray cluster, shared by every web process on any machine."""
 
+    kills_when_hung = False  # the actor may live on another machine; Ray restarts it if its process dies
+
     def __init__(self, data_path, store_root, on_message, on_exit):
         super().__init__(data_path, store_root, on_message, on_exit, folder=None)
         self.address = cluster.ray_address()
