@@ -154,8 +154,26 @@ def make_services_folder() -> Path:
 
 
 def listen(folder: Path, name: str) -> Listener:
-    """A service's listening socket, `<folder>/<name>.sock`; `accept` checks the folder's key."""
-    return Listener(str(Path(folder) / f"{name}.sock"), family="AF_UNIX", authkey=(Path(folder) / "key").read_bytes())
+    """A service's listening socket, `<folder>/<name>.sock`; `accept` checks the folder's key.
+    A socket file left by a predecessor that was killed (nobody accepts on it) is replaced, so
+    ae.serve can start the service again; a live one is never taken over."""
+    path = Path(folder) / f"{name}.sock"
+    if path.exists() and not _accepting(path):
+        path.unlink(missing_ok=True)
+    return Listener(str(path), family="AF_UNIX", authkey=(Path(folder) / "key").read_bytes())
+
+
+def _accepting(path: Path) -> bool:
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:  # refused: a stale file
+        return False
+    finally:
+        probe.close()
 
 
 def connect(folder: Path, name: str) -> Connection:

@@ -160,10 +160,10 @@ def test_a_run_is_shared_and_stopped_across_web_processes_and_survives_one_dying
     run_async(scenario())
 
 
-def test_a_shared_training_service_that_stops_answering_is_ended(big_class, observer):
+def test_a_shared_training_service_that_stops_answering_is_ended_and_started_again(big_class, observer):
     """Under ae.serve the web processes watch the shared service's heartbeat: a stopped one is
-    killed by its id, and its jobs fail in words with a resume. (ae.serve starts it again; that
-    a web process re-attaches to the new one is not checked here: see issue 21's note.)"""
+    killed by its id, its jobs fail in words with a resume, ae.serve starts it again (its
+    socket file, left by the killed one, is replaced), and the next command is answered by it."""
     import signal
 
     from ae.model.config import TrainingConfig
@@ -187,3 +187,16 @@ def test_a_shared_training_service_that_stops_answering_is_ended(big_class, obse
     while psutil.pid_exists(service) and psutil.Process(service).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < wait_for_dead, "the silent service was not killed"
         time.sleep(0.2)
+
+    deadline = time.monotonic() + 90
+    while not any("training" in line for line in big_class.supervise_once()):  # ae.serve's loop, once a second
+        assert time.monotonic() < deadline, "ae.serve did not start the training service again"
+        time.sleep(1.0)
+    while True:  # a command's round trip through the fresh service
+        try:
+            observer.room_left("someone")
+            break
+        except (ValueError, RuntimeError):  # the fresh service is still starting
+            assert time.monotonic() < deadline, "the web side did not attach to the fresh service"
+            time.sleep(1.0)
+    assert observer.worker_pid not in (None, service)
