@@ -38,17 +38,30 @@ class Visitor:
 ENGINE = Visitor(None, True)
 
 
+SECRETS_READ_EVERY = 10.0  # seconds: pages ask on every rerun of every session, the file changes rarely
+_secrets_read: tuple[float, str | None] = (-1e9, None)
+
+
 def lecturer_key() -> str | None:
     """The configured key, or None: everyone is the lecturer."""
     key = os.environ.get(KEY_VARIABLE, "").strip()
-    if key:
-        return key
+    return key or _secrets_key()
+
+
+def _secrets_key() -> str | None:
+    """`lecturer_key` from the secrets file, read again at most every SECRETS_READ_EVERY seconds."""
+    global _secrets_read
+    read_at, value = _secrets_read
+    if time.monotonic() - read_at < SECRETS_READ_EVERY:
+        return value
     try:
         secrets = tomllib.loads(SECRETS_FILE.read_text(encoding="utf-8"))
+        found = secrets.get("lecturer_key")
+        value = found.strip() or None if isinstance(found, str) else None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return None
-    value = secrets.get("lecturer_key")
-    return value.strip() or None if isinstance(value, str) else None
+        value = None
+    _secrets_read = (time.monotonic(), value)
+    return value
 
 
 def roles_in_use() -> bool:
