@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
+def end_process_group(group: int) -> None:
+    """Kill what a server left in its process group (its training service, slots, map process):
+    they would end on their own once they notice, but a test run must not leave them behind."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 @contextlib.contextmanager
 def serve_app(cache_dir: Path, log_name: str = "server.log", extra_env: dict | None = None):
     """`streamlit run app.py` on a free port with its own model cache and the full MNIST; yields the URL."""
@@ -58,6 +68,7 @@ def serve_app(cache_dir: Path, log_name: str = "server.log", extra_env: dict | N
         [sys.executable, "-m", "streamlit", "run", "app.py",
          "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the training and map processes end with it
     )
 
     def save_log() -> str:
@@ -84,6 +95,7 @@ def serve_app(cache_dir: Path, log_name: str = "server.log", extra_env: dict | N
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=15)
+        end_process_group(server.pid)
         save_log()
         log_file.close()
 
