@@ -13,7 +13,7 @@ from ae.model.config import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_TRAIN_SIZE, Training
 
 DEFAULTS = dict(
     architecture="dense", code_size=49, epochs=5, batch_size=256, learning_rate=1e-3, train_size=60_000, seed=0,
-    noise_kind="none", noise_level=0.0, sparsity=0.0, beta=1.0,
+    noise_kind="none", noise_level=0.0, sparsity=0.0, beta=1.0, contractive=0.0,
 )
 
 
@@ -118,6 +118,7 @@ CHANGES = {
     "noise_level": {"noise_kind": "gaussian", "noise_level": 0.1},
     "sparsity": 1e-3,
     "beta": {"architecture": "vae", "beta": 4.0},  # beta applies to a variational model only
+    "contractive": 0.1,
 }
 
 
@@ -158,7 +159,7 @@ def test_to_dict_from_dict_round_trip_through_json():
     values = config.to_dict()
     assert values == dict(architecture="deep_dense", code_size=2, epochs=12, batch_size=64,
                           learning_rate=5e-4, train_size=1234, seed=42, noise_kind="none", noise_level=0.0, sparsity=0.0,
-                          beta=1.0)
+                          beta=1.0, contractive=0.0)
     restored = TrainingConfig.from_dict(json.loads(json.dumps(values)))
     assert restored == config
     assert restored.key == config.key
@@ -169,3 +170,28 @@ def test_from_dict_ignores_unknown_fields_and_validates():
     assert TrainingConfig.from_dict(values) == TrainingConfig()
     with pytest.raises(ValueError, match="Batch size"):
         TrainingConfig.from_dict(dict(DEFAULTS, batch_size=-1))
+
+
+def test_a_contractive_config_round_trips_is_named_and_keeps_old_keys():
+    """The contractive weight: in the key only when set (older configs keep theirs), through
+    JSON and back, named in the description and the short variants."""
+    plain = TrainingConfig(architecture="deep_dense", code_size=8, epochs=3)
+    assert plain.key == TrainingConfig.from_dict({k: v for k, v in plain.to_dict().items() if k != "contractive"}).key
+    config = plain.with_changes(contractive=0.1)
+    restored = TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config and restored.key == config.key != plain.key
+    assert TrainingConfig(contractive=1).key == TrainingConfig(contractive=1.0).key
+    assert "contractive (\u03bb 0.1)" in config.describe() and config.variants == ", contractive"
+    assert config.training_options().contractive == 0.1
+
+
+@pytest.mark.parametrize("architecture", ["conv", "vae"])
+def test_the_contractive_option_is_refused_in_words_off_the_dense_models(architecture):
+    values = SimpleNamespace(**dict(DEFAULTS, architecture=architecture, contractive=0.1))
+    message = validation_errors(values)["contractive"]
+    assert "dense" in message and "off" in message, message
+    with pytest.raises(ValueError, match="contractive"):
+        TrainingConfig(architecture=architecture, contractive=0.1)
+    for bad in (-0.1, float("nan"), 101.0, "0.1"):
+        assert "from 0 to 100" in validation_errors(SimpleNamespace(**dict(DEFAULTS, contractive=bad)))["contractive"]
+    assert validation_errors(SimpleNamespace(**dict(DEFAULTS, architecture="deep_dense", contractive=3.0))) == {}

@@ -6,7 +6,8 @@ validation) never loads TensorFlow.
 Every builder returns `AutoencoderModels(encoder, decoder, autoencoder)` with
 autoencoder = decoder(encoder(x)), as the reference article builds it. Architectures live
 in `ARCHITECTURES`: adding one is one new entry there. Denoising and sparsity are training
-options of any architecture (`TrainingOptions`), not separate networks.
+options of any architecture (`TrainingOptions`), not separate networks; so is the contractive
+penalty, for the dense encoders.
 """
 from __future__ import annotations
 
@@ -39,18 +40,20 @@ class Architecture:
     build: Callable[[int], tuple["keras.Model", "keras.Model"]]  # code size -> (encoder, decoder)
     variational: bool = False  # the encoder gives [mean, log-variance]; the code is sampled
     xla: bool = True  # compile the training step with XLA (slower for convolutions on a CPU: measured)
+    contractive: bool = False  # a stack of dense layers: its Jacobian's norm has a cheap exact form
 
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """What changes training but not the weights: input noise (a denoising model) and an L1
-    penalty on the code (a sparse model). Both act only while training, through layers with no
-    weights, so the same weights load into any of them."""
+    """What changes training but not the weights: input noise (a denoising model), an L1
+    penalty on the code (a sparse model) and one on the encoder's Jacobian (a contractive model).
+    They act only while training, through layers with no weights of their own."""
 
     noise_kind: str = "none"
     noise_level: float = 0.0
     sparsity: float = 0.0  # L1 penalty on the code's activations, per unit and image
     beta: float = 1.0  # weight of the KL term, for a variational model
+    contractive: float = 0.0  # weight of the squared Frobenius norm of the encoder's Jacobian
 
 
 def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingOptions,
@@ -67,6 +70,8 @@ def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingO
         moments = encoder
         code = _sampling_layer()(options.beta, name="sampling")(moments(corrupted))
         encoder = keras.Model(moments.inputs[0], moments.outputs[0], name="encoder")  # pages use the means
+    elif options.contractive > 0:
+        code = _contractive_layer()(encoder, options.contractive, name="contractive_encoder")(corrupted)
     else:
         code = encoder(corrupted)
     if options.sparsity > 0:
@@ -77,6 +82,108 @@ def _assemble(encoder: "keras.Model", decoder: "keras.Model", options: TrainingO
 
 _PIXEL_NOISE = []
 _SAMPLING = []
+_CONTRACTIVE = []
+
+# d act(z) / dz of the activations a dense encoder may use, from z and act(z).
+_SLOPES = {
+    "linear": lambda ops, z, h: ops.ones_like(z),
+    "relu": lambda ops, z, h: ops.cast(z > 0, z.dtype),
+    "sigmoid": lambda ops, z, h: h * (1 - h),
+    "tanh": lambda ops, z, h: 1 - ops.square(h),
+}
+
+
+def _dense_stack(encoder: "keras.Model") -> list:
+    """The encoder's Dense layers in order, if it is Flatten then Dense layers with activations
+    whose slope we know; else ValueError in words."""
+    import keras
+
+    stack = []
+    for layer in encoder.layers:
+        if isinstance(layer, (keras.layers.InputLayer, keras.layers.Flatten)):
+            continue
+        activation = keras.activations.serialize(layer.activation) if isinstance(layer, keras.layers.Dense) else None
+        if activation not in _SLOPES:
+            raise ValueError(f"The contractive penalty needs an encoder of dense layers ({', '.join(_SLOPES)}); "
+                             f"layer {layer.name!r} is not one.")
+        stack.append(layer)
+    return stack
+
+
+def encoder_jacobian_norms(encoder: "keras.Model", images):
+    """(code, ||J(x)||_F^2 per image): the code of each image and the squared Frobenius norm of
+    the encoder's Jacobian d code / d pixels there, exact, for a stack of dense layers.
+
+    For h_k = act_k(h_(k-1) K_k + b_k), J = D_n K_n^T ... D_1 K_1^T with D_k the activations'
+    slopes. One layer (the article's model): ||J||^2 = sum_j d_j^2 ||K_j||^2, relu's d_j being
+    1 where unit j is on. Deeper: the product from the code's side, per image, down to the
+    first layer, whose 784 inputs enter only through the Gram matrix K_1^T K_1, so a step costs
+    a few times a plain one rather than one backward pass per code unit.
+    """
+    import keras
+
+    ops = keras.ops
+    stack = _dense_stack(encoder)
+    hidden = ops.reshape(images, (ops.shape(images)[0], -1))
+    slopes = []
+    for layer in stack:
+        before = ops.matmul(hidden, layer.kernel) + layer.bias
+        hidden = layer.activation(before)
+        slopes.append(_SLOPES[keras.activations.serialize(layer.activation)](ops, before, hidden))
+    first = stack[0].kernel
+    gram = ops.matmul(ops.transpose(first), first)  # K_1^T K_1: the first layer's units' inner products
+    if len(stack) == 1:
+        return hidden, ops.sum(ops.square(slopes[0]) * ops.diagonal(gram), axis=-1)
+    product = slopes[-1][:, :, None] * ops.transpose(stack[-1].kernel)[None]  # D_n K_n^T: (images, code, units)
+    for layer, slope in zip(stack[-2:0:-1], slopes[-2:0:-1]):
+        product = ops.matmul(product * slope[:, None, :], ops.transpose(layer.kernel))
+    product = product * slopes[0][:, None, :]
+    return hidden, ops.sum(ops.matmul(product, gram) * product, axis=(1, 2))
+
+
+def mean_jacobian_norm(encoder: "keras.Model", images, batch_size: int = 500) -> float | None:
+    """The mean ||J(x)||_F^2 of a dense encoder over `images` (what a contractive model keeps
+    small), or None for an encoder that is not a stack of dense layers."""
+    import keras
+    import numpy as np
+
+    try:
+        _dense_stack(encoder)
+    except ValueError:
+        return None
+    images = np.asarray(images, dtype=np.float32)
+    norms = [keras.ops.convert_to_numpy(encoder_jacobian_norms(encoder, images[start : start + batch_size])[1])
+             for start in range(0, len(images), batch_size)]
+    return float(np.concatenate(norms).mean()) if norms else None
+
+
+def _contractive_layer():
+    """The ContractiveEncoder layer class, defined on first use."""
+    if _CONTRACTIVE:
+        return _CONTRACTIVE[0]
+    import keras
+
+    class ContractiveEncoder(keras.layers.Layer):
+        """The encoder's code, adding weight x mean ||J(x)||_F^2 to the loss (Rifai et al. 2011).
+        Like the VAE's KL term it is divided by the 784 pixels our BCE is averaged over, so the
+        weight means what it does in the paper: summed BCE + weight x ||J||^2. It owns no
+        weights: the encoder's are the ones trained and saved."""
+
+        def __init__(self, encoder, weight: float, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder, self.penalty_weight = encoder, float(weight)
+            _dense_stack(encoder)  # refuse a non-dense encoder at build time, in words
+
+        def call(self, images):
+            code, norms = encoder_jacobian_norms(self.encoder, images)
+            self.add_loss(self.penalty_weight * keras.ops.mean(norms) / PIXELS)
+            return code
+
+        def compute_output_shape(self, input_shape):
+            return self.encoder.compute_output_shape(input_shape)
+
+    _CONTRACTIVE.append(ContractiveEncoder)
+    return ContractiveEncoder
 
 
 def kl_divergence(z_mean, z_log_var):
@@ -246,12 +353,14 @@ ARCHITECTURES: dict[str, Architecture] = {
             label="Dense (article)",
             description="784 -> code (relu) -> 784 (sigmoid): the reference article's model.",
             build=build_dense,
+            contractive=True,
         ),
         Architecture(
             name="deep_dense",
             label="Deep dense",
             description="784 -> 256 -> 128 -> code -> 128 -> 256 -> 784: a stacked encoder.",
             build=build_deep_dense,
+            contractive=True,
         ),
         Architecture(
             name="conv",

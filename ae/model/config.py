@@ -15,8 +15,9 @@ MAX_BATCH_SIZE = 8_192
 MAX_SPARSITY = 1.0
 # Fields added after models were first saved: left out of the key while at their default, so
 # every model saved before keeps its key (and its folder) and still loads.
-LATER_FIELDS = {"noise_kind": "none", "noise_level": 0.0, "sparsity": 0.0, "beta": 1.0}
+LATER_FIELDS = {"noise_kind": "none", "noise_level": 0.0, "sparsity": 0.0, "beta": 1.0, "contractive": 0.0}
 MAX_BETA = 100.0
+MAX_CONTRACTIVE = 100.0
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,13 @@ class TrainingConfig:
     noise_level: float = 0.0
     sparsity: float = 0.0  # L1 penalty on the code: a sparse model
     beta: float = 1.0  # weight of the KL term: variational models only
+    contractive: float = 0.0  # weight of the encoder's squared Jacobian norm: a contractive model (dense only)
 
     def __post_init__(self) -> None:
         for problem in validation_errors(self).values():
             raise ValueError(problem)
         # 1 and 1.0 are equal configs, so they must share one key (the key hashes the JSON).
-        for name in ("learning_rate", "noise_level", "sparsity", "beta"):
+        for name in ("learning_rate", "noise_level", "sparsity", "beta", "contractive"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
@@ -68,6 +70,7 @@ class TrainingConfig:
         extras = "".join((
             f", denoising ({self.noise_kind.replace('_', ' and ')} noise {self.noise_level:g})" if self.denoising else "",
             f", sparse (L1 {self.sparsity:g})" if self.sparsity else "",
+            f", contractive (λ {self.contractive:g})" if self.contractive else "",
             f", beta {self.beta:g}" if self.beta != 1.0 else "",
         ))
         return (
@@ -77,15 +80,16 @@ class TrainingConfig:
 
     @property
     def variants(self) -> str:
-        """", denoising, sparse" as they apply: what a short model name leaves out."""
-        return (", denoising" if self.denoising else "") + (", sparse" if self.sparsity else "")
+        """", denoising, sparse, contractive" as they apply: what a short model name leaves out."""
+        return ((", denoising" if self.denoising else "") + (", sparse" if self.sparsity else "")
+                + (", contractive" if self.contractive else ""))
 
     @property
     def denoising(self) -> bool:
         return self.noise_kind != "none" and self.noise_level > 0
 
     def training_options(self) -> TrainingOptions:
-        return TrainingOptions(self.noise_kind, self.noise_level, self.sparsity, self.beta)
+        return TrainingOptions(self.noise_kind, self.noise_level, self.sparsity, self.beta, self.contractive)
 
 
 def usable_training_digits(dataset) -> int:
@@ -139,7 +143,8 @@ def _is_fraction(value, high: float = 1.0) -> bool:
 
 
 def _option_errors(config) -> dict[str, str]:
-    """Noise and sparsity: each in range, and noise kind and level only together."""
+    """Noise, sparsity, beta and the contractive weight: each in range and where it applies, and
+    noise kind and level only together."""
     errors = {}
     kind = getattr(config, "noise_kind", "none")
     level = getattr(config, "noise_level", 0.0)
@@ -160,4 +165,13 @@ def _option_errors(config) -> dict[str, str]:
         errors["beta"] = "Beta weighs the KL term of a variational model only: choose Variational (VAE), or set beta to 1."
     if not _is_fraction(sparsity, MAX_SPARSITY):
         errors["sparsity"] = f"Sparsity (L1) must be a number from 0 to {MAX_SPARSITY:g} (try 0.001); {_got(sparsity)}."
+    contractive = getattr(config, "contractive", 0.0)
+    spec = ARCHITECTURES.get(getattr(config, "architecture", None))
+    if not _is_fraction(contractive, MAX_CONTRACTIVE):
+        errors["contractive"] = (f"The contractive weight must be a number from 0 to {MAX_CONTRACTIVE:g} (try 0.1); "
+                                 f"{_got(contractive)}.")
+    elif contractive > 0 and spec is not None and not spec.contractive:
+        dense = " or ".join(f"{s.label}" for s in ARCHITECTURES.values() if s.contractive)
+        errors["contractive"] = (f"The contractive penalty is for the dense autoencoders ({dense}), not {spec.label}: "
+                                 "choose a dense one, or set the contractive weight to off.")
     return errors
