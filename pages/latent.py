@@ -11,6 +11,7 @@ from ae.display.images import image_grid, upscale
 from ae.maps.bounds import MapRefused
 from ae.maps.service import MapSpec, get_map_service
 from ae.analysis.projection import METHOD_LABELS, SLOW_METHODS, UMAP_EPOCHS, available_methods, project
+from ae.analysis.projector_export import projector_digit_count, projector_problem, projector_zip
 from ae.analysis.replay import frame_layouts, load_replay, sample_indices
 from ae.model.architectures import ARCHITECTURES
 from ae.analysis.results import codes_csv, decode, history_csv, keras_file_bytes, manifold_positions, prior_grid, prior_samples
@@ -262,7 +263,7 @@ def unit_activity(codes, test_labels, sparsity: float) -> None:
                f"their unit's largest).{sparse_note} A unit that fires for one digit only shows as a single dark cell in its column.")
 
 
-def downloads(job, snapshot, models, codes, test_labels) -> None:
+def downloads(job, snapshot, models, codes, test_labels, test_images) -> None:
     st.subheader("Downloads")
     columns = st.columns(3)
     columns[0].download_button("Codes and labels (CSV)", lambda: codes_csv(codes, test_labels),
@@ -271,6 +272,24 @@ def downloads(job, snapshot, models, codes, test_labels) -> None:
                                file_name=f"{job.key}-history.csv", mime="text/csv", icon=":material/download:")
     columns[2].download_button("Model (.keras)", lambda: keras_file_bytes(models),
                                file_name=f"{job.key}.keras", mime="application/octet-stream", icon=":material/download:")
+    projector_download(job, codes, test_labels, test_images)
+
+
+def projector_download(job, codes, test_labels, test_images) -> None:
+    """The test codes, labels and digit images for the TensorFlow Embedding Projector, one ZIP
+    built on click from the codes the page already has."""
+    problem = projector_problem(codes.shape[1])
+    if problem:
+        st.caption(problem)
+        return
+    digits = projector_digit_count(len(codes), codes.shape[1])
+    st.download_button("For the Embedding Projector (.zip)", lambda: projector_zip(codes, test_labels, test_images, job.key),
+                       file_name=f"{job.key}-projector.zip", mime="application/zip", icon=":material/download:",
+                       key="projector_zip")
+    which = f"All {digits:,} test digits" if digits == len(codes) else f"The first {digits:,} of {len(codes):,} test digits (a bounded file)"
+    st.caption(f"{which}: codes, labels and digit images. On projector.tensorflow.org press **Load** and choose "
+               "`vectors.tsv`, then `metadata.tsv`; with the digit images, unzip and run "
+               f"`tensorboard --logdir {job.key}-projector` (it reads `projector_config.pbtxt`).")
 
 
 def latent_page() -> None:
@@ -300,7 +319,7 @@ def latent_page() -> None:
     if variational:
         prior_digits(models, config.code_size)
     unit_activity(results.codes, dataset.y_test, config.sparsity)
-    downloads(job, snapshot, models, results.codes, dataset.y_test)
+    downloads(job, snapshot, models, results.codes, dataset.y_test, dataset.x_test)
 
 
 latent_page()

@@ -274,7 +274,7 @@ def test_latent_page_has_ten_classes_and_decodes(trained_env):
     app.radio[0].set_value("pca").run()
     assert_clean(app)
     assert _digit_traces(app) == [str(d) for d in range(10)]
-    assert len(app.get("download_button")) == 3
+    assert len(app.get("download_button")) == 4  # codes, history, .keras, Embedding Projector
 
 
 def test_latent_page_tsne_on_the_code_size_8_model(trained_env):
