@@ -201,3 +201,94 @@ def test_a_variational_job_records_its_kl_term_each_epoch(managers, cache_dir):
     assert all(0 < kl < val for kl, val in zip(snapshot.history.kl_loss, snapshot.history.val_loss))
     restarted = managers(cache_dir)  # read back from disk
     assert restarted.get(job.key).snapshot().history.kl_loss == pytest.approx(snapshot.history.kl_loss)
+
+
+def numeric_jacobian_norms(encoder, images) -> np.ndarray:
+    """||d code / d pixels||_F^2 per image by automatic differentiation, one backward pass per
+    code unit: the slow, obviously right way."""
+    import tensorflow as tf
+
+    inputs = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        codes = encoder(inputs, training=False)
+    jacobian = tape.batch_jacobian(codes, inputs).numpy()
+    return np.sum(jacobian.reshape(len(images), codes.shape[-1], -1) ** 2, axis=-1).sum(axis=-1)
+
+
+def tiny_encoder(activations):
+    image = keras.Input(shape=(28, 28, 1))
+    hidden = keras.layers.Flatten()(image)
+    for units, activation in zip((6, 5, 3), activations):
+        hidden = keras.layers.Dense(units, activation=activation)(hidden)
+    return keras.Model(image, hidden)
+
+
+@pytest.mark.parametrize("encoder_of", [
+    lambda: build_models("dense", 7).encoder,  # the closed form: sum_j 1[h_j > 0] ||W_j||^2
+    lambda: build_models("deep_dense", 5).encoder,
+    lambda: tiny_encoder(["sigmoid"]),  # one layer: sum_j (h_j (1 - h_j))^2 ||W_j||^2
+    lambda: tiny_encoder(["tanh", "sigmoid", "linear"]),
+], ids=["dense", "deep_dense", "sigmoid", "tanh-sigmoid-linear"])
+def test_the_contractive_penalty_is_the_jacobians_squared_frobenius_norm(encoder_of, dataset):
+    from ae.model.architectures import encoder_jacobian_norms
+
+    keras.utils.set_random_seed(3)
+    encoder = encoder_of()
+    images = np.concatenate([dataset.test_images[:6], np.random.default_rng(0).random((2, 28, 28, 1), np.float32)])
+    codes, norms = (keras.ops.convert_to_numpy(t) for t in encoder_jacobian_norms(encoder, images))
+    np.testing.assert_allclose(codes, predict(encoder, images), atol=1e-5)
+    expected = numeric_jacobian_norms(encoder, images)
+    assert expected.min() > 0
+    np.testing.assert_allclose(norms, expected, rtol=1e-4)
+
+
+def test_a_contractive_model_adds_lambda_times_the_mean_norm_to_its_loss(dataset):
+    from ae.model.architectures import mean_jacobian_norm
+
+    models = build_models("deep_dense", 8, TrainingOptions(contractive=0.5))
+    plain = build_models("deep_dense", 8)
+    plain.autoencoder.set_weights(models.autoencoder.get_weights())  # the penalty owns no weights
+    images = dataset.test_images[:64]
+    for each in (models, plain):
+        each.autoencoder.compile(loss=pixel_binary_crossentropy)
+    added = models.autoencoder.evaluate(images, images, batch_size=64, verbose=0) \
+        - plain.autoencoder.evaluate(images, images, batch_size=64, verbose=0)
+    norm = mean_jacobian_norm(models.encoder, images)
+    assert added == pytest.approx(0.5 * norm / 784, rel=1e-3)
+    np.testing.assert_allclose(predict(models.autoencoder, images), predict(plain.autoencoder, images), atol=1e-5)
+    assert mean_jacobian_norm(build_models("conv", 8).encoder, images) is None
+    with pytest.raises(ValueError, match="dense layers"):
+        build_models("conv", 8, TrainingOptions(contractive=0.1))
+
+
+def test_training_with_the_contractive_penalty_lowers_the_jacobians_norm(dataset):
+    from ae.model.architectures import mean_jacobian_norm
+
+    images, norms, errors = dataset.train_images, {}, {}
+    for weight in (0.0, 1.0):
+        keras.utils.set_random_seed(2)
+        models = build_models("dense", 32, TrainingOptions(contractive=weight))
+        train_a_little(models, images, steps=90)
+        norms[weight] = mean_jacobian_norm(models.encoder, dataset.test_images)
+        errors[weight] = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images)).bce
+    assert norms[1.0] < 0.5 * norms[0.0], norms
+    assert errors[1.0] < 0.3, errors  # it still reconstructs
+
+
+def test_a_contractive_job_trains_saves_and_loads_with_its_penalty(managers, cache_dir, dataset):
+    """Through the real training process (its XLA-compiled steps) and the store: the saved
+    model loads as it was, its encoder as contractive as the one trained."""
+    from ae.model.architectures import mean_jacobian_norm
+    from tests.test_training import wait_until_done
+
+    manager = managers(cache_dir)
+    config = TrainingConfig(architecture="deep_dense", code_size=4, epochs=1, batch_size=64, train_size=1000,
+                            contractive=0.3)
+    snapshot = wait_until_done(manager.request(config))
+    assert snapshot.state.value == "finished", snapshot.error
+    models = manager.store.load_models(config)
+    assert models.autoencoder.get_layer("contractive_encoder").penalty_weight == 0.3
+    bce = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images)).bce
+    assert bce == pytest.approx(snapshot.test_metrics.bce, abs=1e-5)
+    assert mean_jacobian_norm(models.encoder, dataset.test_images) > 0
