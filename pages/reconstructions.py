@@ -4,9 +4,9 @@ import streamlit as st
 
 from ae.display.figures import error_histogram, noise_curve_figure
 from ae.display.images import image_grid
-from ae.model.architectures import predict
+from ae.model.architectures import ARCHITECTURES, mean_jacobian_norm, predict
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
-from ae.analysis.results import NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
+from ae.analysis.results import NOISE_CURVE_DIGITS, NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import chosen_model_or_stop, load_models_or_stop, manager_or_stop
 from pages.presentation import chart
@@ -14,6 +14,7 @@ from pages.presentation import chart
 COLUMNS = 10
 METRICS = {"bce": "binary cross-entropy", "mse": "mean squared error"}
 NOISES = [kind for kind in NOISE_KINDS if kind != "none"]
+CONTRACTIVE_ARCHITECTURES = {name for name, spec in ARCHITECTURES.items() if spec.contractive}
 
 
 def digit_controls(dataset, results):
@@ -73,7 +74,8 @@ def noisy_digits(dataset, models, config, indices) -> str:
     )
     noise_level = noise_controls[1].slider("Level", 0.0, 0.5, 0.3, step=0.05, key="recon_noise_level")
     noise_controls[2].caption(f"Level: {LEVEL_MEANING[noise_kind]}. A denoising model was trained on such inputs; "
-                              "a plain one never saw noise.")
+                              "a plain one never saw noise, nor did a contractive one, which was trained so that small "
+                              "changes of its input barely move its code.")
     shown = indices[:COLUMNS]
     if len(shown):
         noisy = add_noise(dataset.test_images[shown], noise_kind, noise_level, seed=0)
@@ -89,38 +91,70 @@ def noise_curve(key: str, saved_at: float, kind: str, _models, _dataset):
     return error_against_noise(_models, _dataset, kind)
 
 
-def counterpart(manager, config):
-    """A trained model like this one (architecture, code size) but plain if it denoises, or
-    denoising if it is plain: the comparison the curve is for."""
+ROBUSTNESS_KINDS = ("plain", "denoising", "contractive")
+
+
+def robustness_kind(config) -> str | None:
+    """Which curve of the comparison a model draws: plain, denoising or contractive (None for a
+    model that is several at once, or sparse)."""
+    if config.denoising and not config.contractive and not config.sparsity:
+        return "denoising"
+    if config.contractive and not config.denoising and not config.sparsity:
+        return "contractive"
+    return "plain" if not config.variants else None
+
+
+def counterparts(manager, config) -> list:
+    """Trained models like this one (architecture, code size), the newest of each other kind of
+    plain, denoising and contractive: the comparison the curves are for."""
+    mine, found = robustness_kind(config), {}
     for other in manager.trained_jobs():
         theirs = other.snapshot().config
+        kind = robustness_kind(theirs)
         if (theirs.architecture, theirs.code_size) == (config.architecture, config.code_size) \
-                and theirs.denoising != config.denoising:
-            return other
-    return None
+                and kind not in (None, mine) and kind not in found:
+            found[kind] = other
+    return [found[kind] for kind in ROBUSTNESS_KINDS if kind in found]
 
 
 def curve_name(config) -> str:
-    return f"denoising ({config.noise_kind.replace('_', ' and ')} {config.noise_level:g})" if config.denoising else "plain"
+    if config.denoising:
+        return f"denoising ({config.noise_kind.replace('_', ' and ')} {config.noise_level:g})"
+    return f"contractive (λ {config.contractive:g})" if config.contractive else "plain"
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def jacobian_norm(key: str, saved_at: float, _models, _dataset) -> float | None:
+    """Shared by every session: a dense encoder's mean squared Jacobian norm on the curve's digits."""
+    return mean_jacobian_norm(_models.encoder, _dataset.test_images[:NOISE_CURVE_DIGITS])
 
 
 def noise_curves(manager, job, snapshot, models, noise_kind: str) -> None:
-    """The error at each noise level, for this model and its plain or denoising counterpart."""
+    """The error at each noise level, for this model and its plain, denoising and contractive
+    counterparts; for dense encoders, how much each one's code moves with its input."""
     dataset = manager.dataset
-    with st.spinner("Measuring the error at each noise level on 1,000 test digits..."):
+    with st.spinner(f"Measuring the error at each noise level on {NOISE_CURVE_DIGITS:,} test digits..."):
         curves = {f"this model: {curve_name(snapshot.config)}": noise_curve(job.key, snapshot.saved_at, noise_kind, models,
                                                                              dataset)}
-        other = counterpart(manager, snapshot.config)
-        if other is not None:
-            other_models = load_models_or_stop(other)
-            curves[f"{curve_name(other.snapshot().config)}, same size"] = noise_curve(
-                other.key, other.snapshot().saved_at, noise_kind, other_models, dataset)
+        norms = {curve_name(snapshot.config): jacobian_norm(job.key, snapshot.saved_at, models, dataset)}
+        others = counterparts(manager, snapshot.config)
+        for other in others:
+            other_models, theirs = load_models_or_stop(other), other.snapshot()
+            curves[f"{curve_name(theirs.config)}, same size"] = noise_curve(
+                other.key, theirs.saved_at, noise_kind, other_models, dataset)
+            norms[curve_name(theirs.config)] = jacobian_norm(other.key, theirs.saved_at, other_models, dataset)
     chart(noise_curve_figure(NOISE_LEVELS, curves, NOISE_KINDS[noise_kind].split(" (")[0]),
           key="noise_curve")
-    if other is None:
-        kind_to_train = "a denoising" if not snapshot.config.denoising else "a plain"
-        st.caption(f"Train {kind_to_train} model with the same architecture and code size (Train, More settings) "
-                   "to see both curves side by side.")
+    measured = [f"{name} {norm:,.1f}" for name, norm in norms.items() if norm is not None]
+    if measured:
+        st.caption("How far the code moves with the input, the mean squared Frobenius norm of the encoder's Jacobian "
+                   f"on these digits (a contractive model keeps it small): {'; '.join(measured)}.")
+    missing = [kind for kind in ROBUSTNESS_KINDS if kind != robustness_kind(snapshot.config)
+               and kind not in {robustness_kind(other.snapshot().config) for other in others}
+               and (kind != "contractive" or snapshot.config.architecture in CONTRACTIVE_ARCHITECTURES)]
+    if missing:
+        st.caption(f"Train {' or '.join(f'a {kind}' for kind in missing)} model with the same architecture and code size "
+                   "(Train, More settings) to see the curves side by side.")
 
 
 def reconstructions_page() -> None:

@@ -36,6 +36,7 @@ from pages.session import (FOLLOWED_RUN, MY_JOBS, SELECTED_JOB, default_model, r
 BATCH_SIZES = [32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]
 SPARSITIES = [0.0, 1e-5, 1e-4, 1e-3, 1e-2]
+CONTRACTIVE_WEIGHTS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 STATE_TEXT = {
     "queued": ":material/hourglass_top: Queued",
     "running": ":material/play_arrow: Training",
@@ -45,7 +46,7 @@ STATE_TEXT = {
     "failed": ":material/error: Failed",
 }
 SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and kept across pages
-URL_SETTINGS = ("arch", "code", "epochs", "batch", "lr", "digits", "seed", "noise", "noise_level", "beta", "l1")
+URL_SETTINGS = ("arch", "code", "epochs", "batch", "lr", "digits", "seed", "noise", "noise_level", "beta", "l1", "cae")
 WATCH_SECONDS = 2.0  # how often a session watching nothing live looks for a run that started
 SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
 
@@ -90,18 +91,27 @@ def training_settings(dataset) -> tuple[TrainingConfig | None, dict]:
             "Sparsity: L1 penalty on the code", SPARSITIES, 0.0, key="l1", format_func=lambda v: f"{v:g}" if v else "off",
             help="A sparse model pays for every active code unit, so each digit uses few of them.", **SETTING,
         )
+        contractive = st.select_slider(
+            "Contractive: penalty on the encoder's Jacobian (dense only)", CONTRACTIVE_WEIGHTS, 0.0, key="cae",
+            format_func=lambda v: f"{v:g}" if v else "off", **SETTING,
+            help="A contractive model pays λ x the squared Frobenius norm of d code / d pixels, so small changes "
+                 "of the input barely move its code (Rifai et al. 2011).",
+        )
+        contractive_error = st.empty()
 
     values = SimpleNamespace(
         architecture=architecture, code_size=code_size, epochs=epochs, batch_size=int(batch_size),
         learning_rate=float(learning_rate), train_size=train_size, seed=seed,
         noise_kind=noise_kind, noise_level=noise_level, sparsity=float(sparsity), beta=beta,
+        contractive=float(contractive),
     )
     errors = validation_errors(values)
     digits_problem = number_problem("Training digits", train_size, 10, usable)  # this data file's range
     if digits_problem:
         errors["train_size"] = digits_problem
     places = {"code_size": code_error, "epochs": epochs_error, "train_size": digits_error, "seed": seed_error,
-              "noise_kind": noise_error, "noise_level": noise_error, "beta": beta_error}
+              "noise_kind": noise_error, "noise_level": noise_error, "beta": beta_error,
+              "contractive": contractive_error}
     for field_name, message in errors.items():
         places.get(field_name, st).error(message, icon=":material/error:")
     return None if errors else TrainingConfig(**vars(values)), errors
@@ -119,7 +129,8 @@ def train_button(manager, config, errors) -> None:
     ):
         request_job(manager, config)  # a refusal is shown here, in words
     if config is None:
-        hidden = [name for name in ("train_size", "seed", "noise_kind", "noise_level", "sparsity", "beta") if name in errors]
+        hidden = [name for name in ("train_size", "seed", "noise_kind", "noise_level", "sparsity", "beta", "contractive")
+                  if name in errors]
         st.caption("Train is off until the settings above are fixed"
                    + (" (see More settings)." if hidden else "."))
 

@@ -292,3 +292,56 @@ def test_a_contractive_job_trains_saves_and_loads_with_its_penalty(managers, cac
     bce = evaluate_reconstructions(dataset, predict(models.autoencoder, dataset.test_images)).bce
     assert bce == pytest.approx(snapshot.test_metrics.bce, abs=1e-5)
     assert mean_jacobian_norm(models.encoder, dataset.test_images) > 0
+
+
+def test_the_train_page_takes_the_contractive_weight_from_the_url_and_refuses_it_in_words(app_env):
+    """A shared link (`/train?cae=0.1`) opens with the weight set; off the dense models it gets
+    a sentence and Train waits; on them, Train may go."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    from tests.test_pages import assert_clean, texts
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.query_params["cae"] = "0.1"
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert_clean(app)
+    assert app.select_slider(key="cae").value == 0.1 and not app.error
+    app.selectbox(key="arch").select("conv").run()
+    assert any("contractive penalty is for the dense autoencoders" in e.value and "not Convolutional" in e.value
+               for e in app.error), texts(app)
+    assert app.button(key="train_button").disabled
+    app.selectbox(key="arch").select("deep_dense").run()
+    assert_clean(app)
+    assert not app.error and not app.button(key="train_button").disabled
+    app.select_slider(key="cae").set_value(0.3).run()
+    assert app.select_slider(key="cae").value == 0.3 and not app.error
+
+
+def test_the_noise_chart_draws_a_contractive_curve_beside_the_plain_and_denoising_ones(app_env, small_mnist_path):
+    """Three trained dense models of one code size; the contractive one's page draws all three
+    curves, and each one's Jacobian norm, the contractive one's the smallest."""
+    import json
+    import re
+
+    from ae.jobs.manager import get_manager
+    from tests.conftest import wait_for_condition
+    from tests.test_pages import assert_clean, open_page, select_model, texts
+
+    manager = get_manager(load_dataset(small_mnist_path), app_env)
+    small = dict(code_size=8, epochs=2, batch_size=64, train_size=2000)
+    jobs = [manager.request(TrainingConfig(**small, **options))
+            for options in (dict(), dict(noise_kind="masking", noise_level=0.3), dict(contractive=1.0))]
+    wait_for_condition(lambda: all(not job.snapshot().is_active for job in jobs), 300)
+    assert [job.snapshot().state.value for job in jobs] == ["finished"] * 3
+    app = open_page("pages/reconstructions.py")
+    select_model(app, "reconstructions_model", "code 8 · dense, contractive ·")
+    assert_clean(app)
+    names = [trace["name"] for trace in json.loads(app.get("plotly_chart")[-1].proto.spec)["data"]]
+    assert names == ["this model: contractive (\u03bb 1)", "plain, same size",
+                     "denoising (masking 0.3), same size"], names
+    norms = dict(re.findall(r"(plain|contractive \(\u03bb 1\)|denoising \(masking 0\.3\)) ([\d,.]+)",
+                            texts(app).split("Jacobian")[1]))
+    assert set(norms) == {"plain", "contractive (\u03bb 1)", "denoising (masking 0.3)"}, texts(app)
+    assert float(norms["contractive (\u03bb 1)"].replace(",", "")) < float(norms["plain"].replace(",", "")), norms
