@@ -114,3 +114,24 @@ def test_predict_batches_and_empty_input(digits):
     np.testing.assert_allclose(predict(autoencoder, digits, batch_size=2), whole, rtol=1e-5, atol=1e-6)
     empty = predict(autoencoder, digits[:0])
     assert empty.shape == (0, 28, 28, 1)
+
+
+@pytest.mark.parametrize("architecture", [name for name, spec in ARCHITECTURES.items() if spec.contractive])
+def test_a_contractive_model_shares_the_plain_ones_weights_and_outputs(architecture, digits, tmp_path):
+    """The penalty owns no weights: the same parameters, shared with the encoder, the same
+    reconstruction as decoder(encoder(x)), and its saved weights load into a fresh copy."""
+    from ae.model.architectures import TrainingOptions
+
+    encoder, decoder, autoencoder = build_models(architecture, 8, TrainingOptions(contractive=0.1))
+    assert autoencoder.count_params() == build_models(architecture, 8).autoencoder.count_params()
+    assert {id(w) for w in autoencoder.weights} == {id(w) for w in encoder.weights + decoder.weights}
+    assert len(autoencoder.weights) == len(encoder.weights) + len(decoder.weights)
+    np.testing.assert_allclose(predict(autoencoder, digits), predict(decoder, predict(encoder, digits)), atol=1e-6)
+    autoencoder.save_weights(tmp_path / "contractive.weights.h5")
+    again = build_models(architecture, 8, TrainingOptions(contractive=0.1))
+    again.autoencoder.load_weights(tmp_path / "contractive.weights.h5")
+    np.testing.assert_allclose(predict(again.autoencoder, digits), predict(autoencoder, digits), atol=1e-6)
+
+
+def test_only_the_dense_models_are_contractive():
+    assert {name for name, spec in ARCHITECTURES.items() if spec.contractive} == {"dense", "deep_dense"}
