@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from ae.display.label_placement import PlotFrame, axis_range, label_box_px, place_labels
+
 DIGIT_COLOURS = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -20,6 +22,8 @@ SAFE_COLOURS = (
 PALETTES = {"Colour-blind safe": SAFE_COLOURS, "Classic (Plotly)": DIGIT_COLOURS}
 FONT = dict(size=16)
 WEBGL_THRESHOLD = 1_000
+LABEL_FONT = 22  # the digit labels at the clusters' centres
+STAR_SIZE = 30  # Your digit's star (marker size in pixels)
 
 
 def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: int = 420) -> go.Figure:
@@ -33,6 +37,32 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: i
         legend=dict(font=dict(size=15)),
         template="plotly_white",
     )
+    return figure
+
+
+TOOLBAR_PX = 30  # Plotly's toolbar (modebar) band along the chart's top edge
+
+
+def clear_of_toolbar(figure: go.Figure) -> go.Figure:
+    """The title, left-aligned, starts below the toolbar band, and the top margin holds the
+    band, the title and a legend laid above the plot: the toolbar, shown on hover at the top
+    right, never covers the title, however narrow the column."""
+    title = figure.layout.title
+    height = figure.layout.height or 450
+    top = figure.layout.margin.t if figure.layout.margin.t is not None else 60
+    if title.text:
+        size = (title.font.size if title.font and title.font.size else 20)
+        legend = figure.layout.legend
+        legend_band = 0
+        if legend.orientation == "h" and (legend.y or 0) >= 1:
+            legend_band = 1.6 * ((legend.font.size if legend.font and legend.font.size else None)
+                                 or figure.layout.font.size or FONT["size"])
+        lines = title.text.count("<br>") + 1
+        top = max(top, round(TOOLBAR_PX + 1.3 * size * lines + legend_band + 8))
+        # Its first line's bottom is the anchor: Plotly writes a second line below it.
+        figure.update_layout(title=dict(x=0, xref="container", xanchor="left", pad=dict(l=12), yref="container",
+                                        y=1 - (TOOLBAR_PX + 1.3 * size) / height, yanchor="bottom"))
+    figure.update_layout(margin=dict(t=top))
     return figure
 
 
@@ -61,7 +91,9 @@ def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Los
     # The legend sits inside the plot's top right, where falling loss curves leave room.
     figure.update_layout(legend=dict(yanchor="top", y=1, xanchor="right", x=1, font=dict(size=13),
                                      bgcolor="rgba(255,255,255,0.8)"),
-                         margin=dict(l=55, r=10, t=40, b=45), title=dict(y=0.97, font=dict(size=17)))
+                         margin=dict(l=55, r=10, t=40, b=45),
+                         # a short title at the left: the toolbar (top right) stays clear of it on the wide chart
+                         title=dict(y=0.97, x=0, xref="container", xanchor="left", pad=dict(l=12), font=dict(size=17)))
     return figure
 
 
@@ -86,19 +118,47 @@ def latent_figure(coordinates: np.ndarray, labels: np.ndarray, indices: np.ndarr
                     opacity=0.75),
         hovertemplate="digit %{marker.color}<br>test #%{customdata}<extra></extra>",
     ))
-    for digit, centre in cluster_centres(coordinates, labels).items():
+    stars = [highlight] if highlight is not None else []
+    frame = map_frame(coordinates, height, stars)
+    keep_clear = tuple((x, y, STAR_SIZE * PROJECTOR_SCALE["marker"] / 2) for x, y in stars)
+    for digit, (x, y) in placed_digit_labels(cluster_centres(coordinates, labels), frame, LABEL_FONT, keep_clear).items():
         figure.add_annotation(
-            x=centre[0], y=centre[1], text=f"<b>{digit}</b>", showarrow=False, font=dict(size=22, color="black"),
+            x=x, y=y, text=f"<b>{digit}</b>", showarrow=False, font=dict(size=LABEL_FONT, color="black"),
             bgcolor="rgba(255,255,255,0.85)", bordercolor=colours[digit], borderwidth=3, borderpad=3,
         )
     if highlight is not None:
-        figure.add_trace(trace_type(  # same renderer as the digits, or WebGL would draw over it
+        # The last trace, in the digits' renderer (WebGL would draw over an SVG one): nothing covers
+        # it, and the labels were placed off it.
+        figure.add_trace(trace_type(
             x=[highlight[0]], y=[highlight[1]], mode="markers", name="decoded point", showlegend=False,
-            marker=dict(symbol="star", size=26, color="#ffd400", line=dict(width=2.5, color="black")), hoverinfo="skip",
+            marker=dict(symbol="star", size=STAR_SIZE, color="#ffd400", line=dict(width=3, color="#111111")),
+            hoverinfo="skip",
         ))
     figure = _layout(figure, title, *axis_titles, height=height)
     figure.update_layout(dragmode="pan", margin=dict(l=60, r=20, t=50, b=50))
-    return figure
+    figure.update_xaxes(range=list(frame.x_range))
+    figure.update_yaxes(range=list(frame.y_range))
+    return clear_of_toolbar(figure)
+
+
+# The plot area a map is laid out for: a narrow column's width, and the figure's height less its
+# margins (larger with the projector's fonts). A wider screen only adds room between labels.
+MAP_PLOT_WIDTH_PX = 420
+MAP_MARGINS_PX = 180
+
+
+def map_frame(coordinates: np.ndarray, height: int, extra_points=()) -> PlotFrame:
+    """The map's fixed axis ranges (the points and the star, padded) and its plot area's size."""
+    extra = np.asarray(list(extra_points), dtype=np.float64).reshape(-1, 2)
+    return PlotFrame(axis_range(coordinates[:, 0], extra[:, 0]), axis_range(coordinates[:, 1], extra[:, 1]),
+                     MAP_PLOT_WIDTH_PX, max(100, height - MAP_MARGINS_PX))
+
+
+def placed_digit_labels(centres: dict, frame: PlotFrame, font_size: float, keep_clear=()) -> dict:
+    """The digit labels' positions: at their cluster's centre, nudged until none overlaps
+    another or the star, with boxes sized for the projector's (larger) font."""
+    box = label_box_px("0", font_size * PROJECTOR_SCALE["font"])
+    return place_labels(centres, frame, box, keep_clear)
 
 
 def discrete_colourscale(colours) -> list:
@@ -123,7 +183,7 @@ def error_histogram(errors: dict[str, np.ndarray], metric: str) -> go.Figure:
     for (name, values), colour in zip(errors.items(), colours):
         figure.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker_color=colour, nbinsx=60, bingroup=1))
     figure.update_layout(barmode="overlay")
-    return _layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380)
+    return clear_of_toolbar(_layout(figure, f"Reconstruction error per test digit ({metric})", metric, "digits", height=380))
 
 
 def rate_distortion_figure(curves: dict, metric: str) -> go.Figure:
@@ -151,7 +211,7 @@ def rate_distortion_figure(curves: dict, metric: str) -> go.Figure:
     figure = _layout(figure, f"Test reconstruction error ({metric.upper()} per pixel) against code size", "code size (log scale)", metric.upper())
     figure.update_xaxes(type="log", tickvals=sizes, ticktext=[str(s) for s in sizes])
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=100))
-    return figure
+    return clear_of_toolbar(figure)
 
 
 def probe_figure(results: dict, labels: dict[str, str]) -> go.Figure:
@@ -170,7 +230,7 @@ def probe_figure(results: dict, labels: dict[str, str]) -> go.Figure:
     figure.update_xaxes(type="log", tickvals=counts, ticktext=[f"{c:,}" for c in counts])
     figure.update_yaxes(range=[0, 1], tickformat=".0%")
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=100))
-    return figure
+    return clear_of_toolbar(figure)
 
 
 def unit_heatmap(activity) -> go.Figure:
@@ -184,7 +244,7 @@ def unit_heatmap(activity) -> go.Figure:
     figure = _layout(figure, f"Which code units fire for which digits{shown}", "code unit", "digit", height=360)
     figure.update_xaxes(type="category", tickfont=dict(size=11))
     figure.update_yaxes(type="category", autorange="reversed")
-    return figure
+    return clear_of_toolbar(figure)
 
 
 def noise_curve_figure(levels, curves: dict[str, list[float]], kind_label: str) -> go.Figure:
@@ -197,7 +257,7 @@ def noise_curve_figure(levels, curves: dict[str, list[float]], kind_label: str) 
     figure = _layout(figure, f"Error against input noise ({kind_label})", "noise level", "BCE against the clean digit",
                      height=340)
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=90))
-    return figure
+    return clear_of_toolbar(figure)
 
 
 def error_meter_figure(test_errors: np.ndarray, error: float, percentile: float, height: int = 250) -> go.Figure:
@@ -235,7 +295,7 @@ def weights_figure(before: np.ndarray, after: np.ndarray, row_labels, column_lab
     figure.update_layout(title=dict(text=title, font=dict(size=17)), font=FONT, height=height,
                          margin=dict(l=60, r=10, t=60, b=30), template="plotly_white")
     figure.update_xaxes(tickfont=dict(size=12))
-    return figure
+    return clear_of_toolbar(figure)
 
 
 def loss_curve_figure(epoch_losses, height: int = 250) -> go.Figure:
@@ -267,11 +327,16 @@ def replay_figure(layouts: list[np.ndarray], labels: np.ndarray, reconstructions
                            hovertemplate="digit %{marker.color}<extra></extra>", showlegend=False),
                 go.Heatmap(z=grid[::-1], colorscale="gray", showscale=False, hoverinfo="skip")]
 
+    frame = PlotFrame((low[0] - margin[0], high[0] + margin[0]), (low[1] - margin[1], high[1] + margin[1]),
+                      MAP_PLOT_WIDTH_PX, max(100, height - MAP_MARGINS_PX))
+
     def digit_labels(index: int) -> list[dict]:
-        """Each digit's label at its cluster's median in this frame, as on the latent map."""
-        return [dict(x=centre[0], y=centre[1], xref="x", yref="y", text=f"<b>{digit}</b>", showarrow=False,
+        """Each digit's label at its cluster's median in this frame, as on the latent map, nudged
+        apart where two would overlap."""
+        placed = placed_digit_labels(cluster_centres(layouts[index], labels), frame, 18)
+        return [dict(x=x, y=y, xref="x", yref="y", text=f"<b>{digit}</b>", showarrow=False,
                      font=dict(size=18, color="black"), bgcolor="rgba(255,255,255,0.85)", bordercolor=colours[digit],
-                     borderwidth=3, borderpad=2) for digit, centre in cluster_centres(layouts[index], labels).items()]
+                     borderwidth=3, borderpad=2) for digit, (x, y) in placed.items()]
 
     figure = make_subplots(rows=1, cols=2, column_widths=[0.66, 0.34], horizontal_spacing=0.05,
                            subplot_titles=("codes of 2,000 test digits", "reconstructions"))
@@ -304,6 +369,18 @@ def replay_figure(layouts: list[np.ndarray], labels: np.ndarray, reconstructions
 PROJECTOR_SCALE = {"font": 1.35, "marker": 1.6, "line": 1.8}
 
 
+PROJECTOR_TITLE_CHARS = 32  # a longer title goes on two lines: at 27 px it would outrun a half-width column
+
+
+def wrapped(text: str, limit: int) -> str:
+    """A title over `limit` characters broken in two at the space nearest its middle."""
+    if len(text) <= limit or "<br>" in text or " " not in text:
+        return text
+    spaces = [i for i, char in enumerate(text) if char == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "<br>" + text[cut + 1:]
+
+
 def for_projector(figure: go.Figure) -> go.Figure:
     """The same figure, readable from a lecture hall's back row: larger text, bigger markers,
     thicker lines. Applied by the pages in presentation mode."""
@@ -312,6 +389,8 @@ def for_projector(figure: go.Figure) -> go.Figure:
     figure.update_layout(font_size=round(font * PROJECTOR_SCALE["font"]))
     if figure.layout.title and figure.layout.title.font and figure.layout.title.font.size:
         figure.update_layout(title_font_size=round(figure.layout.title.font.size * PROJECTOR_SCALE["font"]))
+    if figure.layout.title.text:
+        figure.update_layout(title_text=wrapped(figure.layout.title.text, PROJECTOR_TITLE_CHARS))
     for annotation in figure.layout.annotations or ():
         if annotation.font and annotation.font.size:
             annotation.font.size = round(annotation.font.size * PROJECTOR_SCALE["font"])
@@ -324,4 +403,4 @@ def for_projector(figure: go.Figure) -> go.Figure:
             line.width = line.width * PROJECTOR_SCALE["line"]
         elif line is not None and getattr(trace, "type", "") == "scatter" and "lines" in (trace.mode or ""):
             line.width = 2 * PROJECTOR_SCALE["line"]
-    return figure
+    return clear_of_toolbar(figure)
