@@ -39,7 +39,7 @@ def probe_table(results) -> None:
     table = pd.DataFrame({
         "labelled digits": [f"{c:,}" for c in counts],
         **{
-            f"{FEATURE_LABELS[name]} ({result.dimensions}-D)": [f"{m:.1%} ± {s:.1%}" for m, s in zip(result.mean(), result.spread())]
+            f"{FEATURE_LABELS[name]} ({result.dimensions}-D)": result.cells()
             for name, result in results.items()
         },
     })

@@ -38,6 +38,9 @@ def test_probe_shapes_counts_and_single_fit_for_all(data):
     assert result.dimensions == 784
     assert result.mean().shape == result.spread().shape == (3,)
     assert result.spread()[-1] == 0
+    cells = result.cells()  # the table: a spread over the draws, none for the one fit on all the digits
+    assert " ± " in cells[0] and " ± " in cells[1]
+    assert cells[-1] == f"{result.mean()[-1]:.1%}" and "±" not in cells[-1]
 
 
 def test_raw_pixels_beat_chance_by_a_wide_margin(data):

@@ -73,6 +73,12 @@ class ProbeResult:
         """Standard deviation over the draws (0 when there is only one)."""
         return np.array([np.std(draws) for draws in self.accuracies])
 
+    def cells(self) -> list[str]:
+        """Each count's accuracy for a table: "91.2% ± 0.4%" over several draws, "97.6%" alone
+        where there was one draw (all the training digits are always the same set): no ± 0.0%."""
+        return [f"{np.mean(draws):.1%}" + (f" ± {np.std(draws):.1%}" if len(draws) > 1 else "")
+                for draws in self.accuracies]
+
 
 def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` indices with every class as equally represented as possible."""

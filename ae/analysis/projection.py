@@ -137,11 +137,12 @@ def _umap(points, seed, progress, umap_seeded: bool = False, n_neighbors: int = 
     n_neighbors = int(min(n_neighbors, max(2, len(points) - 1)))
     progress(0.0, "finding each code's nearest neighbours")
     distances, indices = NearestNeighbors(n_neighbors=n_neighbors).fit(points).kneighbors(points)
-    progress(0.1, "building the neighbour graph and the spectral start")
+    init = "pca" if points.shape[1] >= 2 else "spectral"
+    progress(0.1, "building the neighbour graph; the layout starts from " + ("PCA" if init == "pca" else "a spectral layout"))
     reducer = umap.UMAP(
         n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=UMAP_EPOCHS,
         random_state=seed if umap_seeded else None, precomputed_knn=(indices, distances),
-        init="pca" if points.shape[1] >= 2 else "spectral",
+        init=init,
         tqdm_kwds={"disable": False, "file": _EpochReporter(progress, UMAP_EPOCHS), "bar_format": "{n}",
                    "mininterval": 0.2},
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from ae.display.texts import ordinal
 from ae.display.label_placement import PlotFrame, axis_range, label_box_px, place_labels
 
 DIGIT_COLOURS = (
@@ -270,11 +271,17 @@ def error_meter_figure(test_errors: np.ndarray, error: float, percentile: float,
     figure = go.Figure(go.Histogram(x=np.clip(test_errors, None, edge * 1.15), nbinsx=60, marker_color="#88a9c9",
                                     name="test digits", hovertemplate="BCE %{x}<br>%{y} digits<extra></extra>"))
     figure.add_vline(x=shown, line=dict(color="#cc3311", width=4))
-    figure.add_annotation(x=shown, y=1, yref="paper", text=f"<b>yours: {error:.3f} ({percentile:.0f}th percentile)</b>",
-                          showarrow=False, xanchor="right" if shown > edge * 0.6 else "left", yanchor="top",
+    # Two short lines beside the line, on the side with room: one long line was cut at a column's edge.
+    low = float(min(test_errors.min(), shown))
+    right_half = shown > low + (edge * 1.15 - low) / 2
+    figure.add_annotation(x=shown, y=1, yref="paper", text=f"<b>yours: {error:.3f}<br>{ordinal(round(percentile))} percentile</b>",
+                          showarrow=False, xanchor="right" if right_half else "left", xshift=-6 if right_half else 6,
+                          yanchor="top", align="right" if right_half else "left",
                           font=dict(size=15, color="#cc3311"), bgcolor="rgba(255,255,255,0.85)")
-    figure = _layout(figure, "", "error (BCE per pixel)", "test digits", height=height)
+    figure = _layout(figure, "", "error (BCE per pixel)", "digits", height=height)
     figure.update_layout(margin=dict(l=60, r=20, t=10, b=50), showlegend=False, bargap=0.05)
+    figure.update_xaxes(automargin=True)
+    figure.update_yaxes(automargin=True, nticks=4)
     return figure
 
 

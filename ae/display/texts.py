@@ -19,6 +19,13 @@ def format_epochs(epochs: float) -> str:
     return f"{epochs:.2f}".rstrip("0").rstrip(".")
 
 
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 52nd, 101st, 111th."""
+    number = int(number)
+    suffix = "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -50,16 +57,22 @@ def progress_text(snapshot, test_digits: int) -> str:
             return f"{PHASE_TEXT[phase].format(test=test_digits)}..."
         speed = f" · {snapshot.history.samples_per_second:,.0f} digits/s" if snapshot.history.samples_per_second else ""
         eta = f" · ETA {format_seconds(snapshot.eta_seconds)}" if snapshot.eta_seconds is not None else ""
-        epoch = min(snapshot.epoch + 1, snapshot.history.last_planned_epoch)
+        # Epochs are counted whole: the one under way of the last one asked for (a total left
+        # fractional by an older Continue ends part-way through its last epoch).
+        last = snapshot.history.last_planned_epoch
+        epoch = min(snapshot.epoch + 1, last)
         where = snapshot.where or ""
         node = f" · on {where}" if where.startswith("node ") else ""  # on a cluster: which node trains it
-        return (f"Epoch {epoch} of {format_epochs(snapshot.history.epochs_total)} · step {snapshot.step}/{snapshot.steps_per_epoch}"
+        return (f"Epoch {epoch} of {last} · step {snapshot.step}/{snapshot.steps_per_epoch}"
                 f"{speed}{eta}{node}")
-    done = f"{format_epochs(snapshot.history.epochs_done)} of {format_epochs(snapshot.history.epochs_total)} epochs"
-    planned = f" (the plan was {snapshot.config.epochs})" if plan_changed(snapshot) and state != "failed" else ""
-    if state == "stopped":
-        return f"Stopped after {done}{planned}"
-    return f"{done}{planned} · {format_seconds(snapshot.history.training_seconds)} of training"
+    history, settings = snapshot.history, snapshot.config.epochs
+    done = format_epochs(history.epochs_done)
+    planned = f" (its settings planned {settings})" if plan_changed(snapshot) and state != "failed" else ""
+    if state == "stopped" or not history.plan_done:
+        stopped = "Stopped after" if state == "stopped" else "Trained"
+        return f"{stopped} {done} of {format_epochs(history.epochs_total)} epochs{planned}"
+    epochs = f"{done} epoch{'' if done == '1' else 's'}"
+    return f"{epochs}{planned} · {format_seconds(history.training_seconds)} of training"
 
 
 def queue_note(snapshot, running) -> str | None:
