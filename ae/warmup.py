@@ -46,8 +46,9 @@ def _warm() -> None:
 
 # ---- `python -m ae.warmup`: everything a lecture needs, trained and compiled ahead of it -----
 def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: bool = True) -> list[str]:
-    """Train and save every preset not saved yet (a terminal progress bar shows the epochs),
-    pin them all (only the lecturer may change a pinned model), then start the map process so UMAP's code is compiled into its cache. Returns a line per
+    """Train and save every preset not saved yet (a terminal progress bar shows the epochs; the
+    training process saves each with its reconstructions and its digit reader), make the digit
+    reader of a preset saved without one, pin them all (only the lecturer may change a pinned model), then start the map process so UMAP's code is compiled into its cache. Returns a line per
     preset saying what was done."""
     import sys
     import time
@@ -65,7 +66,8 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
         if job is not None and job.snapshot().has_model and not job.snapshot().is_active:
             if not job.snapshot().pinned:  # the presets are the lecture's: nobody else changes them
                 manager.pin(preset.config.key, True, None)
-            lines.append(f"{preset.label}: saved already, pinned ({preset.config.key})")
+            made = " and its digit reader made" if ensure_digit_reader(manager, job.snapshot()) else ""
+            lines.append(f"{preset.label}: saved already, pinned{made} ({preset.config.key})")
         else:
             jobs[preset.name] = manager.request(preset.config, pin=True)
     total = sum(preset.config.epochs for preset in presets if preset.name in jobs)
@@ -91,6 +93,20 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
         ready = maps.ready.wait(300)
         lines.append("UMAP's compiled code: " + ("in numba's cache" if ready else "not ready after 5 minutes"))
     return lines
+
+
+def ensure_digit_reader(manager, snapshot) -> bool:
+    """A preset saved before models were saved with their digit reader (`ae.analysis.your_digit`)
+    gets one here, so no first drawing on stage waits for it; True if it was made now. (A preset
+    trained now gets its reader from the training process, with its weights.)"""
+    from ae.analysis.your_digit import load_digit_reader, make_digit_reader, save_digit_reader
+
+    folder = manager.store.entry_dir(snapshot.key)
+    if not snapshot.saved_to_disk or load_digit_reader(folder, snapshot.saved_at) is not None:
+        return False
+    models = manager.store.load_models(snapshot.config)
+    save_digit_reader(folder, make_digit_reader(models.encoder, manager.dataset, snapshot.saved_at))
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,8 @@ from ae.display.figures import PALETTES, error_meter_figure, latent_figure
 from ae.display.images import image_grid
 from ae.analysis.metrics import per_image_errors
 from ae.model.architectures import ARCHITECTURES, predict
-from ae.analysis.your_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_percentile, fit_code_classifier, generation_codes,
-                          nearest_codes, unusualness_sentence, walk_codes)
+from ae.analysis.your_digit import (NEIGHBOURS, WALK_STEPS, blend_pixels, error_percentile, generation_codes, load_digit_reader,
+                                   make_digit_reader, nearest_codes, unusualness_sentence, walk_codes)
 from ae.analysis.projection import project
 from ae.analysis.results import decode
 from pages.digit_canvas import digit_canvas
@@ -18,11 +18,22 @@ from pages.number_box import number_box
 from pages.presentation import chart
 
 
-@st.cache_resource(max_entries=3, show_spinner="Reading the codes of all 60,000 training digits (once per model)...")
-def training_codes(key: str, saved_at: float, _models, _dataset):
-    """Shared by every session: the training digits' codes, and a logistic regression on them."""
-    codes = predict(_models.encoder, _dataset.train_images)
-    return codes, fit_code_classifier(codes, _dataset.y_train)
+@st.cache_resource(max_entries=3, show_spinner=False)
+def reader_made_here(key: str, saved_at: float, _models, _dataset):
+    """Only for a model saved without its digit reader (before readers were saved, or kept in
+    memory when the disk refused): made once here and shared by every session."""
+    return make_digit_reader(_models.encoder, _dataset, saved_at)
+
+
+def digit_reader(manager, snapshot, models, dataset):
+    """The reader the training process saved with these weights (a small file: milliseconds);
+    for an older model, made here once, saying so."""
+    reader = load_digit_reader(manager.store.entry_dir(snapshot.key), snapshot.saved_at)
+    if reader is not None:
+        return reader
+    with st.spinner(f"This model was saved without its digit reader: reading the codes of its "
+                    f"{len(dataset.y_train):,} training digits once (about 10 s). Later drawings are instant."):
+        return reader_made_here(snapshot.key, snapshot.saved_at, models, dataset)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -114,12 +125,12 @@ def walk(digit, code, models, results, dataset) -> None:
                    "That is what a latent space buys.")
 
 
-def new_digits(models, train_codes, variational: bool) -> None:
+def new_digits(models, gaussian, variational: bool) -> None:
     st.subheader("New digits")
     if st.button("Generate 20 new digits", icon=":material/casino:", key="generate_digits"):
         st.session_state["generation_draw"] = st.session_state.get("generation_draw", 0) + 1
     draw = st.session_state.get("generation_draw", 0)
-    generated = decode(models, generation_codes(train_codes, 20, seed=draw, variational=variational))
+    generated = decode(models, generation_codes(gaussian, 20, seed=draw, variational=variational))
     st.image(image_grid(generated, columns=10, scale=3))
     if variational:
         st.caption(f"20 codes drawn from the prior N(0, I) (draw {draw + 1}), decoded: the model was trained so that this works.")
@@ -147,9 +158,9 @@ def your_digit_page() -> None:
     reconstruction = decode(models, code)[0]
     with seen:
         what_the_model_sees(digit, reconstruction, results)
-    train_codes, classifier = training_codes(job.key, snapshot.saved_at, models, dataset)
+    reader = digit_reader(manager, snapshot, models, dataset)
     with verdict:
-        what_the_code_says(code, classifier, results, dataset)
+        what_the_code_says(code, reader.classifier, results, dataset)
 
     projection = test_map(job.key, snapshot.saved_at, results.codes)
     map_column, walk_column = st.columns([1, 1.25], gap="medium")
@@ -157,7 +168,7 @@ def your_digit_page() -> None:
         where_it_lands(projection, code, dataset.y_test)
     with walk_column:
         walk(digit, code, models, results, dataset)
-    new_digits(models, train_codes, variational)
+    new_digits(models, reader.gaussian, variational)
 
 
 your_digit_page()

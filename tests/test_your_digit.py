@@ -11,8 +11,8 @@ from PIL import Image
 
 from ae.analysis.digit_input import (FORMAT_NAMES, MAX_MEGAPIXELS, MEGAPIXELS_BY_FORMAT, WORK_SIDE, DigitError, prepare_digit,
                                      prepare_upload)
-from ae.analysis.your_digit import (blend_pixels, error_percentile, fit_code_classifier, generation_codes, nearest_codes,
-                          walk_codes)
+from ae.analysis.your_digit import (blend_pixels, error_percentile, fit_code_classifier, fit_code_gaussian, generation_codes,
+                                   nearest_codes, walk_codes)
 
 # Measured on the first 300 test digits: mean absolute pixel difference after the round trip
 # median 0.024, 95th percentile 0.052, largest 0.078; two different digits of the same class
@@ -230,9 +230,20 @@ def test_code_classifier_reads_separable_codes_and_generation_follows_the_codes(
     classifier = fit_code_classifier(codes, labels)
     digit, probability = classifier.guess(4.0 * np.eye(4)[2])
     assert digit == 2 and probability > 0.9 and classifier.train_accuracy > 0.95
-    drawn = generation_codes(codes, 5000, seed=0, variational=False)
+    from sklearn.linear_model import LogisticRegression  # the numpy reading is scikit-learn's own, to rounding
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, tol=1e-3, random_state=0)).fit(codes, labels)
+    np.testing.assert_allclose(classifier.probabilities(codes[:20]), reference.predict_proba(codes[:20]), atol=1e-9)
+    two = fit_code_classifier(codes[labels < 2], labels[labels < 2])  # two classes: one row of weights, a sigmoid
+    np.testing.assert_allclose(two.probabilities(codes[:20]), reference.fit(codes[labels < 2], labels[labels < 2])
+                               .predict_proba(codes[:20]), atol=1e-9)
+    gaussian = fit_code_gaussian(codes)
+    drawn = generation_codes(gaussian, 5000, seed=0, variational=False)
     np.testing.assert_allclose(drawn.mean(axis=0), codes.mean(axis=0), atol=0.1)
-    prior = generation_codes(codes, 5000, seed=0, variational=True)
+    np.testing.assert_allclose(np.cov(drawn, rowvar=False), np.cov(codes, rowvar=False), atol=0.3)
+    prior = generation_codes(gaussian, 5000, seed=0, variational=True)
     np.testing.assert_allclose(prior.mean(axis=0), 0.0, atol=0.1)
     np.testing.assert_allclose(prior.std(axis=0), 1.0, atol=0.05)
 
@@ -248,3 +259,74 @@ def test_the_page_refuses_a_format_it_does_not_name_in_a_sentence(trained_env, d
     assert_clean(app)
     assert [w.value for w in app.warning] == [f"This file is not an image that can be read here; upload a {FORMAT_NAMES} picture."]
     assert "Draw a digit" in texts(app)
+
+
+def test_the_training_process_saves_a_digit_reader_with_each_weights_and_a_stale_one_is_never_read(cache_dir, managers, dataset):
+    """Made with the model, beside it, keyed to its save: a Continue's new weights get a new
+    reader from the training process, and the old file is never taken for them."""
+    from ae.analysis.your_digit import READER_FILE, encode_training_digits, load_digit_reader
+    from ae.model.config import TrainingConfig
+    from tests.test_training import wait_until_done
+
+    manager = managers(cache_dir)
+    job = manager.request(TrainingConfig(code_size=3, epochs=1, batch_size=64, train_size=300, seed=4))
+    first = wait_until_done(job)
+    folder = manager.store.entry_dir(job.key)
+    old = load_digit_reader(folder, first.saved_at)
+    assert old is not None and old.saved_at == first.saved_at
+    codes = encode_training_digits(job.models().encoder, dataset.x_train)
+    np.testing.assert_allclose(old.gaussian.mean, codes.mean(axis=0), rtol=1e-4, atol=1e-5)  # all training digits, these weights
+
+    job.extend(1)
+    second = wait_until_done(job)
+    assert second.saved_at > first.saved_at
+    assert load_digit_reader(folder, first.saved_at) is None  # the file now belongs to the new weights
+    new = load_digit_reader(folder, second.saved_at)
+    assert new is not None
+    codes = encode_training_digits(job.models().encoder, dataset.x_train)
+    np.testing.assert_allclose(new.gaussian.mean, codes.mean(axis=0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(new.classifier.coef, old.classifier.coef)
+
+    (folder / READER_FILE).write_bytes((folder / READER_FILE).read_bytes()[:200])  # cut short
+    assert load_digit_reader(folder, second.saved_at) is None
+
+
+def test_the_page_reads_the_saved_reader_instead_of_making_one(trained_cache, small_mnist_path, tmp_path, monkeypatch, dataset):
+    """The first drawing reads the reader the training process saved: a reader whose accuracy is
+    set to 12% shows 12% on the page (one the page made itself would say the real figure)."""
+    import dataclasses
+    import shutil
+
+    from ae.analysis.your_digit import load_digit_reader, save_digit_reader
+    from ae.storage.store import ModelStore
+    from tests.test_pages import _digit_png, assert_clean, open_page, select_model, texts
+
+    cache = tmp_path / "cache"
+    shutil.copytree(trained_cache, cache)
+    monkeypatch.setenv("AE_DATA_PATH", str(small_mnist_path))
+    monkeypatch.setenv("AE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("AE_WARM_UMAP", "0")
+    store = ModelStore.for_dataset(dataset, cache)
+    record = next(r for r in store.records() if r["config"].code_size == 8 and r["config"].architecture == "dense"
+                  and not r["config"].denoising)
+    folder = store.entry_dir(record["config"].key)
+    reader = load_digit_reader(folder, record["saved_at"])
+    assert reader is not None
+    save_digit_reader(folder, dataclasses.replace(reader, classifier=dataclasses.replace(reader.classifier, train_accuracy=0.123)))
+
+    app = open_page("pages/your_digit.py")
+    select_model(app, "digit_model", "code 8 · dense · 2 epochs")
+    app.radio(key="digit_source").set_value("Upload").run()
+    app.file_uploader(key="digit_upload").upload("seven.png", _digit_png(dataset, 0), "image/png").run()
+    assert_clean(app)
+    assert "(12% right on them)" in texts(app)
+
+    # The same file keyed to other weights (a Continue's, say) is stale: the page makes its own, once.
+    save_digit_reader(folder, dataclasses.replace(reader, saved_at=record["saved_at"] + 1.0,
+                                                  classifier=dataclasses.replace(reader.classifier, train_accuracy=0.123)))
+    app = open_page("pages/your_digit.py")
+    select_model(app, "digit_model", "code 8 · dense · 2 epochs")
+    app.radio(key="digit_source").set_value("Upload").run()
+    app.file_uploader(key="digit_upload").upload("seven.png", _digit_png(dataset, 0), "image/png").run()
+    assert_clean(app)
+    assert f"({reader.classifier.train_accuracy:.0%} right on them)" in texts(app) and "(12% right" not in texts(app)

@@ -72,6 +72,26 @@ def load_replay(folder: Path) -> list[Frame]:
         return []
 
 
+def final_panel(folder: Path, epochs_done: float) -> tuple[float, np.ndarray] | None:
+    """The last frame's position and panel reconstructions, read without the codes: what the
+    Train page shows for a model saved before this process started. None if there is no usable
+    replay, or it is not of the weights at `epochs_done` (a Continue whose replay was not saved)."""
+    from ae.model.history import EPOCH_TOLERANCE
+
+    path = folder / REPLAY_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            positions, reconstructions = saved["positions"], saved["reconstructions"]
+        if len(positions) == 0 or len(positions) != len(reconstructions) or reconstructions.ndim != 4 \
+                or abs(float(positions[-1]) - epochs_done) > EPOCH_TOLERANCE:
+            return None
+        return float(positions[-1]), reconstructions[-1].astype(np.float32)
+    except Exception:  # damaged: no panel, as before
+        return None
+
+
 def procrustes_align(layout: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`layout` rotated (or reflected), scaled and shifted to lie as close as it can to
     `reference`, point for point (orthogonal Procrustes)."""

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import replace
 from typing import Callable
 
+from ae.analysis.replay import final_panel
 from ae.askers import Askers, StopAnswer
 from ae.ipc import ServiceGone, dispatcher
 from ae.jobs.backend import TrainingBackend, default_backend
@@ -563,10 +564,12 @@ class JobManager:
         """Saved models, read here so pages list them before the training process is up."""
         for record in self.store.records():
             config = record["config"]
+            panel = final_panel(self.store.entry_dir(config.key), record["history"].epochs_done)  # as the service reads it
             self._put(JobSnapshot(
                 key=config.key, config=config, state=JobState.STOPPED if record["stopped_early"] else JobState.FINISHED,
                 history=record["history"], test_metrics=record["test_metrics"], saved_at=record["saved_at"],
-                phase=Phase.DONE,
+                phase=Phase.DONE, **({} if panel is None else dict(panel_epoch=panel[0], panel_reconstructions=panel[1],
+                                                                   panel_version=1)),
             ))
         for problem in self.store.problems:
             self._damaged[problem.key] = problem

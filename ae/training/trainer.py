@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ae.analysis.metrics import ErrorSummary
-from ae.analysis.replay import add_frame
+from ae.analysis.replay import add_frame, final_panel
 from ae.model.config import TrainingConfig
 from ae.model.history import History
 from ae.storage.checkpoint import checkpoint_epochs, clean_checkpoints, delete_checkpoint, load_checkpoint
@@ -249,6 +249,11 @@ class TrainingJob:
         job = cls(config=record["config"], trainer=trainer,
                   state=JobState.STOPPED if record["stopped_early"] else JobState.FINISHED, phase=Phase.DONE,
                   test_metrics=record["test_metrics"], saved_at=record["saved_at"], history=record["history"])
+        # The panel the run last showed is its replay's last frame: without it a model trained by
+        # another process (`python -m ae.warmup`, a server before a restart) shows black digits.
+        panel = final_panel(trainer.store.entry_dir(job.key), job.history.epochs_done)
+        if panel is not None:
+            job.panel_epoch, job.panel_reconstructions, job.panel_version = panel[0], panel[1], 1
         return job
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ae.analysis.metrics import evaluate_reconstructions
 from ae.analysis.replay import REPLAY_STEPS, Frame, load_replay, sample_indices, save_replay
+from ae.analysis.your_digit import make_digit_reader, save_digit_reader
 from ae.lru import LRU
 from ae.model.architectures import ARCHITECTURES, BUILD_LOCK, PIXELS, AutoencoderModels, build_models, predict
 from ae.model.config import TrainingConfig
@@ -200,6 +201,8 @@ class Worker:
                 save_replay(store.entry_dir(job.key), job.replay)
             except OSError as error:
                 warning = f"The model is saved, but its training replay is not: {disk_problem(error, store.root)}."
+            reader_warning = self._save_digit_reader(job.key, models, saved_at)
+            warning = warning or reader_warning
             self.checkpoints.flush()
             delete_checkpoint(store, job.key)
         job._set(state=state, test_metrics=metrics, history=history, saved_at=saved_at,
@@ -208,6 +211,17 @@ class Worker:
         # leaves memory (a Continue reads it back), only an in-memory model's stays with it.
         self._kept.put(job.key, (models, [] if on_disk else job.replay, history.epochs_done))
         job.replay = []
+
+    def _save_digit_reader(self, key: str, models: AutoencoderModels, saved_at: float) -> str | None:
+        """The Your digit page's reader for these weights, beside them, before the run is
+        published as done: no page's first drawing waits for it. A warning if it is not saved."""
+        try:
+            save_digit_reader(self.store.entry_dir(key), make_digit_reader(models.encoder, self.dataset, saved_at))
+        except OSError as error:
+            return f"The model is saved, but its digit reader is not: {disk_problem(error, self.store.root)}."
+        except Exception:  # the page makes it itself, with a note, rather than the run failing
+            log.exception("The digit reader of %s was not made", key)
+        return None
 
     def checkpoint(self, job: TrainingJob, models: AutoencoderModels) -> None:
         """Weights, optimizer state and history at an epoch's end; a refusing disk only warns."""
