@@ -212,33 +212,84 @@ def maps_now(codes: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
 
 FAMILY_CODE_SIZES = (2, 8, 32, 49)
 FAMILY_EPOCHS = 10
+FAMILY_CONTRACTIVE = 0.1  # the contractive rows' weight (lambda)
 
 
-def family_table(epochs: int = FAMILY_EPOCHS, code_sizes=FAMILY_CODE_SIZES) -> None:
-    """Test BCE of every architecture at a few code sizes after `epochs` epochs, next to PCA
-    with as many components: the README's comparison of the family."""
-    from ae.model.config import TrainingConfig
-    from ae.analysis.metrics import evaluate_pca
+def family_rows(contractive_only: bool = False) -> dict[str, dict]:
+    """The family table's rows: label -> the config's settings besides code size and epochs.
+    Every architecture, then the contractive option on each dense one."""
     from ae.model.architectures import ARCHITECTURES
 
+    rows = {} if contractive_only else {spec.label: dict(architecture=name) for name, spec in ARCHITECTURES.items()}
+    rows.update({f"{spec.label}, contractive (\u03bb {FAMILY_CONTRACTIVE:g})": dict(architecture=name,
+                                                                                 contractive=FAMILY_CONTRACTIVE)
+                 for name, spec in ARCHITECTURES.items() if spec.contractive})
+    return rows
+
+
+def family_table(epochs: int = FAMILY_EPOCHS, code_sizes=FAMILY_CODE_SIZES, contractive_only: bool = False) -> None:
+    """Test BCE of every architecture (and the contractive option of the dense ones) at a few
+    code sizes after `epochs` epochs, next to PCA with as many components: the README's
+    comparison of the family, with each row's training seconds."""
+    from ae.model.config import TrainingConfig
+    from ae.analysis.metrics import evaluate_pca
+
+    rows = family_rows(contractive_only)
     manager = _temporary_manager()
     dataset = manager.dataset
     try:
-        jobs = {(name, size): manager.request(TrainingConfig(architecture=name, code_size=size, epochs=epochs))
-                for size in code_sizes for name in ARCHITECTURES}
+        jobs = {(label, size): manager.request(TrainingConfig(code_size=size, epochs=epochs, **settings))
+                for size in code_sizes for label, settings in rows.items()}
         while any(job.snapshot().is_active for job in jobs.values()):
             time.sleep(0.5)
     finally:
         manager.close()
+    width = max(28, *(len(label) + 2 for label in rows))
     print(f"\ntest BCE after {epochs} epochs (full MNIST, batch 256)")
-    print(f"{'model':<28}" + "".join(f"{'code ' + str(size):>11}" for size in code_sizes))
-    for name, spec in ARCHITECTURES.items():
-        cells = []
+    print(f"{'model':<{width}}" + "".join(f"{'code ' + str(size):>11}" for size in code_sizes) + f"{'train s':>10}")
+    for label in rows:
+        cells, seconds = [], 0.0
         for size in code_sizes:
-            snapshot = jobs[(name, size)].snapshot()
+            snapshot = jobs[(label, size)].snapshot()
             cells.append(f"{snapshot.test_metrics.bce:>11.4f}" if snapshot.test_metrics else f"{'failed':>11}")
-        print(f"{spec.label:<28}" + "".join(cells), flush=True)
-    print(f"{'PCA (same components)':<28}" + "".join(f"{evaluate_pca(dataset, size).bce:>11.4f}" for size in code_sizes))
+            seconds += snapshot.history.training_seconds
+        print(f"{label:<{width}}" + "".join(cells) + f"{seconds:>10.0f}", flush=True)
+    print(f"{'PCA (same components)':<{width}}" + "".join(f"{evaluate_pca(dataset, size).bce:>11.4f}" for size in code_sizes))
+
+
+def noise_robustness_table(epochs: int = FAMILY_EPOCHS, code_size: int = 32) -> None:
+    """What the Reconstructions page's noise chart compares, as numbers: each dense architecture
+    plain, denoising (masking 0.3) and contractive, its test BCE against the clean digits as
+    masking and Gaussian noise grow, and its encoder's mean squared Jacobian norm."""
+    from ae.analysis.results import NOISE_CURVE_DIGITS, NOISE_LEVELS, error_against_noise
+    from ae.model.architectures import ARCHITECTURES, mean_jacobian_norm
+    from ae.model.config import TrainingConfig
+
+    kinds = {"plain": {}, "denoising (masking 0.3)": dict(noise_kind="masking", noise_level=0.3),
+             f"contractive (\u03bb {FAMILY_CONTRACTIVE:g})": dict(contractive=FAMILY_CONTRACTIVE)}
+    rows = {f"{spec.label}, {kind}": dict(architecture=name, **settings)
+            for name, spec in ARCHITECTURES.items() if spec.contractive for kind, settings in kinds.items()}
+    manager = _temporary_manager()
+    dataset = manager.dataset
+    try:
+        jobs = {label: manager.request(TrainingConfig(code_size=code_size, epochs=epochs, **settings))
+                for label, settings in rows.items()}
+        while any(job.snapshot().is_active for job in jobs.values()):
+            time.sleep(0.5)
+        width = max(len(label) for label in rows) + 2
+        levels = "".join(f"{level:>7g}" for level in NOISE_LEVELS)
+        print(f"\ncode size {code_size}, {epochs} epochs: test BCE against the clean digit ({NOISE_CURVE_DIGITS:,} test "
+              "digits) at each noise level, and the encoder's mean ||J||_F^2")
+        print(f"{'model':<{width}}{'noise':>10}{levels}{'||J||^2':>10}")
+        for label, job in jobs.items():
+            models = job.load_models()
+            norm = mean_jacobian_norm(models.encoder, dataset.test_images[:NOISE_CURVE_DIGITS])
+            for kind in ("masking", "gaussian"):
+                errors = "".join(f"{error:>7.4f}" for error in error_against_noise(models, dataset, kind))
+                print(f"{label if kind == 'masking' else '':<{width}}{kind:>10}{errors}"
+                      + (f"{norm:>10.1f}" if kind == "masking" else ""), flush=True)
+    finally:
+        manager.close()
 
 
 QUEUE_CODE_SIZES = (2, 4, 8, 12, 16, 24, 32, 64)
@@ -516,6 +567,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--family", action="store_true",
                         help=f"also train every architecture at code sizes {FAMILY_CODE_SIZES} for {FAMILY_EPOCHS} epochs "
                              "and print their test BCE next to PCA's")
+    parser.add_argument("--family-contractive", action="store_true",
+                        help="only the family table's contractive rows (the dense models with the contractive penalty)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="only the teaching defaults' figures: epochs to beat PCA, labels at which codes beat pixels")
+    parser.add_argument("--noise-robustness", action="store_true",
+                        help="only the dense models plain, denoising and contractive at code size 32: test BCE as "
+                             "input noise grows, and each encoder's Jacobian norm")
     parser.add_argument("--queue", action="store_true",
                         help="only the queue: 8 configs through one slot, S local slots and a local 2-node Ray cluster")
     parser.add_argument("--slots", type=int, default=None, help="S for --queue (default: the machine's plan)")
@@ -527,6 +585,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.bare_fit:
         bare_fit(args.bare_fit)
+        return
+    if args.family_contractive:
+        family_table(contractive_only=True)
+        return
+    if args.noise_robustness:
+        noise_robustness_table()
+        return
+    if args.defaults:
+        from ae.bench_defaults import defaults_table
+
+        defaults_table()
         return
     if args.queue:
         queue_table(args.slots)

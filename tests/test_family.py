@@ -345,3 +345,16 @@ def test_the_noise_chart_draws_a_contractive_curve_beside_the_plain_and_denoisin
                             texts(app).split("Jacobian")[1]))
     assert set(norms) == {"plain", "contractive (\u03bb 1)", "denoising (masking 0.3)"}, texts(app)
     assert float(norms["contractive (\u03bb 1)"].replace(",", "")) < float(norms["plain"].replace(",", "")), norms
+
+
+def test_the_family_benchmark_has_a_contractive_row_per_dense_model():
+    from ae.bench import FAMILY_CONTRACTIVE, family_rows
+
+    rows = family_rows()
+    contractive = {label: settings for label, settings in rows.items() if "contractive" in settings}
+    assert {settings["architecture"] for settings in contractive.values()} == {"dense", "deep_dense"}
+    assert all(settings["contractive"] == FAMILY_CONTRACTIVE for settings in contractive.values())
+    assert "Dense (article), contractive (\u03bb 0.1)" in contractive
+    assert family_rows(contractive_only=True) == contractive
+    for settings in rows.values():  # every row is a config the app accepts
+        TrainingConfig(code_size=8, **settings)
