@@ -23,24 +23,21 @@ def snapshot(state: JobState, done: float, total: float, planned: int = 30, step
 
 
 def test_continue_after_a_mid_epoch_stop_counts_whole_epochs():
+    """Stopped at 6.27 of 30, then Continue +2: the model trains to 8.27 epochs, and the page
+    counts whole epochs ("Epoch 7 of 9": the 9th is the part-epoch) with no "8.27 of 8.27"."""
     stopped = snapshot(JobState.STOPPED, 6.27, 30)
     assert progress_text(stopped, 10_000) == "Stopped after 6.27 of 30 epochs"
     total = continued_total(JobState.STOPPED, True, None, 6.27, extra_epochs=2)
-    assert total == 9  # the stopped epoch is finished, then two more
-    running = snapshot(JobState.RUNNING, 6.27, total, step=40)
-    assert progress_text(running, 10_000).startswith("Epoch 7 of 9 · step 40/100")
-    assert progress_text(snapshot(JobState.RUNNING, 8.27, total, step=60), 10_000).startswith("Epoch 9 of 9 ")
-    finished = snapshot(JobState.FINISHED, 9.0, total)
-    assert progress_text(finished, 10_000) == "9 epochs (its settings planned 30) · 1 min 15 s of training"
-    assert trained_epochs_text(finished) == "9 of 30 epochs"
-    assert progress_text(snapshot(JobState.STOPPED, 7.5, total), 10_000) == "Stopped after 7.5 of 9 epochs (its settings planned 30)"
-
-
-def test_an_older_fractional_total_reads_honestly():
-    """A model continued before totals were whole: no "8.27 of 8.27", and its last epoch is the 9th."""
-    finished = snapshot(JobState.FINISHED, 8.27, 8.27)
+    assert total == pytest.approx(8.27)
+    assert progress_text(snapshot(JobState.RUNNING, 6.27, total, step=40), 10_000).startswith("Epoch 7 of 9 · step 40/100")
+    assert progress_text(snapshot(JobState.RUNNING, 7.27, total, step=40), 10_000).startswith("Epoch 8 of 9 ")
+    assert progress_text(snapshot(JobState.RUNNING, 8.0, total, step=10), 10_000).startswith("Epoch 9 of 9 ")
+    finished = snapshot(JobState.FINISHED, 8.27, total)
     assert progress_text(finished, 10_000) == "8.27 epochs (its settings planned 30) · 1 min 15 s of training"
-    assert progress_text(snapshot(JobState.RUNNING, 6.27, 8.27, step=10), 10_000).startswith("Epoch 7 of 9 ")
+    assert trained_epochs_text(finished) == "8.27 of 30 epochs"
+    assert progress_text(snapshot(JobState.STOPPED, 7.5, total), 10_000) == "Stopped after 7.5 epochs (its settings planned 30)"
+    # A Continue from a whole number of epochs plans a whole total, and says it.
+    assert progress_text(snapshot(JobState.STOPPED, 9.5, 12), 10_000) == "Stopped after 9.5 of 12 epochs (its settings planned 30)"
 
 
 def test_a_finished_plan_reads_as_whole_epochs():

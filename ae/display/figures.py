@@ -59,7 +59,10 @@ def clear_of_toolbar(figure: go.Figure) -> go.Figure:
             legend_band = 1.6 * ((legend.font.size if legend.font and legend.font.size else None)
                                  or figure.layout.font.size or FONT["size"])
         lines = title.text.count("<br>") + 1
-        top = max(top, round(TOOLBAR_PX + 1.3 * size * lines + legend_band + 8))
+        # Subplot titles (annotations just above the top row) need a line of their own.
+        subplot_band = max([1.4 * (a.font.size or 16) for a in figure.layout.annotations or ()
+                            if a.yref == "paper" and a.y is not None and a.y >= 1 and a.yanchor == "bottom"] or [0])
+        top = max(top, round(TOOLBAR_PX + 1.3 * size * lines + legend_band + subplot_band + 8))
         # Its first line's bottom is the anchor: Plotly writes a second line below it.
         figure.update_layout(title=dict(x=0, xref="container", xanchor="left", pad=dict(l=12), yref="container",
                                         y=1 - (TOOLBAR_PX + 1.3 * size) / height, yanchor="bottom"))
@@ -255,7 +258,7 @@ def noise_curve_figure(levels, curves: dict[str, list[float]], kind_label: str) 
     for (name, errors), colour in zip(curves.items(), colours):
         figure.add_trace(go.Scatter(x=list(levels), y=errors, mode="lines+markers", name=name,
                                     line=dict(color=colour, width=3), marker=dict(size=9)))
-    figure = _layout(figure, f"Error against input noise ({kind_label})", "noise level", "BCE against the clean digit",
+    figure = _layout(figure, f"Error against input noise ({kind_label})", "noise level", "BCE against<br>the clean digit",
                      height=340)
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=90))
     return clear_of_toolbar(figure)
@@ -296,12 +299,14 @@ def weights_figure(before: np.ndarray, after: np.ndarray, row_labels, column_lab
     for row, values in enumerate((before, after), start=1):
         figure.add_trace(go.Heatmap(z=values, x=list(column_labels), y=list(row_labels), zmin=-limit, zmax=limit,
                                     colorscale="RdBu", reversescale=True, showscale=False,
-                                    text=np.round(values, 2), texttemplate="%{text}", textfont=dict(size=11),
+                                    text=np.round(values, 2), texttemplate="%{text}", textfont=dict(size=FONT["size"]),
                                     hovertemplate="%{y}, %{x}: %{z:.4f}<extra></extra>"), row=row, col=1)
-    figure.update_yaxes(autorange="reversed")
+    figure.update_yaxes(autorange="reversed", type="category", dtick=1)
     figure.update_layout(title=dict(text=title, font=dict(size=17)), font=FONT, height=height,
                          margin=dict(l=60, r=10, t=60, b=30), template="plotly_white")
-    figure.update_xaxes(tickfont=dict(size=12))
+    # Every column named once, under the "after" matrix: names under "before" met the "after" title.
+    figure.update_xaxes(type="category", dtick=1, automargin=True)
+    figure.update_xaxes(showticklabels=False, row=1, col=1)
     return clear_of_toolbar(figure)
 
 
@@ -360,14 +365,18 @@ def replay_figure(layouts: list[np.ndarray], labels: np.ndarray, reconstructions
     figure.update_yaxes(visible=False, scaleanchor="x2", row=1, col=2)
     step_args = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     figure.update_layout(
-        font=FONT, height=height, template="plotly_white", margin=dict(l=40, r=20, t=40, b=40),
-        updatemenus=[dict(type="buttons", x=0.0, y=-0.12, xanchor="left", yanchor="top", direction="left", buttons=[
+        font=FONT, height=height, template="plotly_white", margin=dict(l=40, r=20, t=40 + TOOLBAR_PX, b=130),
+        # Play and Pause at the left, the slider after them; the frame's name sits at the slider's
+        # right end (not at its left, where the buttons are), and the slider ends short of the
+        # edge so the last step's name is not cut.
+        updatemenus=[dict(type="buttons", x=0.0, y=-0.06, xanchor="left", yanchor="top", direction="left",
+                          pad=dict(t=30, r=10), buttons=[
             dict(label="▶ Play", method="animate",
                  args=[None, dict(frame=dict(duration=450, redraw=True), transition=dict(duration=250), fromcurrent=True)]),
             dict(label="❚❚ Pause", method="animate", args=[[None], step_args]),
         ])],
-        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.06, yanchor="top",
-                      currentvalue=dict(prefix="after ", font=dict(size=16)),
+        sliders=[dict(active=0, x=0.3, len=0.64, y=-0.06, yanchor="top", pad=dict(t=30, r=0),
+                      currentvalue=dict(prefix="after ", xanchor="right", font=dict(size=20)),
                       steps=[dict(label=label, method="animate", args=[[label], step_args]) for label in frame_labels])],
     )
     return figure
@@ -405,6 +414,9 @@ def for_projector(figure: go.Figure) -> go.Figure:
         marker = getattr(trace, "marker", None)
         if marker is not None and isinstance(getattr(marker, "size", None), (int, float)):
             marker.size = marker.size * PROJECTOR_SCALE["marker"]
+        textfont = getattr(trace, "textfont", None)
+        if textfont is not None and isinstance(getattr(textfont, "size", None), (int, float)):
+            textfont.size = round(textfont.size * PROJECTOR_SCALE["font"])  # numbers in cells: the body's size
         line = getattr(trace, "line", None)
         if line is not None and getattr(line, "width", None):
             line.width = line.width * PROJECTOR_SCALE["line"]

@@ -70,7 +70,10 @@ def progress_text(snapshot, test_digits: int) -> str:
     planned = f" (its settings planned {settings})" if plan_changed(snapshot) and state != "failed" else ""
     if state == "stopped" or not history.plan_done:
         stopped = "Stopped after" if state == "stopped" else "Trained"
-        return f"{stopped} {done} of {format_epochs(history.epochs_total)} epochs{planned}"
+        # A Continue after a mid-epoch stop asks for a fractional total (6.27 + 2): not worth saying.
+        whole = same_epochs(history.epochs_total, round(history.epochs_total))
+        of = f" of {format_epochs(history.epochs_total)}" if whole else ""
+        return f"{stopped} {done}{of} epochs{planned}"
     epochs = f"{done} epoch{'' if done == '1' else 's'}"
     return f"{epochs}{planned} · {format_seconds(history.training_seconds)} of training"
 

@@ -8,7 +8,6 @@ whether anything changed since it last drew. No TensorFlow here.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -17,7 +16,7 @@ from ae.askers import Askers
 
 from ae.model.config import TrainingConfig
 from ae.analysis.metrics import ErrorSummary
-from ae.model.history import EPOCH_TOLERANCE, History, reached
+from ae.model.history import History, reached
 
 PANEL_SIZE = 16
 
@@ -88,8 +87,8 @@ def continued_total(state: JobState, has_model: bool, resume_from: float | None,
         raise ValueError("This model is still training; stop it or wait before continuing.")
     if not has_model and resume_from is None:
         raise ValueError("This model has no trained epochs to continue from; train it first.")
-    if extra_epochs is not None:  # a stopped epoch is finished first: totals stay whole ("Epoch 7 of 9")
-        return float(math.ceil(epochs_done - EPOCH_TOLERANCE) + extra_epochs)
+    if extra_epochs is not None:
+        return epochs_done + extra_epochs
     if reached(epochs_done, total_epochs):
         raise ValueError(f"This model already has {epochs_done:g} epochs; use Continue to train more.")
     return float(total_epochs)

@@ -41,8 +41,10 @@ def draw(page, figure, width: int, name: str | None = None) -> dict:
                          " return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; }")
 
 
-def overlap(a: dict, b: dict) -> bool:
-    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+def overlap(a: dict, b: dict, slack: float = 1.0) -> bool:
+    """Boxes that share more than a pixel's edge."""
+    return (a["left"] < b["right"] - slack and b["left"] < a["right"] - slack
+            and a["top"] < b["bottom"] - slack and b["top"] < a["bottom"] - slack)
 
 
 def inside(inner: dict, outer: dict, slack: float = 1.0) -> bool:
@@ -50,16 +52,17 @@ def inside(inner: dict, outer: dict, slack: float = 1.0) -> bool:
             and inner["top"] >= outer["top"] - slack and inner["bottom"] <= outer["bottom"] + slack)
 
 
-def assert_nothing_cut_or_covered(page, chart: dict) -> None:
+def assert_nothing_cut_or_covered(page, chart: dict, has_title: bool = True) -> None:
     """Every title, axis title, tick label and annotation lies inside the chart, and none
     under the toolbar."""
-    texts = page.evaluate(BOXES_JS, ".gtitle, .g-xtitle text, .g-ytitle text, .xtick text, .ytick text, .annotation")
+    texts = page.evaluate(BOXES_JS, ".gtitle, .g-xtitle text, .g-ytitle text, .xaxislayer-above text, .yaxislayer-above text, .annotation")
     assert texts, "nothing drawn"
     for box in texts:
         assert inside(box, chart), f"{box['text']!r} is cut off: {box} outside {chart}"
     toolbar = page.evaluate(BOXES_JS, ".modebar-group")
     assert toolbar, "the toolbar is not drawn"
     titles = page.evaluate(BOXES_JS, ".gtitle")
+    assert bool(titles) == has_title
     plots = page.evaluate(BOXES_JS, ".nsewdrag")
     others = [box for box in texts if box["text"] not in {title["text"] for title in titles}]
     for title in titles:
@@ -104,3 +107,64 @@ def test_map_labels_never_overlap_each_other_or_the_star(page, codes, presenting
         assert not (box["left"] - 8 < star_px[0] < box["right"] + 8 and box["top"] - 8 < star_px[1] < box["bottom"] + 8), \
             f"a label covers the star: {box}"
     assert_nothing_cut_or_covered(page, chart)
+
+
+def presented(figure, presenting: bool):
+    return figures.for_projector(figure) if presenting else figure
+
+
+@pytest.mark.parametrize("presenting", [False, True])
+def test_the_meter_and_the_noise_chart_show_every_label_whole(page, presenting):
+    errors = np.random.default_rng(0).gamma(4.0, 0.02, size=10_000)
+    for error, name in ((0.07, "middle"), (0.6, "far")):
+        percentile = float((errors < error).mean() * 100)
+        meter = presented(figures.error_meter_figure(errors, error, percentile, height=210), presenting)
+        assert_nothing_cut_or_covered(page, draw(page, meter, 560, f"figure-meter-{name}{'-presenting' * presenting}"),
+                                      has_title=False)
+        [label] = page.evaluate(BOXES_JS, ".annotation")
+        assert f"{figures.ordinal(round(percentile))} percentile" in label["text"]
+    noise = figures.noise_curve_figure([0, 0.2, 0.4, 0.6], {"plain": [0.1, 0.15, 0.2, 0.3], "denoising": [0.1, 0.11, 0.13, 0.17]},
+                                       "Gaussian")
+    assert_nothing_cut_or_covered(page, draw(page, presented(noise, presenting), 560,
+                                             f"figure-noise{'-presenting' * presenting}"))
+
+
+@pytest.mark.parametrize("presenting", [False, True])
+def test_the_step_heatmaps_write_every_number_at_the_body_size(page, presenting):
+    rng = np.random.default_rng(1)
+    before = rng.normal(0, 0.5, size=(3, 8))
+    products = ["Bread", "Butter", "Jam", "Coffee", "Tea", "Biscuits", "Beer", "Crisps"]
+    figure = presented(figures.weights_figure(before, before + 0.01, ["unit 1", "unit 2", "unit 3"], products,
+                                              "Encoder weights W"), presenting)
+    assert all(trace.textfont.size >= (21 if presenting else 16) for trace in figure.data)
+    chart = draw(page, figure, 620, f"figure-weights{'-presenting' * presenting}")
+    assert_nothing_cut_or_covered(page, chart)
+    ticks = [box["text"] for box in page.evaluate(BOXES_JS, ".xaxislayer-above text")]
+    assert sorted(ticks) == sorted(products)  # every column named, once
+    subplot_titles = [b for b in page.evaluate(BOXES_JS, ".annotation") if b["text"] in ("before the step", "after")]
+    numbers = page.evaluate(BOXES_JS, ".xaxislayer-above text, .yaxislayer-above text")
+    for title in subplot_titles:
+        for box in numbers:
+            assert not overlap(title, box), f"{title['text']!r} overlaps the tick label {box['text']!r}"
+
+
+@pytest.mark.parametrize("presenting", [False, True])
+def test_replay_controls_leave_the_frame_name_and_the_last_step_whole(page, codes, presenting):
+    coordinates, labels = codes
+    sample = slice(0, 600)
+    layouts = [coordinates[sample] * scale for scale in (0.2, 0.6, 1.0)]
+    reconstructions = [np.random.default_rng(i).random((16, 28, 28)) for i in range(3)]
+    figure = presented(figures.replay_figure(layouts, labels[sample], reconstructions, ["step 1", "epoch 1", "epoch 12"]),
+                       presenting)
+    chart = draw(page, figure, 1100, f"figure-replay{'-presenting' * presenting}")
+    buttons = page.evaluate(BOXES_JS, ".updatemenu-button")
+    slider_texts = page.evaluate(BOXES_JS, ".slider-container text")
+    current = [box for box in slider_texts if box["text"].startswith("after ")]
+    steps = [box for box in slider_texts if not box["text"].startswith("after ")]
+    assert len(buttons) == 2 and current and len(steps) == 3
+    for box in buttons:
+        assert inside(box, chart)
+        for other in current + steps:
+            assert not overlap(box, other), f"a button covers {other['text']!r}"
+    for box in current + steps:
+        assert inside(box, chart), f"{box['text']!r} is cut off"
