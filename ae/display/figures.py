@@ -258,7 +258,7 @@ def noise_curve_figure(levels, curves: dict[str, list[float]], kind_label: str) 
     for (name, errors), colour in zip(curves.items(), colours):
         figure.add_trace(go.Scatter(x=list(levels), y=errors, mode="lines+markers", name=name,
                                     line=dict(color=colour, width=3), marker=dict(size=9)))
-    figure = _layout(figure, f"Error against input noise ({kind_label})", "noise level", "BCE against<br>the clean digit",
+    figure = _layout(figure, f"Error against noise ({kind_label})", "noise level", "BCE against<br>the clean digit",
                      height=340)
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0), margin=dict(t=90))
     return clear_of_toolbar(figure)
@@ -282,7 +282,8 @@ def error_meter_figure(test_errors: np.ndarray, error: float, percentile: float,
                           yanchor="top", align="right" if right_half else "left",
                           font=dict(size=15, color="#cc3311"), bgcolor="rgba(255,255,255,0.85)")
     figure = _layout(figure, "", "error (BCE per pixel)", "digits", height=height)
-    figure.update_layout(margin=dict(l=60, r=20, t=10, b=50), showlegend=False, bargap=0.05)
+    # The plot starts below the toolbar band: the label at its top is never under the toolbar.
+    figure.update_layout(margin=dict(l=60, r=20, t=TOOLBAR_PX, b=50), showlegend=False, bargap=0.05)
     figure.update_xaxes(automargin=True)
     figure.update_yaxes(automargin=True, nticks=4)
     return figure

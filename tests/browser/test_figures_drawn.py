@@ -65,9 +65,10 @@ def assert_nothing_cut_or_covered(page, chart: dict, has_title: bool = True) -> 
     assert bool(titles) == has_title
     plots = page.evaluate(BOXES_JS, ".nsewdrag")
     others = [box for box in texts if box["text"] not in {title["text"] for title in titles}]
-    for title in titles:
+    for box in texts:
         for group in toolbar:
-            assert not overlap(title, group), f"the toolbar covers the title {title['text']!r}"
+            assert not overlap(box, group), f"the toolbar covers {box['text']!r}"
+    for title in titles:
         for box in plots + others:
             assert not overlap(title, box), f"the title {title['text']!r} overlaps {box}"
 
