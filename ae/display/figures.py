@@ -408,6 +408,8 @@ def for_projector(figure: go.Figure) -> go.Figure:
         figure.update_layout(title_font_size=round(figure.layout.title.font.size * PROJECTOR_SCALE["font"]))
     if figure.layout.title.text:
         figure.update_layout(title_text=wrapped(figure.layout.title.text, PROJECTOR_TITLE_CHARS))
+    if figure.layout.legend.font and figure.layout.legend.font.size:
+        figure.update_layout(legend_font_size=round(figure.layout.legend.font.size * PROJECTOR_SCALE["font"]))
     for annotation in figure.layout.annotations or ():
         if annotation.font and annotation.font.size:
             annotation.font.size = round(annotation.font.size * PROJECTOR_SCALE["font"])

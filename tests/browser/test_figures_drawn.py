@@ -169,3 +169,24 @@ def test_replay_controls_leave_the_frame_name_and_the_last_step_whole(page, code
             assert not overlap(box, other), f"a button covers {other['text']!r}"
     for box in current + steps:
         assert inside(box, chart), f"{box['text']!r} is cut off"
+
+
+@pytest.mark.parametrize("presenting", [False, True])
+def test_the_code_size_few_labels_and_unit_charts_show_every_label_whole(page, codes, presenting):
+    from ae.analysis.code_size import RatePoint
+    from ae.analysis.few_labels import probe_features
+    from ae.analysis.metrics import code_activity
+
+    points = [RatePoint(size, f"k{size}", 3.0, size == 32, 0.2 / size ** 0.3, 0.05, 0.22 / size ** 0.3, 0.06)
+              for size in (2, 8, 32)]
+    rate = figures.rate_distortion_figure({"dense": points, "convolutional": points[:2]}, "bce")
+    assert_nothing_cut_or_covered(page, draw(page, presented(rate, presenting), 900, f"figure-rate{'-presenting' * presenting}"))
+    coordinates, labels = codes
+    split = 2000
+    results = {name: probe_features(coordinates[:split], labels[:split], coordinates[split:], labels[split:], name,
+                                    (10, 100, None), draws=2, seed=0) for name in ("autoencoder", "pca")}
+    probe = figures.probe_figure(results, {"autoencoder": "the autoencoder's codes", "pca": "PCA codes"})
+    assert_nothing_cut_or_covered(page, draw(page, presented(probe, presenting), 900, f"figure-probe{'-presenting' * presenting}"))
+    activity = code_activity(np.abs(np.column_stack([coordinates] * 8)), labels)
+    units = figures.unit_heatmap(activity)
+    assert_nothing_cut_or_covered(page, draw(page, presented(units, presenting), 900, f"figure-units{'-presenting' * presenting}"))
