@@ -32,7 +32,7 @@ def digit_reader(manager, snapshot, models, dataset):
     if reader is not None:
         return reader
     with st.spinner(f"This model was saved without its digit reader: reading the codes of its "
-                    f"{len(dataset.y_train):,} training digits once (about 10 s). Later drawings are instant."):
+                    f"{len(dataset.y_train):,} training digits once (a few seconds). Later drawings are instant."):
         return reader_made_here(snapshot.key, snapshot.saved_at, models, dataset)
 
 
@@ -144,11 +144,15 @@ def your_digit_page() -> None:
     leave_legacy_pages_mode()
     manager = manager_or_stop()
     dataset = manager.dataset
-    st.title("Your digit")
-    job, snapshot, models, results = chosen_model_or_stop(manager, "digit_model")
+    title_column, picker_column = st.columns([1, 2.6])  # the title's row holds the picker
+    title_column.title("Your digit")
+    with picker_column:
+        job, snapshot, models, results = chosen_model_or_stop(manager, "digit_model")
     variational = ARCHITECTURES[snapshot.config.architecture].variational
 
-    source, seen, verdict = st.columns([1.15, 1, 1.35], gap="medium")
+    # Canvas, verdict and map side by side: all three on a 1280x720 projector's first screen.
+    source, verdict, map_column = st.columns([1, 1.15, 1.45], gap="medium")
+    verdict, seen = verdict.container(), verdict.container()  # the verdict on top, what the model sees under it
     digit = drawn_or_uploaded(source)
     if digit is None:
         seen.info("Draw a digit (or upload a picture of one) to see what the model makes of it.")
@@ -163,11 +167,9 @@ def your_digit_page() -> None:
         what_the_code_says(code, reader.classifier, results, dataset)
 
     projection = test_map(job.key, snapshot.saved_at, results.codes)
-    map_column, walk_column = st.columns([1, 1.25], gap="medium")
     with map_column:
         where_it_lands(projection, code, dataset.y_test)
-    with walk_column:
-        walk(digit, code, models, results, dataset)
+    walk(digit, code, models, results, dataset)
     new_digits(models, reader.gaussian, variational)
 
 
