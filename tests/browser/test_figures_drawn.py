@@ -169,6 +169,7 @@ def test_replay_controls_leave_the_frame_name_and_the_last_step_whole(page, code
             assert not overlap(box, other), f"a button covers {other['text']!r}"
     for box in current + steps:
         assert inside(box, chart), f"{box['text']!r} is cut off"
+    assert_nothing_cut_or_covered(page, chart, has_title=False)  # the subplot titles too, clear of the toolbar
 
 
 @pytest.mark.parametrize("presenting", [False, True])
