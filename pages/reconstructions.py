@@ -68,9 +68,11 @@ def digit_columns(dataset, results, pca, pca_errors_all, indices, metric: str, c
 def noisy_digits(dataset, models, config, indices) -> str:
     """The first shown digits with noise added, and the model's reconstruction of them; returns the noise kind."""
     noise_controls = st.columns([1.4, 1.2, 3])
-    noise_kind = noise_controls[0].selectbox(  # a denoising model starts with the noise it was trained on
+    # A denoising model starts with the noise it was trained on; a contractive one with small
+    # changes of every pixel (Gaussian), what its penalty is about.
+    noise_kind = noise_controls[0].selectbox(
         "Noise", NOISES, format_func=NOISE_KINDS.get, key="recon_noise",
-        index=NOISES.index(config.noise_kind if config.denoising else "masking"),
+        index=NOISES.index(config.noise_kind if config.denoising else "gaussian" if config.contractive else "masking"),
     )
     noise_level = noise_controls[1].slider("Level", 0.0, 0.5, 0.3, step=0.05, key="recon_noise_level")
     noise_controls[2].caption(f"Level: {LEVEL_MEANING[noise_kind]}. A denoising model was trained on such inputs; "
