@@ -21,6 +21,7 @@ from ae.analysis.metrics import evaluate_reconstructions, per_image_errors
 from ae.model.architectures import build_models, predict
 from ae.training.snapshot import PANEL_SIZE, JobSnapshot, JobState
 from ae.analysis.replay import REPLAY_FILE
+from ae.analysis.your_digit import READER_FILE
 from ae.jobs.manager import JobHandle as TrainingJob
 from ae.storage.store import RECORD_FILE, WEIGHTS_SUFFIX, ModelStore, StoreError
 
@@ -195,7 +196,8 @@ def test_stopped_job_can_be_extended(cache_dir, managers):
     assert extended.history.training_seconds > stopped.history.training_seconds
     # Saved over the old entry atomically: one clean folder, no temporary or old copies.
     assert entry_names(manager.store.root) == [LARGE.key]
-    assert entry_files(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX, REPLAY_FILE])
+    assert entry_files(manager.store.entry_dir(LARGE.key)) == sorted([RECORD_FILE, "*" + WEIGHTS_SUFFIX, REPLAY_FILE,
+                                                                  READER_FILE])
 
 
 def test_extend_needs_a_trained_model(cache_dir, managers):
