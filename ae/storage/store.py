@@ -1,7 +1,8 @@
 """Trained models on disk: one folder per run, each save atomic, read back after a restart.
 
-Layout: <cache>/runs/<dataset fingerprint>/<config key>/{record.json, autoencoder-<id>.weights.h5}.
-Only weights are stored; the architecture comes from our own registry on load, so no
+Layout: <cache>/runs/<dataset fingerprint>/<config key>/{record.json, autoencoder-<id>.weights.h5}, and
+beside them what is derived from those weights: replay.npz, digit_reader.npz (keyed to the record's
+saved_at, `ae.analysis.your_digit`) and maps/. Only weights are stored; the architecture comes from our own registry on load, so no
 user-supplied Keras file is ever deserialized.
 
 Why a save can never lose an entry: new weights go into a file of a new name beside the old
