@@ -82,10 +82,18 @@ def presentation_toggle() -> None:
         st.rerun()
 
 
-def preset_buttons(manager) -> None:
+def preset_places(rows: bool) -> list:
+    """Where each preset goes: a column each, side by side; or, on a projector, one row each
+    (button, then its words), so no label is cut and all five fit the first screen."""
+    if not rows:
+        return [(column, column) for column in st.columns(len(PRESETS))]
+    return [tuple(st.columns([1, 2.4], vertical_alignment="center")) for _ in PRESETS]
+
+
+def preset_buttons(manager, rows: bool = False) -> None:
     """One button per lecture preset: a saved one opens its page, another trains first."""
     st.caption("One click each. A saved preset opens at once; run `python -m ae.warmup` before a lecture to save them all.")
-    for column, preset in zip(st.columns(len(PRESETS)), PRESETS):
+    for (column, words), preset in zip(preset_places(rows), PRESETS):
         job = manager.get(preset.config.key)
         snapshot = job.snapshot() if job is not None else None
         ready = snapshot is not None and snapshot.has_model and not snapshot.is_active
@@ -99,18 +107,27 @@ def preset_buttons(manager) -> None:
         estimate = manager.estimate_seconds(preset.config)
         state = ("saved: opens at once" if ready else "training now" if snapshot is not None and snapshot.is_active
                  else f"trains first, about {estimate:.0f} s" if estimate is not None else "trains first")
-        column.caption(f"{preset.description} · **{state}**")
+        words.caption(f"{preset.description} · **{state}**")
+
+
+def presets(manager, rows: bool) -> None:
+    st.subheader("Presets for a lecture")
+    presentation_toggle()
+    preset_buttons(manager, rows)
 
 
 def home_page() -> None:
     leave_legacy_pages_mode()
     st.title("Autoencoder Explorer")
-    st.markdown(INTRODUCTION)
     manager = saved_jobs_or_stop()
-    current_model(manager)
-    st.subheader("Presets for a lecture")
-    presentation_toggle()
-    preset_buttons(manager)
+    if presenting():  # a lecture starts from the presets: first, on the projector's first screen
+        presets(manager, rows=True)
+        st.markdown(INTRODUCTION)
+        current_model(manager)
+    else:
+        st.markdown(INTRODUCTION)
+        current_model(manager)
+        presets(manager, rows=False)
     st.divider()
     credit()
 

@@ -19,7 +19,7 @@ CONTRACTIVE_ARCHITECTURES = {name for name, spec in ARCHITECTURES.items() if spe
 
 def digit_controls(dataset, results):
     """Which test digits to show and by which error; returns (indices, metric, description of the choice)."""
-    controls = st.columns([1.2, 1, 1.3, 1.3])
+    controls = st.columns([1, 0.7, 1.9, 1])  # the radio's three choices on one line: the digits start higher
     count = controls[0].slider("Digits shown", 10, 100, 20, step=10, key="count")
     digit_choice = controls[1].selectbox("Digit class", ["all", *range(10)], key="digit_class")
     order = controls[2].radio(
@@ -45,10 +45,9 @@ def digit_columns(dataset, results, pca, pca_errors_all, indices, metric: str, c
     """Each chosen digit over the autoencoder's and PCA's reconstructions, with both errors."""
     pca_images, pca_errors = pca.reconstructions[indices], pca_errors_all[indices]
     ae_errors = results.errors(metric)[indices]
-    st.markdown(
-        f"**{len(indices)} test digits ({choice}).** Each column: the original (top), the "
-        f"**autoencoder**'s reconstruction (middle) and **PCA**'s with {code_size} components (bottom); "
-        f"under it the {METRICS[metric]} of each (lower is better; the better one in bold)."
+    st.markdown(  # one line on a projector, so the digits start on its first screen
+        f"**{len(indices)} test digits ({choice}):** the original, the **autoencoder**'s reconstruction, "
+        f"**PCA**'s with {code_size} components; under them the {metric.upper()} of each (the lower in bold)."
     )
     if len(indices) == 0:
         st.info("No test digits match this filter.")
@@ -163,15 +162,17 @@ def reconstructions_page() -> None:
     leave_legacy_pages_mode()
     manager = manager_or_stop()
     dataset = manager.dataset
-    st.title("Reconstructions")
-    job, snapshot, models, results = chosen_model_or_stop(manager, "reconstructions_model")
+    title_column, picker_column = st.columns([1, 2.2])  # the title's row holds the picker
+    title_column.title("Reconstructions")
+    with picker_column:
+        job, snapshot, models, results = chosen_model_or_stop(manager, "reconstructions_model")
     code_size = snapshot.config.code_size
     indices, metric, choice = digit_controls(dataset, results)
     with st.spinner(f"Fitting PCA with {code_size} components on the training digits..."):
         pca = pca_test_set_results(dataset, code_size)
     pca_errors_all = pca.errors(metric)
-    summary(results, pca_errors_all, metric, code_size)
     digit_columns(dataset, results, pca, pca_errors_all, indices, metric, choice, code_size)
+    summary(results, pca_errors_all, metric, code_size)  # under the digits, which come first on a projector
     chart(
         error_histogram({"autoencoder": results.errors(metric), f"PCA ({code_size} components)": pca_errors_all},
                         metric.upper()),

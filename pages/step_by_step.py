@@ -10,7 +10,7 @@ from ae.analysis.step_by_step import (CODE_SIZES, CUSTOMERS, MAX_EPOCHS_PER_CLIC
                                       StepLimitError, because_sentence, recommendations)
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.number_box import number_box
-from pages.presentation import chart
+from pages.presentation import chart, presenting
 
 INTRODUCTION = ("The article's worked example. Customers are rows, products columns, 1 means bought. The code is "
                 "h = sigmoid(W x + b), the output y = sigmoid(V h + c), the loss binary cross-entropy, and training is plain "
@@ -31,7 +31,8 @@ class StepControls(NamedTuple):
 
 
 def step_controls() -> StepControls:
-    controls = st.columns([1.35, 1.35, 0.75, 0.75, 1.1, 1.05, 1.05, 0.85], vertical_alignment="bottom")
+    # Widths that leave each button's label whole on a 1280-pixel projector in presentation mode.
+    controls = st.columns([1.3, 1.2, 0.7, 0.75, 1.15, 1.1, 1.15, 1.0], vertical_alignment="bottom")
     code_size = controls[0].radio("Code size", CODE_SIZES, horizontal=True, key="steps_code_size")
     learning_rate = controls[1].select_slider("Learning rate", [0.1, 0.3, 1.0, 2.0, 5.0], 1.0, key="steps_learning_rate")
     seed = number_box(controls[2], "Seed", 0, 9999, 0, key="steps_seed")
@@ -45,11 +46,13 @@ def step_controls() -> StepControls:
 
 
 def purchase_table():
-    """The editable purchase table, as 0/1 numbers."""
+    """The editable purchase table, as 0/1 numbers: every customer in view (no scrolling), and the
+    columns as wide as their product's name, so no header is cut."""
+    row_height = 40 if presenting() else 35
     edited = st.data_editor(
         pd.DataFrame(PURCHASES.astype(bool), index=list(CUSTOMERS), columns=list(PRODUCTS)),
-        key="purchase_table", width="stretch", height=423,
-        column_config={name: st.column_config.CheckboxColumn(name, width=62) for name in PRODUCTS},  # all 8 on a projector
+        key="purchase_table", width="stretch", row_height=row_height, height=(len(CUSTOMERS) + 1) * row_height + 10,
+        column_config={name: st.column_config.CheckboxColumn(name) for name in PRODUCTS},
     )
     return edited.to_numpy(dtype=np.float64)
 
@@ -75,14 +78,27 @@ def trained_model(table, chosen: StepControls) -> StepByStep:
     return model
 
 
-def last_step(step_column, model, code_size: int) -> None:
-    """Every number of the last step: inputs, outputs, gradients, and the weights before and after."""
+def last_step(step_area, numbers_column, model, code_size: int) -> None:
+    """Every number of the last step: the weights before and after, right under the buttons (on a
+    projector's first screen); the inputs, outputs and gradients under the table."""
     step = model.last_step
     if step is None:
-        step_column.info("Press **Next step** to train on the first customer and see every number of the step.")
+        step_area.info("Press **Next step** to train on the first customer and see every number of the step.")
         return
-    step_column.markdown(f"#### The last step: {CUSTOMERS[step.customer]}")
-    numbers = step_column.columns([1.1, 1])
+    step_area.markdown(f"#### The last step: {CUSTOMERS[step.customer]}")
+    heatmaps = step_area.columns(2)  # wide enough for 8 products' numbers at the projector's font size
+    units = [f"unit {i + 1}" for i in range(code_size)]
+    chart(weights_figure(step.before.W, step.after.W, units, list(PRODUCTS), "Encoder weights W"),
+          container=heatmaps[0], key="encoder_weights")
+    chart(weights_figure(step.before.V.T, step.after.V.T, units, list(PRODUCTS), "Decoder weights V (transposed)"),
+          container=heatmaps[1], key="decoder_weights")
+    numbers = numbers_column.columns([1.1, 1, 1.3])
+    curve = loss_curve_figure(model.epoch_losses)
+    curve.data[0].x = list(range(model.dropped_epochs, model.dropped_epochs + len(model.epoch_losses)))  # the epochs kept
+    chart(curve, container=numbers[2], key="steps_loss")
+    if model.dropped_epochs:
+        numbers[2].caption(f"The curve shows the last {MAX_HISTORY:,} epochs; the {model.dropped_epochs:,} before them "
+                            "were dropped to keep the page light.")
     with numbers[0]:
         rows = pd.DataFrame({"x": step.x.astype(int), "y": step.y.round(3), "dL/dc": step.gradients.c.round(4)},
                             index=list(PRODUCTS))
@@ -96,18 +112,6 @@ def last_step(step_column, model, code_size: int) -> None:
                    f"w - {step.learning_rate:g} x dL/dw. "
                    f"The largest change this step: {np.abs(step.after.W - step.before.W).max():.4f} in W, "
                    f"{np.abs(step.after.V - step.before.V).max():.4f} in V.")
-    heatmaps = st.columns([1, 1, 0.8])
-    units = [f"unit {i + 1}" for i in range(code_size)]
-    chart(weights_figure(step.before.W, step.after.W, units, list(PRODUCTS), "Encoder weights W"),
-          container=heatmaps[0], key="encoder_weights")
-    chart(weights_figure(step.before.V.T, step.after.V.T, units, list(PRODUCTS), "Decoder weights V (transposed)"),
-          container=heatmaps[1], key="decoder_weights")
-    curve = loss_curve_figure(model.epoch_losses)
-    curve.data[0].x = list(range(model.dropped_epochs, model.dropped_epochs + len(model.epoch_losses)))  # the epochs kept
-    chart(curve, container=heatmaps[2], key="steps_loss")
-    if model.dropped_epochs:
-        heatmaps[2].caption(f"The curve shows the last {MAX_HISTORY:,} epochs; the {model.dropped_epochs:,} before them "
-                            "were dropped to keep the page light.")
 
 
 def recommendations_list(model, table) -> None:
@@ -125,16 +129,20 @@ def recommendations_list(model, table) -> None:
 def step_by_step_page() -> None:
     leave_legacy_pages_mode()
     st.title("How it learns, step by step")
-    st.caption(INTRODUCTION)
+    if presenting():  # the lecturer says it; the buttons and the heatmaps need the first screen
+        st.expander("What this page computes").caption(INTRODUCTION)
+    else:
+        st.caption(INTRODUCTION)
     chosen = step_controls()
-    table_column, step_column = st.columns([1.2, 1], gap="small")
+    step_area = st.container()  # filled once the model has taken this run's step
+    table_column, numbers_column = st.container(), st.container()  # the table as wide as its 8 product names
     with table_column:
         table = purchase_table()
     model = trained_model(table, chosen)
     table_column.caption(f"**Epoch {model.epochs_done + 1}, {CUSTOMERS[model.position]} next** (customer {model.position + 1} "
                          f"of {len(table)}). Loss over the table: {model.epoch_losses[-1]:.3f} after {model.epochs_done} "
                          "epoch(s). Tick or untick boxes to change what the customers bought.")
-    last_step(step_column, model, chosen.code_size)
+    last_step(step_area, numbers_column, model, chosen.code_size)
     recommendations_list(model, table)
 
 

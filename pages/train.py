@@ -49,6 +49,7 @@ SETTING = dict(bind="query-params", persist_state="session")  # in the URL, and 
 URL_SETTINGS = ("arch", "code", "epochs", "batch", "lr", "digits", "seed", "noise", "noise_level", "beta", "l1", "cae")
 WATCH_SECONDS = 2.0  # how often a session watching nothing live looks for a run that started
 SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched to its end stays shown
+PROJECTOR_CHART_HEIGHT = 245  # pixels: the loss chart's height in presentation mode
 
 
 def training_settings(dataset) -> tuple[TrainingConfig | None, dict]:
@@ -164,7 +165,7 @@ def job_buttons(manager, job, snapshot) -> None:
     model's menu (pin, delete). A model this session may not change (pinned, or another
     session's) is continued as this session's own copy, and the page says so."""
     who = visitor()
-    stop_col, continue_col, extra_col, resume_col, menu_col = st.columns([1, 1.2, 0.9, 1.3, 0.8],
+    stop_col, continue_col, extra_col, resume_col, menu_col = st.columns([1, 1.25, 0.7, 1.3, 1],  # no label cut
                                                                          vertical_alignment="bottom")
     permission = job.stop_permission(**who) if snapshot.is_active else None
 
@@ -262,8 +263,10 @@ def live_loss_chart(key: str, version: int, projector: bool, _snapshot) -> None:
     """The loss chart, drawn once per snapshot version and replayed to every other session
     watching: Streamlit replays the elements a cached function drew, without serializing the
     Plotly figure again (most of an update's cost: about 10 ms a session)."""
-    st.plotly_chart(for_projector(live_loss_figure(_snapshot)) if projector else live_loss_figure(_snapshot),
-                    key="loss_chart", theme=None)
+    figure = live_loss_figure(_snapshot)
+    if projector:  # a little lower, so the whole chart is on a 1280x720 projector's first screen
+        figure = for_projector(figure).update_layout(height=PROJECTOR_CHART_HEIGHT)
+    st.plotly_chart(figure, key="loss_chart", theme=None)
 
 
 def job_header(job) -> None:
