@@ -29,7 +29,7 @@ INTRODUCTION = (
 
 def sweep_settings(dataset):
     """The sweep's controls; returns (base config, or None while a setting is unusable; sizes; architectures)."""
-    controls = st.columns([3, 1.3, 1, 1.2])
+    controls = [st.container(), st.container(), *st.columns(2)]  # stacked in the settings column
     sizes = controls[0].multiselect("Code sizes", SIZE_CHOICES, list(DEFAULT_CODE_SIZES), key="sweep_sizes")
     architectures = controls[1].multiselect("Architectures", list(ARCHITECTURES), ["dense"],
                                             format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architectures",
@@ -56,7 +56,7 @@ def stop_sweep(manager) -> None:
 
 def sweep_buttons(manager, base, sizes, architectures) -> Sweep | None:
     """Start and Stop; returns this session's sweep, if it started one."""
-    buttons = st.columns([1, 1, 3])
+    buttons = [*st.columns(2), st.container()]
     # Handled in this run, not in an on_click callback: a callback would run with the settings
     # of the run that drew the button, which lag behind a value typed just before the click.
     if buttons[0].button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=base is None, key="start_sweep", width="stretch"):
@@ -83,10 +83,13 @@ def queue_text(row) -> str:
     return f" (place {row.queue_position}" + (f", in about {format_seconds(wait)})" if wait is not None else ")")
 
 
-def sweep_status(sweep: Sweep) -> None:
-    rows = sweep.rows()
+def sweep_progress(rows) -> None:
     done = sum(row.state in ("finished", "stopped") for row in rows)
     st.progress(float(np.mean([row.progress for row in rows])), text=f"Sweep: {done} of {len(rows)} models done")
+
+
+def sweep_table(rows) -> None:
+    """Each size's job: its state, place in the queue and epochs (under the chart, which comes first)."""
     table = pd.DataFrame([
         {"code size": row.code_size, "architecture": ARCHITECTURES[row.architecture].label, "state": row.state + queue_text(row),
          "progress": row.progress, "epochs": row.epochs_done}
@@ -95,7 +98,7 @@ def sweep_status(sweep: Sweep) -> None:
     st.dataframe(table, hide_index=True, column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
 
 
-def results(manager, base, architectures, metric: str) -> None:
+def results(manager, base, architectures, metric: str, sweeping: bool = False) -> None:
     if base is None:
         st.info("Fix the settings above to see the results for them.")
         return
@@ -103,7 +106,8 @@ def results(manager, base, architectures, metric: str) -> None:
     by_name = rate_distortion_by_architecture(manager, base, architectures)
     curves = {ARCHITECTURES[name].label: points for name, points in by_name.items() if points}
     if not curves:
-        st.info("No trained models for these settings yet: press **Start sweep**.")
+        st.info("The sweep is training its first code size: the chart appears as soon as one is done." if sweeping
+                else "No trained models for these settings yet: press **Start sweep**.")
         return
     chart(rate_distortion_figure(curves, metric), key="rate_distortion")
     for label, points in curves.items():
@@ -134,9 +138,12 @@ def results(manager, base, architectures, metric: str) -> None:
 
 def live(manager, sweep, base, architectures, metric: str, polling: bool) -> None:
     """The sweep's progress and the results so far (a fragment's body, polled while the sweep runs)."""
-    if sweep is not None:
-        sweep_status(sweep)
-    results(manager, base, architectures, metric)
+    rows = sweep.rows() if sweep is not None else []
+    if rows:
+        sweep_progress(rows)
+    results(manager, base, architectures, metric, sweeping=sweep is not None and sweep.active)
+    if rows:
+        sweep_table(rows)
     if polling and not sweep.active:
         st.rerun()
 
@@ -146,11 +153,15 @@ def code_size_page() -> None:
     manager = manager_or_stop()
     st.title("Code size")
     st.markdown(INTRODUCTION)
-    base, sizes, architectures = sweep_settings(manager.dataset)
-    sweep = sweep_buttons(manager, base, sizes, architectures)
-    metric = st.radio("Error", ["bce", "mse"], horizontal=True, format_func=str.upper, key="sweep_metric")
+    # Settings at left, the sweep and its chart at right: the chart is on a projector's first screen.
+    settings_column, results_column = st.columns([1, 1.9], gap="medium")
+    with settings_column:
+        base, sizes, architectures = sweep_settings(manager.dataset)
+        sweep = sweep_buttons(manager, base, sizes, architectures)
+        metric = st.radio("Error", ["bce", "mse"], horizontal=True, format_func=str.upper, key="sweep_metric")
     polling = sweep is not None and sweep.active
-    st.fragment(live, run_every=1.5 if polling else None)(manager, sweep, base, architectures, metric, polling)
+    with results_column:
+        st.fragment(live, run_every=1.5 if polling else None)(manager, sweep, base, architectures, metric, polling)
 
 
 code_size_page()
