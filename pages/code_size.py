@@ -11,7 +11,8 @@ from ae.display.texts import format_seconds
 from ae.display.images import image_grid
 from ae.model.architectures import ARCHITECTURES
 from ae.analysis.code_size import (DEFAULT_CODE_SIZES, Sweep, architectures_sentence, comparison_sentence,
-                      rate_distortion_by_architecture, rate_distortion_csv, reconstruction_strip, sweep_configs)
+                      other_epochs, rate_distortion_by_architecture, rate_distortion_csv, reconstruction_strip,
+                      sweep_configs, where_pca_still_wins, DEFAULT_SWEEP_EPOCHS)
 from ae.training.snapshot import panel_indices
 from pages.legacy_pages_mode import leave_legacy_pages_mode
 from pages.model_picker import manager_or_stop
@@ -34,7 +35,9 @@ def sweep_settings(dataset):
     architectures = controls[1].multiselect("Architectures", list(ARCHITECTURES), ["dense"],
                                             format_func=lambda a: ARCHITECTURES[a].label, key="sweep_architectures",
                                             help="Several at once: one rate-distortion curve each, side by side.")
-    epochs = number_box(controls[2], "Epochs each", 1, MAX_EPOCHS, 3, key="sweep_epochs")
+    epochs = number_box(controls[2], "Epochs each", 1, MAX_EPOCHS, DEFAULT_SWEEP_EPOCHS, key="sweep_epochs",
+                        help=f"{DEFAULT_SWEEP_EPOCHS} by default: measured on the full MNIST, the dense model beats PCA "
+                             "at code size 8 from its 4th epoch and at 32 from its 5th; the convolutional one from its 2nd.")
     usable = usable_training_digits(dataset)
     train_size = number_box(controls[3], "Training digits", 10, usable, usable, key="sweep_train_size", step=1000)
     ready = bool(sizes) and bool(architectures) and epochs is not None and train_size is not None
@@ -110,9 +113,15 @@ def results(manager, base, architectures, metric: str, sweeping: bool = False) -
                 else "No trained models for these settings yet: press **Start sweep**.")
         return
     chart(rate_distortion_figure(curves, metric), key="rate_distortion")
-    for label, points in curves.items():
+    for name, points in by_name.items():
+        if not points:
+            continue
+        label = ARCHITECTURES[name].label
         st.markdown(f"**{label}:** {comparison_sentence(points, metric)}" if len(curves) > 1
                     else f"**{comparison_sentence(points, metric)}**")
+        architecture_base = base.with_changes(architecture=name)
+        for sentence in where_pca_still_wins(points, architecture_base, metric, other_epochs(manager, architecture_base)):
+            st.markdown(sentence)
     among = architectures_sentence(by_name, metric)
     if among:
         st.markdown(f"**{among}**")

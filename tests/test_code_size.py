@@ -10,8 +10,9 @@ import pytest
 from ae.model.config import TrainingConfig
 from ae.model.data import load_dataset
 from ae.storage.store import ModelStore
-from ae.analysis.code_size import (RatePoint, Sweep, comparison_sentence, rate_distortion, rate_distortion_csv,
-                      reconstruction_strip, sweep_configs, architectures_sentence)
+from ae.analysis import code_size
+from ae.analysis.code_size import (RatePoint, Sweep, comparison_sentence, other_epochs, rate_distortion, rate_distortion_csv,
+                      reconstruction_strip, sweep_configs, architectures_sentence, where_pca_still_wins)
 from ae.jobs.manager import JobManager
 
 BASE = TrainingConfig(code_size=2, epochs=1, batch_size=64, train_size=600, seed=3)
@@ -121,3 +122,48 @@ def test_several_architectures_sweep_side_by_side_and_the_best_is_named():
     assert architectures_sentence(curves, "bce") == (
         "Lowest test BCE among the architectures: Convolutional at code size 2; Dense (article) at code size 8.")
     assert architectures_sentence({"dense": curves["dense"]}, "bce") == ""
+
+
+def _at(size, epochs, ae, pca):
+    return RatePoint(size, f"k{size}-e{epochs}", epochs, False, ae, ae / 10, pca, pca / 10)
+
+
+def test_where_pca_still_wins_says_when_the_autoencoder_overtakes_it(monkeypatch):
+    monkeypatch.setitem(code_size.EPOCHS_TO_BEAT_PCA, "bce", {("dense", 8): 4, ("dense", 32): 5, ("dense", 2): None})
+    full = TrainingConfig(code_size=2, epochs=3)  # the measured settings: full training set, defaults
+    points = [_at(2, 3, 0.25, 0.23), _at(8, 3, 0.186, 0.180), _at(32, 3, 0.135, 0.118), _at(49, 3, 0.10, 0.11)]
+    assert where_pca_still_wins(points, full, "bce") == [
+        "At 3 epochs PCA still wins at code size 2; measured on the full training set, the dense model did not "
+        f"overtake it within {code_size.MEASURED_WITHIN['dense']} epochs.",
+        "At 3 epochs PCA still wins at code size 8; measured on the full training set, the dense model overtakes it "
+        "after 4 epochs.",
+        "At 3 epochs PCA still wins at code size 32; measured on the full training set, the dense model overtakes it "
+        "after 5 epochs.",
+    ]
+    # This server's own models with more epochs come first: they are the user's evidence.
+    others = [_at(32, 10, 0.097, 0.118), _at(32, 6, 0.108, 0.118), _at(8, 2, 0.20, 0.18)]
+    sentences = where_pca_still_wins(points[2:3], full, "bce", others)
+    assert sentences == ["At 3 epochs PCA still wins at code size 32; this server's dense model trained 6 epochs "
+                         "beats it there (0.1080 against 0.1180)."]
+    # Settings other than the measured ones get no measured figure; nor does a metric not measured.
+    assert where_pca_still_wins(points, full.with_changes(train_size=600), "bce") == []
+    monkeypatch.setitem(code_size.EPOCHS_TO_BEAT_PCA, "mse", {})
+    assert where_pca_still_wins(points, full, "mse") == []
+    # A model already past the measured epochs that still loses (another seed, say) gets no promise.
+    assert where_pca_still_wins([_at(32, 7, 0.13, 0.118)], full, "bce") == []
+    assert where_pca_still_wins([_at(32, 2.4, 0.13, 0.118)], full, "bce")[0].startswith("At 2.4 epochs PCA")
+
+
+def test_the_default_epochs_let_the_measured_models_beat_pca():
+    for (architecture, size), epochs in code_size.EPOCHS_TO_BEAT_PCA["bce"].items():
+        if size in (8, 32):
+            assert epochs is not None and epochs <= code_size.DEFAULT_SWEEP_EPOCHS, (architecture, size)
+
+
+def test_other_epochs_finds_this_servers_models_with_other_epoch_counts(manager):
+    jobs = [manager.request(BASE), manager.request(BASE.with_changes(epochs=2)),
+            manager.request(BASE.with_changes(epochs=2, code_size=4)), manager.request(BASE.with_changes(epochs=2, seed=9))]
+    _wait(lambda: not any(job.snapshot().is_active for job in jobs))
+    found = other_epochs(manager, BASE)
+    assert [(p.code_size, p.epochs_done) for p in found] == [(2, 2), (4, 2)]  # not the other seed, nor BASE itself
+    assert other_epochs(manager, BASE.with_changes(epochs=2))[0].epochs_done == 1

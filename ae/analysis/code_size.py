@@ -17,6 +17,16 @@ from ae.model.config import TrainingConfig
 from ae.analysis.metrics import evaluate_pca
 
 DEFAULT_CODE_SIZES = (2, 4, 8, 16, 32, 49, 64, 128)
+DEFAULT_SWEEP_EPOCHS = 10  # the dense model needs 4-8 epochs to beat PCA at code sizes 4 to 128 (below)
+# First epoch at which the model's test error is below PCA's with as many components, measured by
+# `python -m ae.bench --defaults` on the full MNIST training set with every other setting at its
+# default (batch 256, learning rate 0.001, seed 0); None: not within MEASURED_WITHIN epochs.
+MEASURED_WITHIN = {"dense": 20, "conv": 10}
+EPOCHS_TO_BEAT_PCA: dict[str, dict[tuple[str, int], int | None]] = {
+    "bce": {("dense", 2): None, ("dense", 4): 8, ("dense", 8): 4, ("dense", 16): 5, ("dense", 32): 5, ("dense", 49): 5,
+            ("dense", 64): 5, ("dense", 128): 5, ("conv", 8): 2, ("conv", 32): 2},
+    "mse": {("dense", 2): None, ("dense", 4): 17, ("dense", 16): 6, ("dense", 49): 6, ("dense", 64): 6, ("dense", 128): 8},
+}
 
 
 def sweep_configs(base: TrainingConfig, code_sizes, architectures=None) -> list[TrainingConfig]:
@@ -191,6 +201,58 @@ def comparison_sentence(points: list[RatePoint], metric: str) -> str:
     return (f"The autoencoder beats PCA ({name}) at code size {_list(wins)}; PCA wins at {_list(losses)}. "
             f"The autoencoder's biggest lead is at code size {best.code_size}: "
             f"{best.error('autoencoder', metric):.4f} against {best.error('pca', metric):.4f}.")
+
+
+def measured_settings(config: TrainingConfig) -> bool:
+    """Whether `config` is trained as EPOCHS_TO_BEAT_PCA was measured (all but the architecture,
+    code size, epochs and seed at their defaults, on the full training set)."""
+    default = TrainingConfig()
+    return config.with_changes(architecture=default.architecture, code_size=default.code_size, epochs=default.epochs,
+                               seed=default.seed) == default
+
+
+def other_epochs(manager, base: TrainingConfig) -> list[RatePoint]:
+    """The saved models with `base`'s settings but other epoch counts (any code size)."""
+    return [point for epochs in sorted({job.snapshot().config.epochs for job in manager.trained_jobs()} - {base.epochs})
+            for point in rate_distortion(manager, base.with_changes(epochs=epochs))]
+
+
+def where_pca_still_wins(points: list[RatePoint], base: TrainingConfig, metric: str,
+                         others: list[RatePoint] = ()) -> list[str]:
+    """For each code size where PCA beats this curve: when the autoencoder overtakes it, from this
+    server's own models with more epochs where one wins, else from the measured figures (only for
+    the settings they were measured with)."""
+    from ae.model.architectures import ARCHITECTURES
+
+    label = ARCHITECTURES[base.architecture].label.split(" (")[0].lower()
+    measured = EPOCHS_TO_BEAT_PCA.get(metric, {})
+    sentences = []
+    for point in points:
+        if point.error("autoencoder", metric) < point.error("pca", metric):
+            continue
+        size, epochs = point.code_size, _epochs_text(point.epochs_done)
+        winners = sorted((other for other in others if other.code_size == size and other.epochs_done > point.epochs_done
+                          and other.error("autoencoder", metric) < other.error("pca", metric)),
+                         key=lambda other: other.epochs_done)
+        head = f"At {epochs} PCA still wins at code size {size}"
+        if winners:
+            won = winners[0]
+            sentences.append(f"{head}; this server's {label} model trained {_epochs_text(won.epochs_done)} beats it there "
+                             f"({won.error('autoencoder', metric):.4f} against {won.error('pca', metric):.4f}).")
+        elif measured_settings(base) and (base.architecture, size) in measured:
+            overtakes = measured[(base.architecture, size)]
+            if overtakes is None:
+                sentences.append(f"{head}; measured on the full training set, the {label} model did not overtake it "
+                                 f"within {MEASURED_WITHIN[base.architecture]} epochs.")
+            elif overtakes > point.epochs_done:
+                sentences.append(f"{head}; measured on the full training set, the {label} model overtakes it after "
+                                 f"{_epochs_text(overtakes)}.")
+    return sentences
+
+
+def _epochs_text(epochs: float) -> str:
+    text = f"{epochs:.3g}"
+    return f"{text} epoch" if text == "1" else f"{text} epochs"
 
 
 def rate_distortion_csv(points: list[RatePoint]) -> str:
