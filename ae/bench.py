@@ -282,7 +282,7 @@ def noise_robustness_table(epochs: int = FAMILY_EPOCHS, code_size: int = 32) -> 
               "digits) at each noise level, and the encoder's mean ||J||_F^2")
         print(f"{'model':<{width}}{'noise':>10}{levels}{'||J||^2':>10}")
         for label, job in jobs.items():
-            models = job.load_models()
+            models = job.models()
             norm = mean_jacobian_norm(models.encoder, dataset.test_images[:NOISE_CURVE_DIGITS])
             for kind in ("masking", "gaussian"):
                 errors = "".join(f"{error:>7.4f}" for error in error_against_noise(models, dataset, kind))
