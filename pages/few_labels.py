@@ -4,10 +4,10 @@ import streamlit as st
 
 from ae.display.figures import probe_figure
 from ae.model.architectures import predict
-from ae.analysis.few_labels import (FEATURE_LABELS, MAX_DRAWS, MAX_SEED, PROBES_AT_ONCE, ProbeRefused, probe_csv,
-                                    probe_model)
+from ae.analysis.few_labels import (FEATURE_LABELS, MAX_COMPARED, MAX_DRAWS, MAX_SEED, PROBES_AT_ONCE, ProbeRefused,
+                                    MEASURED_NOTE, counts_where_codes_beat_pixels, kind_of, one_per_kind, probe_csv, probe_model)
 from pages.legacy_pages_mode import leave_legacy_pages_mode
-from pages.model_picker import choose_model, load_models_or_stop, manager_or_stop
+from pages.model_picker import choose_model, load_models_or_stop, manager_or_stop, model_label
 from pages.number_box import number_box
 from pages.presentation import chart
 
@@ -34,12 +34,67 @@ def probe(job, saved_at: float, draws: int, seed: int, models, dataset):
     return results
 
 
-def probe_table(results) -> None:
+def compared_models(manager, job) -> list:
+    """Other kinds' codes to draw beside the picked model's: the most-trained finished model of
+    each other kind on this server, all of them (up to MAX_COMPARED) unless the visitor picks."""
+    candidates = one_per_kind(manager.trained_jobs(), leave_out=job.key)
+    if not candidates:
+        st.caption("Only one kind of model is trained here: train another (convolutional, VAE, denoising, ...) "
+                   "to compare its codes on this chart.")
+        return []
+    keys = [candidate.key for candidate in candidates]
+    chosen = st.multiselect(
+        "Compare with other kinds' codes", keys, keys[:MAX_COMPARED], max_selections=MAX_COMPARED, key="probe_compare",
+        format_func=lambda key: model_label(manager.get(key)),
+        help=f"The most-trained finished model of each other kind on this server, up to {MAX_COMPARED} at once; "
+             "each is one more probe, computed once and then shared.")
+    return [manager.get(key) for key in chosen]
+
+
+def compared_probes(jobs, draws: int, seed: int, dataset) -> dict:
+    """Each compared model's codes through the same probe, keyed by the model's key; one the
+    server refuses (busy) is left off with its sentence, the picked model's chart stays."""
+    compared = {}
+    for other in jobs:
+        models = load_models_or_stop(other)
+        with st.spinner(f"Probing the codes of {model_label(other)}..."):
+            status = st.empty()
+            try:
+                compared[other.key] = probe_model(other.key, other.snapshot().saved_at, dataset,
+                                                  lambda images, models=models: predict(models.encoder, images), draws,
+                                                  seed, progress=lambda text: status.caption(text))["autoencoder"]
+            except ProbeRefused as refused:
+                st.warning(f"{model_label(other)} is left off: {refused}", icon=":material/hourglass_top:")
+            status.empty()
+    return compared
+
+
+def codes_label(job, result) -> str:
+    return f"{kind_of(job.snapshot().config)} codes ({result.dimensions}-D)"
+
+
+def compared_verdict(manager, compared: dict, pixels) -> None:
+    """Where each compared kind's codes beat the raw pixels, computed from these results."""
+    for key, result in compared.items():
+        wins = counts_where_codes_beat_pixels(result, pixels)
+        label = codes_label(manager.get(key), result)
+        if wins:
+            st.markdown(f"{label} beat the raw pixels with {_counts(wins)} labelled digits.")
+        else:
+            st.markdown(f"{label} do not beat the raw pixels at any number of labels here.")
+
+
+def _counts(counts) -> str:
+    words = [f"{count:,}" for count in counts]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def probe_table(results, labels=FEATURE_LABELS) -> None:
     counts = results["autoencoder"].label_counts
     table = pd.DataFrame({
         "labelled digits": [f"{c:,}" for c in counts],
         **{
-            f"{FEATURE_LABELS[name]} ({result.dimensions}-D)": result.cells()
+            labels[name] if "-D)" in labels[name] else f"{labels[name]} ({result.dimensions}-D)": result.cells()
             for name, result in results.items()
         },
     })
@@ -56,7 +111,7 @@ def verdict(results, draws: int) -> None:
     elif beats_pca:
         sentence = f"The autoencoder's codes beat PCA's with {', '.join(beats_pca)} labelled digits, but raw pixels do better still."
     else:
-        sentence = "Here the autoencoder's codes do not beat PCA's or the raw pixels at any number of labels: train longer or change the code size."
+        sentence = "Here the autoencoder's codes do not beat PCA's or the raw pixels at any number of labels."
     st.markdown(f"**{sentence}** ± is the standard deviation over {draws} draw(s); with all {counts[-1]:,} labelled "
                 "training digits there is only one possible draw, so one fit and no ±.")
 
@@ -77,11 +132,19 @@ def few_labels_page() -> None:
                       help=f"Which random labelled digits are drawn: seeds 0 to {MAX_SEED}, each computed once and shared.")
     if seed is None:
         st.stop()
+    others = compared_models(manager, job)
     results = probe(job, snapshot.saved_at, draws, int(seed), models, manager.dataset)
-    chart(probe_figure(results, FEATURE_LABELS), key="probe_chart")
-    probe_table(results)
+    compared = compared_probes(others, draws, int(seed), manager.dataset)
+    labels = {**FEATURE_LABELS, **{key: codes_label(manager.get(key), result) for key, result in compared.items()}}
+    if compared:
+        labels["autoencoder"] = f"{codes_label(job, results['autoencoder'])}, picked"
+    chart(probe_figure({**results, **compared}, labels), key="probe_chart")
+    probe_table({**results, **compared}, labels)
     verdict(results, draws)
-    st.download_button("Probe results (CSV)", probe_csv(results), file_name=f"{job.key}-probe.csv", mime="text/csv",
+    compared_verdict(manager, compared, results["pixels"])
+    if len(counts_where_codes_beat_pixels(results["autoencoder"], results["pixels"])) < len(results["pixels"].label_counts):
+        st.caption(MEASURED_NOTE)
+    st.download_button("Probe results (CSV)", probe_csv({**results, **compared}), file_name=f"{job.key}-probe.csv", mime="text/csv",
                        icon=":material/download:")
 
 

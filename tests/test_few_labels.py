@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import threading
 
@@ -227,3 +228,51 @@ def test_the_page_says_in_words_when_the_server_is_busy_or_a_seed_is_out_of_rang
     app.number_input(key="probe_seed").set_value(few_labels.MAX_SEED + 1).run()
     assert any(f"Seed must be a whole number from 0 to {few_labels.MAX_SEED}; got {few_labels.MAX_SEED + 1}." in e.value
                for e in app.error)
+
+
+# ---- every trained kind's codes ------------------------------------------------------------
+def test_one_model_per_kind_the_most_trained_leaving_out_the_picked_kind(small_mnist_path, trained_cache):
+    from ae.jobs.manager import get_manager
+
+    manager = get_manager(load_dataset(small_mnist_path), trained_cache)
+    jobs = manager.trained_jobs()
+    by_size = {(j.snapshot().config.architecture, j.snapshot().config.code_size, j.snapshot().config.variants): j for j in jobs}
+    dense_2 = by_size[("dense", 2, "")]
+    kinds = {few_labels.kind_of(job.snapshot().config): job for job in few_labels.one_per_kind(jobs, leave_out=dense_2.key)}
+    # The kinds whose codes measured best with few labels come first, so they are on the chart by default.
+    assert list(kinds) == ["Convolutional", "Deep dense, sparse", "Dense (article), denoising", "Variational (VAE)"]
+    assert len({few_labels.kind_of(job.snapshot().config) for job in jobs}) == len(kinds) + 1  # every kind but the picked one
+    conv = kinds["Convolutional"]
+    dense = [job for job in few_labels.one_per_kind(jobs, leave_out=conv.key)
+             if few_labels.kind_of(job.snapshot().config) == "Dense (article)"]
+    assert dense == [dense_2]  # of the plain dense models (2, 2 and 3 epochs), the most trained
+
+
+def test_counts_where_codes_beat_pixels_come_from_the_means():
+    counts = (10, 30, 100, 1000)
+    codes = few_labels.ProbeResult("autoencoder", 8, counts, ((0.5, 0.6), (0.7, 0.7), (0.80, 0.82), (0.85,)), 0.0)
+    pixels = few_labels.ProbeResult("pixels", 784, counts, ((0.4, 0.5), (0.72, 0.7), (0.80, 0.80), (0.9,)), 0.0)
+    assert few_labels.counts_where_codes_beat_pixels(codes, pixels) == [10, 100]
+    assert few_labels.counts_where_codes_beat_pixels(pixels, pixels) == []
+
+
+def test_few_labels_page_draws_every_trained_kinds_codes(trained_env):
+    from tests.test_pages import assert_clean, open_page, texts
+
+    app = open_page("pages/few_labels.py")
+    compare = app.multiselect(key="probe_compare")
+    assert len(compare.value) == few_labels.MAX_COMPARED < len(compare.options)  # 4 other kinds, 3 at once
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    names = [trace["name"] for trace in spec["data"]]
+    assert names[1:3] == ["PCA codes (same size)", "raw pixels"]
+    assert names[0] == "Dense (article) codes (2-D), picked"
+    assert len(names) == 3 + few_labels.MAX_COMPARED and all(name.endswith("-D)") for name in names[3:])
+    assert names[3] == "Convolutional codes (8-D)"
+    columns = list(app.dataframe[0].value.columns)
+    assert len(columns) == 1 + len(names) and columns[1] == names[0] and columns[4:] == names[3:]  # a column per curve
+    said = texts(app)
+    assert sum(name in said for name in names[3:]) == few_labels.MAX_COMPARED  # a sentence each, from the numbers
+    compare.set_value([]).run()
+    assert_clean(app)
+    names = [trace["name"] for trace in json.loads(app.get("plotly_chart")[0].proto.spec)["data"]]
+    assert names == ["autoencoder codes", "PCA codes (same size)", "raw pixels"]
