@@ -52,9 +52,18 @@ SHOWN_JOB = "train_page_shown_job"  # what this page showed last: a run watched 
 PROJECTOR_CHART_HEIGHT = 245  # pixels: the loss chart's height in presentation mode
 
 
+def architecture_named_in_url() -> None:
+    """A hand-typed link says `arch=conv`; the selectbox's own links carry its label
+    ("Convolutional") and would drop the short name silently, so it is put in the session first."""
+    named = st.query_params.get("arch")
+    if named in ARCHITECTURES and "arch" not in st.session_state:
+        st.session_state["arch"] = named
+
+
 def training_settings(dataset) -> tuple[TrainingConfig | None, dict]:
     """The settings' controls, each problem in words below its control. Returns the config
     (None while a setting is unusable) and the problems by field."""
+    architecture_named_in_url()
     architecture = st.selectbox(
         "Architecture", list(ARCHITECTURES), format_func=lambda name: ARCHITECTURES[name].label, key="arch",
         help="\n\n".join(f"**{spec.label}**: {spec.description}" for spec in ARCHITECTURES.values()), **SETTING,

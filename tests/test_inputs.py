@@ -30,6 +30,17 @@ def test_train_settings_come_from_the_url(app_env):
     assert not app.button(key="train_button").disabled
 
 
+@pytest.mark.parametrize("typed", ["conv", "Convolutional"])
+def test_the_architecture_comes_from_the_url_by_name_or_label(app_env, typed):
+    """A hand-typed link says `arch=conv`; the page's own links carry the label."""
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.query_params["arch"] = typed
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert_clean(app)
+    assert app.selectbox(key="arch").value == "conv"
+
+
 def test_train_settings_survive_a_visit_to_another_page(app_env):
     app = open_page("pages/train.py")
     app.number_input(key="code").set_value(10).run()

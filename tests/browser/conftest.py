@@ -219,3 +219,19 @@ def plotly_traces(page, index: int = 0) -> list[dict]:
 def loss_chart_points(page) -> int:
     """Points plotted on the Train page's loss chart (all traces), 0 when there is no chart yet."""
     return sum(trace["points"] for trace in plotly_traces(page, 0))
+
+
+# Where a named part of a page ends on screen: its lowest element, or with FIRST its topmost one.
+BOTTOM_OF = """(selector) => Math.max(0, ...[...document.querySelectorAll(selector)]
+    .filter(el => el.getBoundingClientRect().height > 0).map(el => el.getBoundingClientRect().bottom))"""
+# The bottom of the topmost such element: "the first row of digits", not all of them.
+FIRST_BOTTOM_OF = """(selector) => [...document.querySelectorAll(selector)]
+    .filter(el => el.getBoundingClientRect().height > 0).map(el => el.getBoundingClientRect())
+    .sort((a, b) => a.top - b.top)[0]?.bottom ?? 0"""
+FIRST = "first:"  # a part's selector with this prefix: only its topmost element must fit
+
+
+def bottom_of(page, selector: str) -> float:
+    if selector.startswith(FIRST):
+        return page.evaluate(FIRST_BOTTOM_OF, selector.removeprefix(FIRST))
+    return page.evaluate(BOTTOM_OF, selector)

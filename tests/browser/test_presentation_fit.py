@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import loss_chart_points, screenshot_viewport, wait_for_app_idle
+from .conftest import FIRST, bottom_of, loss_chart_points, screenshot_viewport, wait_for_app_idle
 from .test_user_flow import nav_link, wait_until
 from .test_your_digit import SEVEN, draw, star_on_map
 
@@ -73,8 +73,6 @@ CHART_PROBLEMS = """() => {
     }
     return problems;
 }"""
-BOTTOM_OF = """(selector) => Math.max(0, ...[...document.querySelectorAll(selector)]
-    .filter(el => el.getBoundingClientRect().height > 0).map(el => el.getBoundingClientRect().bottom))"""
 ROOT_FONT = "() => getComputedStyle(document.documentElement).fontSize"
 
 
@@ -106,7 +104,7 @@ def assert_fits(page, name: str, parts: dict[str, str]) -> None:
     screenshot_viewport(page, f"present-{name.lower().replace(' ', '-')}")
     assert presenting(page), f"{name}: presentation mode is off"
     for part, selector in parts.items():
-        bottom = page.evaluate(BOTTOM_OF, selector)
+        bottom = bottom_of(page, selector)
         assert 0 < bottom <= PROJECTOR["height"], f"{name}: the {part} ends at {bottom:.0f} px, not on a 720 px screen"
     assert page.evaluate(CUT_TEXT) == [], f"{name}: text cut short"
     assert page.evaluate(CHART_PROBLEMS) == [], f"{name}: chart labels cut or overlapping"
@@ -162,7 +160,7 @@ def test_train_while_training_fits(projector, app_server):
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text(re.compile(r"Epoch \d+ of 150")).first).to_be_visible(timeout=120_000)
     wait_until(lambda: loss_chart_points(page) > 0, 120, "the loss chart stayed empty")
-    wait_until(lambda: page.evaluate(BOTTOM_OF, '[data-testid="stImage"]') > 0, 60, "no digits drawn")
+    wait_until(lambda: bottom_of(page, '[data-testid="stImage"]') > 0, 60, "no digits drawn")
     try:
         assert_fits(page, "Train running", {
             "progress bar": '[data-testid="stProgress"]', "Stop button": ".st-key-stop_button",
@@ -184,9 +182,7 @@ def test_reconstructions_shows_digits_on_the_first_screen(projector, app_server)
     page = projector
     open_page(page, "Reconstructions", "Reconstructions")
     # The first row of digits (original, autoencoder, PCA) whole on the first screen.
-    first_row = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stImage"]')]
-        .filter(el => el.getBoundingClientRect().height > 0).map(el => el.getBoundingClientRect())
-        .sort((a, b) => a.top - b.top)[0]?.bottom ?? 0""")
+    first_row = bottom_of(page, FIRST + '[data-testid="stImage"]')
     assert 0 < first_row <= PROJECTOR["height"], f"the first row of digits ends at {first_row:.0f} px"
     assert_fits(page, "Reconstructions", {"model picker": ".st-key-reconstructions_model"})
 
@@ -245,7 +241,7 @@ def test_code_size_shows_the_sweep_and_its_chart(projector, app_server):
     # Right after Start: the sweep's progress, not the invitation to start one.
     expect(page.get_by_text(re.compile(r"Sweep: \d of 1 models done")).first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("No trained models for these settings yet")).to_have_count(0)
-    wait_until(lambda: page.evaluate(BOTTOM_OF, ".st-key-rate_distortion .js-plotly-plot") > 0, 180,
+    wait_until(lambda: bottom_of(page, ".st-key-rate_distortion .js-plotly-plot") > 0, 180,
                "the sweep's chart never appeared")
     wait_for_app_idle(page, timeout=120_000)
     assert_fits(page, "Code size", {"chart": ".st-key-rate_distortion .js-plotly-plot", "Start sweep": ".st-key-start_sweep"})
@@ -254,5 +250,5 @@ def test_code_size_shows_the_sweep_and_its_chart(projector, app_server):
 def test_latent_space_fits(projector, app_server):
     page = projector
     open_page(page, "Latent space", "Latent space")
-    wait_until(lambda: page.evaluate(BOTTOM_OF, ".st-key-latent_map .annotation") > 0, 60, "the map drew no digit labels")
+    wait_until(lambda: bottom_of(page, ".st-key-latent_map .annotation") > 0, 60, "the map drew no digit labels")
     assert_fits(page, "Latent space", {"colours": ".st-key-palette", "digit labels": ".st-key-latent_map .annotation"})

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import loss_chart_points, screenshot_viewport, wait_for_app_idle
+from .conftest import FIRST, bottom_of, loss_chart_points, screenshot_viewport, wait_for_app_idle
 from .test_user_flow import nav_link, wait_until
 
 pytestmark = pytest.mark.browser
@@ -19,13 +19,11 @@ pytestmark = pytest.mark.browser
 PROJECTOR = {"width": 1280, "height": 720}
 SHARED_LINK = "/train?code=8&epochs=200&digits=60000&seed=3"  # over a minute of training: still running when stopped
 
-# Elements whose text is cut (ellipsis or overflow), and where the named parts sit.
+# Elements whose text is cut (ellipsis or overflow).
 CUT_TEXT = """() => [...document.querySelectorAll(
         '[data-testid="stButton"] p, [data-testid="stMetricValue"] div, [data-testid="stMetricLabel"] p, h1, h2, h3, h4')]
     .filter(el => el.getBoundingClientRect().height > 0 && el.scrollWidth > el.clientWidth + 1)
     .map(el => el.innerText.slice(0, 60))"""
-BOTTOM_OF = """(selector) => Math.max(0, ...[...document.querySelectorAll(selector)]
-    .filter(el => el.getBoundingClientRect().height > 0).map(el => el.getBoundingClientRect().bottom))"""
 
 
 def open_at(context, url: str):
@@ -39,7 +37,7 @@ def open_at(context, url: str):
 def assert_fits(page, name: str, selectors: dict[str, str]) -> None:
     """Every named part is drawn within the 720 px screen, and no text is cut."""
     for part, selector in selectors.items():
-        bottom = page.evaluate(BOTTOM_OF, selector)
+        bottom = bottom_of(page, selector)
         assert 0 < bottom <= PROJECTOR["height"], f"{name}: the {part} ends at {bottom:.0f} px, below a 720 px screen"
     assert page.evaluate(CUT_TEXT) == [], f"{name}: text cut short: {page.evaluate(CUT_TEXT)}"
 
@@ -95,7 +93,7 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
         screenshot_viewport(lecturer, "projector-train-stopped")
         expect(lecturer.get_by_role("button", name="Resume to 200")).to_be_enabled(timeout=30_000)  # after the page reruns
         for title, link, parts in (
-            ("Reconstructions", "Reconstructions", {"summary": '[data-testid="stMetric"]'}),
+            ("Reconstructions", "Reconstructions", {"first row of digits": FIRST + '[data-testid="stImage"]'}),
             ("Latent space", "Latent space", {"map": ".st-key-latent_map .js-plotly-plot", "digit labels": ".st-key-latent_map .annotation"}),
             ("Your digit", "Your digit", {"canvas": "canvas[aria-label^='Drawing area']"}),
             ("Code size", "Code size", {"Start sweep": ".st-key-start_sweep"}),
@@ -106,7 +104,7 @@ def test_a_room_shares_a_link_a_run_and_a_projector(browser, app_server):
             nav_link(lecturer, link).click()
             expect(lecturer.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=60_000)
             try:
-                wait_until(lambda: all(lecturer.evaluate(BOTTOM_OF, selector) > 0 for selector in parts.values()), 180,
+                wait_until(lambda: all(bottom_of(lecturer, selector) > 0 for selector in parts.values()), 180,
                            f"{title} never drew its {', '.join(parts)}")
                 wait_for_app_idle(lecturer, timeout=180_000)
             finally:
