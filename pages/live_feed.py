@@ -193,12 +193,12 @@ export default function (component) {
 LIVE_FEED = st.components.v2.component("ae_live_feed", html=HTML, css=CSS, js=JS)
 
 
-def live_feed_view(manager, job, feed: tuple, projector: bool) -> None:
+def live_feed_view(manager, job, snapshot, feed: tuple, projector: bool) -> None:
     """The shown job, drawn by the browser from the feed while it is active; or, while nothing
-    live is shown, a watcher (drawing nothing) that reruns the page when a run starts."""
+    live is shown, a watcher (drawing nothing) that reruns the page when a run starts.
+    `snapshot` is the one the page's heading was drawn from: a state change since reruns it."""
     folder, url = feed
     attach_feed(manager, folder)
-    snapshot = job.snapshot() if job is not None else None
     running = manager.running()
     result = LIVE_FEED(key="live_feed", on_changed_change=lambda: None, data={
         "feed": url, "job": job.key if job is not None else None, "live": bool(snapshot and snapshot.is_active),

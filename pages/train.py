@@ -278,10 +278,9 @@ def live_loss_chart(key: str, version: int, projector: bool, _snapshot) -> None:
     st.plotly_chart(figure, key="loss_chart", theme=None)
 
 
-def job_header(job) -> None:
+def job_header(job, snapshot) -> None:
     """What the job is and its buttons: drawn in the page's full run, not on every poll (a
     change of state reruns the page), so each poll draws only what moves."""
-    snapshot = job.snapshot()
     config = snapshot.config
     whose = "yours" if job.key in st.session_state.get(MY_JOBS, ()) else "shared"
     if snapshot.pinned and roles_in_use():
@@ -355,7 +354,10 @@ def shown_job_view(manager, job, config) -> None:
     """The shown job, live; or, with none, the way to a first model. Behind `ae.serve` the
     browser draws the live view from the feed (pages/live_feed.py); else fragments poll."""
     feed = feed_settings()
-    polling = job is not None and job.snapshot().is_active
+    # One snapshot for the heading, the buttons and the state the live view compares against:
+    # a job that starts between two snapshots would keep a "Queued" heading for its whole run.
+    snapshot = job.snapshot() if job is not None else None
+    polling = snapshot is not None and snapshot.is_active
     interval = room().interval()  # grows with the room, so a big room still gets every update
     if feed is None and not polling:
         running = manager.running()
@@ -370,20 +372,20 @@ def shown_job_view(manager, job, config) -> None:
                     "progress, loss curves and reconstructions appear here live.", icon=":material/info:")
             quick_train_button("train_quick")
         if feed is not None:
-            live_feed_view(manager, None, feed, presenting())  # draws nothing; a run that starts reruns the page
+            live_feed_view(manager, None, None, feed, presenting())  # draws nothing; a run that starts reruns the page
         return
     if config is not None and config.key != job.key:
         st.caption("Shown below: " + ("the job you picked" if job.key == st.session_state.get(SELECTED_JOB)
-                                      else "the job running now" if job.snapshot().is_active else "the default model")
+                                      else "the job running now" if snapshot.is_active else "the default model")
                    + ". Your settings at left are for the next Train; changing them never interrupts it.")
-    job_header(job)
+    job_header(job, snapshot)
     if feed is not None:
-        live_feed_view(manager, job, feed, presenting())
+        live_feed_view(manager, job, snapshot, feed, presenting())
         if not polling:
             render(manager, job)  # done: drawn once, here
         return
     st.fragment(guarded(live_view), run_every=interval if polling else None)(
-        manager, job, polling, interval, job.snapshot().state)
+        manager, job, polling, interval, snapshot.state)
 
 
 def train_page() -> None:
