@@ -16,7 +16,7 @@ import streamlit as st
 
 from ae.model.config import MAX_EPOCHS, TrainingConfig, number_problem, usable_training_digits, validation_errors
 from ae.display.feed import feed_settings
-from ae.display.figures import for_projector
+from ae.display.figures import loss_figure_for_projector
 from ae.display.live import live_loss_figure, panel_png, picture_snapshot
 from ae.display.polling import room
 from ae.display.texts import progress_text, queue_note, trained_epochs_text
@@ -274,7 +274,7 @@ def live_loss_chart(key: str, version: int, projector: bool, _snapshot) -> None:
     Plotly figure again (most of an update's cost: about 10 ms a session)."""
     figure = live_loss_figure(_snapshot)
     if projector:  # a little lower, so the whole chart is on a 1280x720 projector's first screen
-        figure = for_projector(figure).update_layout(height=PROJECTOR_CHART_HEIGHT)
+        figure = loss_figure_for_projector(figure, PROJECTOR_CHART_HEIGHT)
     st.plotly_chart(figure, key="loss_chart", theme=None)
 
 

@@ -45,7 +45,7 @@ def test_the_feed_follows_a_run_and_keeps_only_the_latest_panels(cache_dir, mana
     assert document["text"] == progress_text(final, len(manager.dataset.x_test))
     assert document["metrics"][2] == ["Test loss", f"{final.test_metrics.bce:.4f}"]
     names = [series["name"] for series in document["chart"]["series"]]
-    assert names == ["train (last steps)", "train (epoch)", "validation (epoch)"]
+    assert names == ["train (steps)", "train (epochs)", "validation"]
     assert len(document["chart"]["series"][1]["points"]) == 8
     assert (folder / document["panel"]["file"]).read_bytes().startswith(b"\x89PNG")
     assert len(list(folder.glob(f"{job.key}-*.png"))) <= PANELS_KEPT

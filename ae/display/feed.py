@@ -19,6 +19,7 @@ import os
 import threading
 from pathlib import Path
 
+from ae.display.figures import LOSS_NAMES
 from ae.display.live import panel_png, thin
 from ae.display.texts import progress_text, queue_note
 from ae.training.snapshot import JobSnapshot
@@ -50,13 +51,13 @@ def loss_series(snapshot: JobSnapshot) -> list[dict]:
     epochs = list(history.epoch_ends)
     series = []
     if history.step_losses:
-        series.append({"name": "train (last steps)", "colour": COLOURS["steps"], "points": _rounded(thin(history.step_losses)),
+        series.append({"name": LOSS_NAMES["steps"], "colour": COLOURS["steps"], "points": _rounded(thin(history.step_losses)),
                        "markers": False})
     if history.train_loss:
-        series.append({"name": "train (epoch)", "colour": COLOURS["train"], "markers": True, "width": 3,
+        series.append({"name": LOSS_NAMES["train"], "colour": COLOURS["train"], "markers": True, "width": 3,
                        "points": _rounded(zip(epochs, history.train_loss))})
     if history.val_loss:
-        series.append({"name": "validation (epoch)", "colour": COLOURS["validation"], "markers": True, "width": 3,
+        series.append({"name": LOSS_NAMES["validation"], "colour": COLOURS["validation"], "markers": True, "width": 3,
                        "points": _rounded(zip(epochs, history.val_loss))})
     if history.kl_loss and len(history.kl_loss) == len(history.val_loss):
         series.append({"name": "validation: reconstruction", "colour": COLOURS["reconstruction"], "markers": True,

@@ -70,6 +70,12 @@ def clear_of_toolbar(figure: go.Figure) -> go.Figure:
     return figure
 
 
+# Short enough for one legend row on the projector's chart (ae.display.feed draws the same names).
+LOSS_NAMES = {"steps": "train (steps)", "train": "train (epochs)", "validation": "validation"}
+LEGEND_HEADROOM = 0.35  # of the data's span, above it: the legend row's place
+LOSS_LEGEND_FONT_PX = 14  # the projector's legend row: three names on one row of a half-width chart
+
+
 def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Loss (BCE per pixel)",
                 kl_loss=()) -> go.Figure:
     """Train loss every few steps, plus per-epoch train and validation loss at each epoch's end;
@@ -77,13 +83,13 @@ def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Los
     figure = go.Figure()
     if step_losses:
         x, y = zip(*step_losses)
-        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train (last steps)", line=dict(color="#9ecae1", width=2)))
+        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name=LOSS_NAMES["steps"], line=dict(color="#9ecae1", width=2)))
     epochs = list(epoch_ends)
     if train_loss:
-        figure.add_trace(go.Scatter(x=epochs, y=list(train_loss), mode="lines+markers", name="train (epoch)",
+        figure.add_trace(go.Scatter(x=epochs, y=list(train_loss), mode="lines+markers", name=LOSS_NAMES["train"],
                                     line=dict(color="#1f77b4", width=3), marker=dict(size=9)))
     if val_loss:
-        figure.add_trace(go.Scatter(x=epochs, y=list(val_loss), mode="lines+markers", name="validation (epoch)",
+        figure.add_trace(go.Scatter(x=epochs, y=list(val_loss), mode="lines+markers", name=LOSS_NAMES["validation"],
                                     line=dict(color="#ff7f0e", width=3), marker=dict(size=9)))
     if kl_loss and len(kl_loss) == len(val_loss):
         figure.add_trace(go.Scatter(x=epochs, y=[v - k for v, k in zip(val_loss, kl_loss)], mode="lines+markers",
@@ -92,9 +98,19 @@ def loss_figure(step_losses, epoch_ends, train_loss, val_loss, title: str = "Los
                                     line=dict(color="#9467bd", width=2, dash="dot")))
         title = "Loss = reconstruction + beta x KL (per pixel)"
     figure = _layout(figure, title, "epoch", "loss", height=270)
-    # The legend sits inside the plot's top right, where falling loss curves leave room.
-    figure.update_layout(legend=dict(yanchor="top", y=1, xanchor="right", x=1, font=dict(size=13),
-                                     bgcolor="rgba(255,255,255,0.8)"),
+    if len(figure.data) <= len(LOSS_NAMES):
+        # One row along the plot's top, over headroom kept free for it: a column of three would
+        # cover the newest epochs' points on a short projector chart.
+        values = np.concatenate([np.asarray(trace.y, dtype=np.float64) for trace in figure.data] or [np.zeros(0)])
+        values = values[np.isfinite(values)]  # a diverged run's NaN or inf is left out of the range
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            span = (high - low) or max(abs(high), 1e-3)
+            figure.update_yaxes(range=[low - 0.06 * span, high + LEGEND_HEADROOM * span])
+        legend = dict(orientation="h", yanchor="top", y=1, xanchor="right", x=1)
+    else:  # a variational model's five curves: a column inside the top right
+        legend = dict(yanchor="top", y=1, xanchor="right", x=1)
+    figure.update_layout(legend=dict(**legend, font=dict(size=13), bgcolor="rgba(255,255,255,0.8)"),
                          margin=dict(l=55, r=10, t=40, b=45),
                          # a short title at the left: the toolbar (top right) stays clear of it on the wide chart
                          title=dict(y=0.97, x=0, xref="container", xanchor="left", pad=dict(l=12), font=dict(size=17)))
@@ -396,6 +412,22 @@ def wrapped(text: str, limit: int) -> str:
     spaces = [i for i, char in enumerate(text) if char == " "]
     cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
     return text[:cut] + "<br>" + text[cut + 1:]
+
+
+def loss_figure_for_projector(figure: go.Figure, height: int) -> go.Figure:
+    """The loss chart on a short projector chart: the title's band holds the legend's row (the
+    metrics above the chart name it), so the curves keep the plot's whole height."""
+    figure = for_projector(figure)
+    if len(figure.data) > len(LOSS_NAMES):  # a variational model's five curves keep their column
+        return figure.update_layout(height=height)
+    legend_font = LOSS_LEGEND_FONT_PX
+    figure.update_layout(
+        title_text="", height=height, yaxis_title="BCE per pixel",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0,
+                    font=dict(size=legend_font), bgcolor="rgba(0,0,0,0)"),
+        margin=dict(t=round(TOOLBAR_PX + 1.7 * legend_font)),
+    )
+    return figure.update_yaxes(autorange=True, range=None)  # the legend no longer sits in the plot
 
 
 def for_projector(figure: go.Figure) -> go.Figure:
