@@ -128,5 +128,5 @@ def test_the_page_refuses_too_many_epochs_and_says_when_older_epochs_were_droppe
     assert_clean(app)
     dropped = 3 * MAX_EPOCHS_PER_CLICK + 1 - MAX_HISTORY
     assert f"The curve shows the last {MAX_HISTORY:,} epochs; the {dropped:,} before them were dropped" in texts(app)
-    curve = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if "loss over the table" in c.proto.spec)
+    curve = next(json.loads(c.proto.spec) for c in app.get("plotly_chart") if "Loss over the table" in c.proto.spec)
     assert len(curve["data"][0]["x"]) == MAX_HISTORY and curve["data"][0]["x"][0] == dropped

@@ -331,9 +331,10 @@ def loss_curve_figure(epoch_losses, height: int = 250) -> go.Figure:
     """The table's loss after each epoch (epoch 0: before training)."""
     figure = go.Figure(go.Scatter(x=list(range(len(epoch_losses))), y=list(epoch_losses), mode="lines+markers",
                                   marker=dict(size=5), line=dict(width=3), name="loss"))
-    figure = _layout(figure, "", "epoch", "loss over the table", height=height)
-    figure.update_layout(margin=dict(l=60, r=20, t=10, b=50))
-    return figure
+    # A short y title: "loss over the table" ran past a projector-size chart's height.
+    figure = _layout(figure, "Loss over the table", "epoch", "BCE", height=height)
+    figure.update_layout(title_font_size=17, margin=dict(l=60, r=20, t=10, b=50))
+    return clear_of_toolbar(figure)
 
 
 def replay_figure(layouts: list[np.ndarray], labels: np.ndarray, reconstructions: list[np.ndarray], frame_labels: list[str],
