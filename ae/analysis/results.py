@@ -137,10 +137,16 @@ def history_csv(epoch_ends, train_loss, val_loss, epoch_seconds=()) -> str:
 
 
 def keras_file_bytes(models: AutoencoderModels) -> bytes:
-    """The autoencoder (encoder and decoder inside) as a `.keras` file, for download."""
+    """The autoencoder as a `.keras` file, for download: decoder(encoder(x)) rebuilt from the two
+    trained models, so training-only layers (input noise, a VAE's sampling, the contractive
+    penalty, which Keras cannot serialize) stay out and the file loads with plain Keras."""
+    import keras
+
+    image = keras.Input(shape=models.encoder.inputs[0].shape[1:], name="image")
+    autoencoder = keras.Model(image, models.decoder(models.encoder(image)), name="autoencoder")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "autoencoder.keras"
-        models.autoencoder.save(path)
+        autoencoder.save(path)
         return path.read_bytes()
 
 
