@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 # architecture -> (code sizes, epochs): the dense model at every size the sweep starts with
 # (cheap), the convolutional one at 8 and 32 (about 10 s an epoch on 2 cores).
@@ -60,11 +59,6 @@ def first_win(errors: list[float], baseline: float) -> int | None:
     return next((epoch for epoch, error in enumerate(errors, start=1) if error < baseline), None)
 
 
-def winning_counts(codes: np.ndarray, pixels: np.ndarray, counts) -> list[int]:
-    """The label counts at which the codes' mean accuracy beats the pixels'."""
-    return [count for count, code, pixel in zip(counts, codes, pixels) if code > pixel]
-
-
 def _codes(models, dataset):
     from ae.model.architectures import predict
 
@@ -72,7 +66,7 @@ def _codes(models, dataset):
 
 
 def defaults_table() -> None:
-    from ae.analysis.few_labels import run_probe
+    from ae.analysis.few_labels import counts_where_codes_beat_pixels, run_probe
     from ae.analysis.metrics import evaluate_pca, evaluate_reconstructions
     from ae.model.architectures import predict
     from ae.model.config import TrainingConfig
@@ -133,8 +127,8 @@ def defaults_table() -> None:
         if not rows:
             rows.append(("raw pixels (784-D)", results["pixels"].mean(), None))
         rows.append((f"PCA {results['pca'].dimensions}-D", results["pca"].mean(), None))
-        rows.append((label, results["autoencoder"].mean(), winning_counts(results["autoencoder"].mean(),
-                                                                          results["pixels"].mean(), counts)))
+        rows.append((label, results["autoencoder"].mean(),
+                     counts_where_codes_beat_pixels(results["autoencoder"], results["pixels"])))
         print(f"  probed {label} [{time.perf_counter() - started:.0f} s]", flush=True)
     print(f"\n{'features':<42}" + "".join(f"{c:>8,}" for c in counts) + "  codes beat pixels at")
     seen = set()

@@ -7,7 +7,7 @@ from ae.model.architectures import predict
 from ae.analysis.few_labels import (FEATURE_LABELS, MAX_COMPARED, MAX_DRAWS, MAX_SEED, PROBES_AT_ONCE, ProbeRefused,
                                     MEASURED_NOTE, counts_where_codes_beat_pixels, kind_of, one_per_kind, probe_csv, probe_model)
 from pages.legacy_pages_mode import leave_legacy_pages_mode
-from pages.model_picker import choose_model, load_models_or_stop, manager_or_stop, model_label
+from pages.model_picker import choose_model, load_models_or_stop, load_models_or_warn, manager_or_stop, model_label
 from pages.number_box import number_box
 from pages.presentation import chart
 
@@ -34,29 +34,32 @@ def probe(job, saved_at: float, draws: int, seed: int, models, dataset):
     return results
 
 
-def compared_models(manager, job) -> list:
+def compared_models(manager, job) -> dict:
     """Other kinds' codes to draw beside the picked model's: the most-trained finished model of
-    each other kind on this server, all of them (up to MAX_COMPARED) unless the visitor picks."""
-    candidates = one_per_kind(manager.trained_jobs(), leave_out=job.key)
+    each other kind on this server, all of them (up to MAX_COMPARED) unless the visitor picks.
+    Returns the chosen jobs by key (handles, so a model deleted meanwhile cannot break the page)."""
+    candidates = {candidate.key: candidate for candidate in one_per_kind(manager.trained_jobs(), leave_out=job.key)}
     if not candidates:
         st.caption("Only one kind of model is trained here: train another (convolutional, VAE, denoising, ...) "
                    "to compare its codes on this chart.")
-        return []
-    keys = [candidate.key for candidate in candidates]
+        return {}
+    keys = list(candidates)
     chosen = st.multiselect(
         "Compare with other kinds' codes", keys, keys[:MAX_COMPARED], max_selections=MAX_COMPARED, key="probe_compare",
-        format_func=lambda key: model_label(manager.get(key)),
+        format_func=lambda key: model_label(candidates[key]),
         help=f"The most-trained finished model of each other kind on this server, up to {MAX_COMPARED} at once; "
              "each is one more probe, computed once and then shared.")
-    return [manager.get(key) for key in chosen]
+    return {key: candidates[key] for key in chosen if key in candidates}
 
 
-def compared_probes(jobs, draws: int, seed: int, dataset) -> dict:
+def compared_probes(jobs: dict, draws: int, seed: int, dataset) -> dict:
     """Each compared model's codes through the same probe, keyed by the model's key; one the
-    server refuses (busy) is left off with its sentence, the picked model's chart stays."""
+    server refuses (busy) or whose file is damaged is left off with its sentence."""
     compared = {}
-    for other in jobs:
-        models = load_models_or_stop(other)
+    for other in jobs.values():
+        models = load_models_or_warn(other, model_label(other))
+        if models is None:
+            continue
         with st.spinner(f"Probing the codes of {model_label(other)}..."):
             status = st.empty()
             try:
@@ -73,11 +76,11 @@ def codes_label(job, result) -> str:
     return f"{kind_of(job.snapshot().config)} codes ({result.dimensions}-D)"
 
 
-def compared_verdict(manager, compared: dict, pixels) -> None:
+def compared_verdict(labels: dict, compared: dict, pixels) -> None:
     """Where each compared kind's codes beat the raw pixels, computed from these results."""
     for key, result in compared.items():
         wins = counts_where_codes_beat_pixels(result, pixels)
-        label = codes_label(manager.get(key), result)
+        label = labels[key]
         if wins:
             st.markdown(f"{label} beat the raw pixels with {_counts(wins)} labelled digits.")
         else:
@@ -134,18 +137,22 @@ def few_labels_page() -> None:
         st.stop()
     others = compared_models(manager, job)
     results = probe(job, snapshot.saved_at, draws, int(seed), models, manager.dataset)
+    # The picked model's chart first; the other kinds' curves join it as their probes finish
+    # (each computed once for the whole server), so nobody waits for them to see this one.
+    chart_place = st.empty()
+    chart(probe_figure(results, FEATURE_LABELS), chart_place, key="probe_chart")
     compared = compared_probes(others, draws, int(seed), manager.dataset)
-    labels = {**FEATURE_LABELS, **{key: codes_label(manager.get(key), result) for key, result in compared.items()}}
+    labels = {**FEATURE_LABELS, **{key: codes_label(others[key], result) for key, result in compared.items()}}
     if compared:
         labels["autoencoder"] = f"{codes_label(job, results['autoencoder'])}, picked"
-    chart(probe_figure({**results, **compared}, labels), key="probe_chart")
+        chart(probe_figure({**results, **compared}, labels), chart_place, key="probe_chart_compared")
     probe_table({**results, **compared}, labels)
     verdict(results, draws)
-    compared_verdict(manager, compared, results["pixels"])
+    compared_verdict(labels, compared, results["pixels"])
     if len(counts_where_codes_beat_pixels(results["autoencoder"], results["pixels"])) < len(results["pixels"].label_counts):
         st.caption(MEASURED_NOTE)
-    st.download_button("Probe results (CSV)", probe_csv({**results, **compared}), file_name=f"{job.key}-probe.csv", mime="text/csv",
-                       icon=":material/download:")
+    st.download_button("Probe results (CSV)", probe_csv({**results, **compared}, labels), file_name=f"{job.key}-probe.csv",
+                       mime="text/csv", icon=":material/download:")
 
 
 few_labels_page()

@@ -114,6 +114,18 @@ def load_models_or_stop(job):
         st.stop()
 
 
+def load_models_or_warn(job, label: str):
+    """A compared model's saved weights, or None with a warning: a damaged file leaves that
+    model off the comparison and the rest of the page stands."""
+    from ae.storage.store import StoreError
+
+    try:
+        return job.models()
+    except StoreError as error:
+        st.warning(f"{label} is left off: {error} It is now listed with the damaged models.", icon=":material/warning:")
+        return None
+
+
 def chosen_model_or_stop(manager, key: str):
     """The picked model's job, snapshot, Keras models and test-set results; the page stops
     with the quick-train offer when nothing is trained yet."""

@@ -8,7 +8,7 @@ from ae.model.architectures import ARCHITECTURES, mean_jacobian_norm, predict
 from ae.model.noise import LEVEL_MEANING, NOISE_KINDS, add_noise
 from ae.analysis.results import NOISE_CURVE_DIGITS, NOISE_LEVELS, error_against_noise, pca_test_set_results, select_digits
 from pages.legacy_pages_mode import leave_legacy_pages_mode
-from pages.model_picker import chosen_model_or_stop, load_models_or_stop, manager_or_stop
+from pages.model_picker import chosen_model_or_stop, load_models_or_warn, manager_or_stop
 from pages.presentation import chart
 
 COLUMNS = 10
@@ -140,7 +140,10 @@ def noise_curves(manager, job, snapshot, models, noise_kind: str) -> None:
         norms = {curve_name(snapshot.config): jacobian_norm(job.key, snapshot.saved_at, models, dataset)}
         others = counterparts(manager, snapshot.config)
         for other in others:
-            other_models, theirs = load_models_or_stop(other), other.snapshot()
+            theirs = other.snapshot()
+            other_models = load_models_or_warn(other, f"The {curve_name(theirs.config)} model")
+            if other_models is None:
+                continue
             curves[f"{curve_name(theirs.config)}, same size"] = noise_curve(
                 other.key, theirs.saved_at, noise_kind, other_models, dataset)
             norms[curve_name(theirs.config)] = jacobian_norm(other.key, theirs.saved_at, other_models, dataset)

@@ -78,6 +78,8 @@ def test_run_probe_compares_three_feature_kinds_and_shares_baselines(data):
     rows = list(csv.DictReader(io.StringIO(probe_csv(first))))
     assert len(rows) == 6 and {r["features"] for r in rows} == {"autoencoder", "pca", "pixels"}
     assert all(0 <= float(r["mean_accuracy"]) <= 1 for r in rows)
+    named = list(csv.DictReader(io.StringIO(probe_csv(first, {"autoencoder": "convolutional codes (8-D)"}))))
+    assert {r["features"] for r in named} == {"convolutional codes (8-D)", "pca", "pixels"}  # a kind, not a job key
 
 
 # ---- bounded and shared: what one visitor can make the web process do ----------------------

@@ -286,12 +286,14 @@ def counts_where_codes_beat_pixels(codes: ProbeResult, pixels: ProbeResult) -> l
     return [count for count, code, pixel in zip(codes.label_counts, codes.mean(), pixels.mean()) if code > pixel]
 
 
-def probe_csv(results: dict[str, ProbeResult]) -> str:
-    """One row per feature kind and labelled-set size: mean, spread and every draw."""
+def probe_csv(results: dict[str, ProbeResult], labels: dict[str, str] | None = None) -> str:
+    """One row per feature kind and labelled-set size: mean, spread and every draw. `labels`
+    names the features (a compared model's kind rather than its key)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["features", "dimensions", "labelled_digits", "mean_accuracy", "std_accuracy", "draws"])
     for name, result in results.items():
+        feature = (labels or {}).get(name, name)
         for count, draws, mean, spread in zip(result.label_counts, result.accuracies, result.mean(), result.spread()):
-            writer.writerow([name, result.dimensions, count, f"{mean:.4f}", f"{spread:.4f}", " ".join(f"{a:.4f}" for a in draws)])
+            writer.writerow([feature, result.dimensions, count, f"{mean:.4f}", f"{spread:.4f}", " ".join(f"{a:.4f}" for a in draws)])
     return buffer.getvalue()
