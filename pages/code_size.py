@@ -109,7 +109,7 @@ def results(manager, base, architectures, metric: str, sweeping: bool = False) -
     by_name = rate_distortion_by_architecture(manager, base, architectures)
     curves = {ARCHITECTURES[name].label: points for name, points in by_name.items() if points}
     if not curves:
-        st.info("The sweep is training its first code size: the chart appears as soon as one is done." if sweeping
+        st.info("The sweep has started: the chart appears as soon as its first code size is trained (the table below says which is queued or training)." if sweeping
                 else "No trained models for these settings yet: press **Start sweep**.")
         return
     chart(rate_distortion_figure(curves, metric), key="rate_distortion")
@@ -119,6 +119,8 @@ def results(manager, base, architectures, metric: str, sweeping: bool = False) -
         label = ARCHITECTURES[name].label
         st.markdown(f"**{label}:** {comparison_sentence(points, metric)}" if len(curves) > 1
                     else f"**{comparison_sentence(points, metric)}**")
+        if all(point.error("autoencoder", metric) < point.error("pca", metric) for point in points):
+            continue  # nothing to explain: the other epoch counts' models (a scan of every model) are not needed
         architecture_base = base.with_changes(architecture=name)
         for sentence in where_pca_still_wins(points, architecture_base, metric, other_epochs(manager, architecture_base)):
             st.markdown(sentence)
