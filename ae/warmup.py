@@ -57,6 +57,7 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
 
     from ae.jobs.manager import get_manager
     from ae.model.presets import PRESETS
+    from ae.storage.store import StoreError
 
     presets = PRESETS if presets is None else presets
     manager = get_manager(cache_dir=cache_dir)
@@ -66,7 +67,10 @@ def warm_up_for_a_lecture(presets=None, cache_dir=None, out=None, warm_maps: boo
         if job is not None and job.snapshot().has_model and not job.snapshot().is_active:
             if not job.snapshot().pinned:  # the presets are the lecture's: nobody else changes them
                 manager.pin(preset.config.key, True, None)
-            made = " and its digit reader made" if ensure_digit_reader(manager, job.snapshot()) else ""
+            try:
+                made = " and its digit reader made" if ensure_digit_reader(manager, job.snapshot()) else ""
+            except (StoreError, OSError) as error:  # one damaged or unwritable preset stops no other
+                made = f"; its digit reader could not be made ({error}): Your digit makes it on its first visit"
             lines.append(f"{preset.label}: saved already, pinned{made} ({preset.config.key})")
         else:
             jobs[preset.name] = manager.request(preset.config, pin=True)

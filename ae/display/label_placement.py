@@ -90,6 +90,8 @@ def place_labels(centres: dict, frame: PlotFrame, box_px: tuple[float, float],
                     break
             if spot is not None:
                 break
+        if spot is None:  # no free spot even far outside (a NaN centre, say): at its centre, on top
+            spot = (cx, cy, *half)
         taken.append(spot)
         placed[key] = frame.to_data(spot[0], spot[1])
     return placed
