@@ -1,4 +1,6 @@
 """Your digit: draw or upload one, see what the model makes of it, and walk between digits."""
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -25,10 +27,17 @@ def reader_made_here(key: str, saved_at: float, _models, _dataset):
     return make_digit_reader(_models.encoder, _dataset, saved_at)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def saved_reader(key: str, saved_at: float, folder: str):
+    """The saved reader read once per weights, not on every stroke of the canvas (at most a few MB:
+    a code-size-square covariance); None, kept too, for a model saved without one."""
+    return load_digit_reader(Path(folder), saved_at)
+
+
 def digit_reader(manager, snapshot, models, dataset):
-    """The reader the training process saved with these weights (a small file: milliseconds);
-    for an older model, made here once, saying so."""
-    reader = load_digit_reader(manager.store.entry_dir(snapshot.key), snapshot.saved_at)
+    """The reader the training process saved with these weights; for an older model, made here
+    once, saying so."""
+    reader = saved_reader(snapshot.key, snapshot.saved_at, str(manager.store.entry_dir(snapshot.key)))
     if reader is not None:
         return reader
     with st.spinner(f"This model was saved without its digit reader: reading the codes of its "

@@ -322,6 +322,11 @@ def test_the_page_reads_the_saved_reader_instead_of_making_one(trained_cache, sm
     assert "(12% right on them)" in texts(app)
 
     # The same file keyed to other weights (a Continue's, say) is stale: the page makes its own, once.
+    # (The page keeps a reader it read per weights; here the file changes under the same weights,
+    # which only a test does, so its cache is emptied as a restarted server's would be.)
+    import streamlit as st
+
+    st.cache_resource.clear()
     save_digit_reader(folder, dataclasses.replace(reader, saved_at=record["saved_at"] + 1.0,
                                                   classifier=dataclasses.replace(reader.classifier, train_accuracy=0.123)))
     app = open_page("pages/your_digit.py")
