@@ -44,3 +44,7 @@ def test_a_finished_plan_reads_as_whole_epochs():
     assert progress_text(snapshot(JobState.FINISHED, 30, 30), 10_000) == "30 epochs · 1 min 15 s of training"
     assert progress_text(snapshot(JobState.FINISHED, 1, 1, planned=1), 10_000) == "1 epoch · 1 min 15 s of training"
     assert progress_text(snapshot(JobState.FINISHED, 32, 32), 10_000).startswith("32 epochs (its settings planned 30)")
+
+
+def test_a_failed_run_never_reads_as_trained():
+    assert progress_text(snapshot(JobState.FAILED, 2.5, 10, planned=10), 10_000) == "Failed after 2.5 of 10 epochs"

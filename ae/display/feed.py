@@ -19,9 +19,8 @@ import os
 import threading
 from pathlib import Path
 
-from ae.display.figures import LOSS_NAMES
 from ae.display.live import panel_png, thin
-from ae.display.texts import progress_text, queue_note
+from ae.display.texts import LOSS_NAMES, progress_text, queue_note
 from ae.training.snapshot import JobSnapshot
 
 FEED_FOLDER_VARIABLE = "AE_LIVE_FEED_FOLDER"  # where the web process writes the feed

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ae.display.texts import ordinal
+from ae.display.texts import LOSS_NAMES, ordinal
 from ae.display.label_placement import PlotFrame, axis_range, label_box_px, place_labels
 
 DIGIT_COLOURS = (
@@ -70,8 +70,6 @@ def clear_of_toolbar(figure: go.Figure) -> go.Figure:
     return figure
 
 
-# Short enough for one legend row on the projector's chart (ae.display.feed draws the same names).
-LOSS_NAMES = {"steps": "train (steps)", "train": "train (epochs)", "validation": "validation"}
 LEGEND_HEADROOM = 0.35  # of the data's span, above it: the legend row's place
 LOSS_LEGEND_FONT_PX = 14  # the projector's legend row: three names on one row of a half-width chart
 

@@ -6,6 +6,10 @@ import time
 
 from ae.model.history import reached, same_epochs
 
+# The loss chart's curves, short enough for one legend row on a projector's chart; the Plotly
+# chart (ae.display.figures) and the served feed's chart (ae.display.feed) both use them.
+LOSS_NAMES = {"steps": "train (steps)", "train": "train (epochs)", "validation": "validation"}
+
 PHASE_TEXT = {
     "starting": "Starting: loading the model",
     "compiling": "Compiling the training step (first steps only)",
@@ -69,7 +73,7 @@ def progress_text(snapshot, test_digits: int) -> str:
     done = format_epochs(history.epochs_done)
     planned = f" (its settings planned {settings})" if plan_changed(snapshot) and state != "failed" else ""
     if state == "stopped" or not history.plan_done:
-        stopped = "Stopped after" if state == "stopped" else "Trained"
+        stopped = {"stopped": "Stopped after", "failed": "Failed after"}.get(state, "Trained")
         # A Continue after a mid-epoch stop asks for a fractional total (6.27 + 2): not worth saying.
         whole = same_epochs(history.epochs_total, round(history.epochs_total))
         of = f" of {format_epochs(history.epochs_total)}" if whole else ""
