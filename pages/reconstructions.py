@@ -121,7 +121,9 @@ def counterparts(manager, config) -> list:
 def curve_name(config) -> str:
     if config.denoising:
         return f"denoising ({config.noise_kind.replace('_', ' and ')} {config.noise_level:g})"
-    return f"contractive (λ {config.contractive:g})" if config.contractive else "plain"
+    if config.contractive:
+        return f"contractive (λ {config.contractive:g})"
+    return f"sparse (L1 {config.sparsity:g})" if config.sparsity else "plain"
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
