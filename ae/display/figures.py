@@ -44,27 +44,56 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, height: i
 TOOLBAR_PX = 30  # Plotly's toolbar (modebar) band along the chart's top edge
 
 
+# The plot width a legend laid above the plot has its rows counted for. A wider chart leaves its
+# plot a little taller; a narrower one squeezes the plot: the legend never covers the title.
+LEGEND_WIDTH_PX = 900
+
+
+def legend_rows(figure: go.Figure, font_px: float, width_px: float = LEGEND_WIDTH_PX) -> int:
+    """How many rows a horizontal legend takes: one if every entry fits, else Plotly's grid of
+    columns as wide as the widest entry (its symbol, about 40 px, and its text)."""
+    names = [trace.name for trace in figure.data if trace.name and trace.showlegend is not False]
+    if not names:
+        return 0
+    widths = [40 + 0.55 * font_px * len(name) for name in names]
+    if sum(widths) <= width_px:
+        return 1
+    return -(-len(names) // max(1, int(width_px // max(widths))))
+
+
 def clear_of_toolbar(figure: go.Figure) -> go.Figure:
     """The title, left-aligned, starts below the toolbar band, and the top margin holds the
     band, the title and a legend laid above the plot: the toolbar, shown on hover at the top
-    right, never covers the title, however narrow the column."""
+    right, never covers the title, however narrow the column. A legend above the plot hangs
+    from the title's band and pushes the plot down (Plotly's automargin), and the figure grows
+    by its rows past the first, so however many rows it wraps to, it covers neither."""
     title = figure.layout.title
-    height = figure.layout.height or 450
+    meta = dict(figure.layout.meta) if isinstance(figure.layout.meta, dict) else {}
+    height = (figure.layout.height or 450) - meta.get("legend_rows_px", 0)  # drawn again: the height it came with
     top = figure.layout.margin.t if figure.layout.margin.t is not None else 60
     if title.text:
         size = (title.font.size if title.font and title.font.size else 20)
         legend = figure.layout.legend
-        legend_band = 0
-        if legend.orientation == "h" and (legend.y or 0) >= 1:
-            legend_band = 1.6 * ((legend.font.size if legend.font and legend.font.size else None)
-                                 or figure.layout.font.size or FONT["size"])
+        legend_band = extra = 0
+        above = meta.get("legend_above") or (legend.orientation == "h" and (legend.y or 0) >= 1
+                                             and legend.yanchor == "bottom")
+        if above:
+            font = (legend.font.size if legend.font and legend.font.size else None) or figure.layout.font.size or FONT["size"]
+            row = 1.6 * font
+            legend_band, extra = row, row * max(0, legend_rows(figure, font) - 1)
         lines = title.text.count("<br>") + 1
         # Subplot titles (annotations just above the top row) need a line of their own.
         subplot_band = max([1.4 * (a.font.size or 16) for a in figure.layout.annotations or ()
                             if a.yref == "paper" and a.y is not None and a.y >= 1 and a.yanchor == "bottom"] or [0])
-        top = max(top, round(TOOLBAR_PX + 1.3 * size * lines + legend_band + subplot_band + 8))
+        title_band = TOOLBAR_PX + 1.3 * size * lines + 8
+        height += extra
+        top = max(top, round(title_band + legend_band + subplot_band))
+        if legend_band:
+            figure.update_layout(legend=dict(yref="container", y=1 - title_band / height, yanchor="top"))
+            meta.update(legend_above=True, legend_rows_px=extra)
         # Its first line's bottom is the anchor: Plotly writes a second line below it.
-        figure.update_layout(title=dict(x=0, xref="container", xanchor="left", pad=dict(l=12), yref="container",
+        figure.update_layout(height=round(height), meta=meta or None,
+                             title=dict(x=0, xref="container", xanchor="left", pad=dict(l=12), yref="container",
                                         y=1 - (TOOLBAR_PX + 1.3 * size) / height, yanchor="bottom"))
     figure.update_layout(margin=dict(t=top))
     return figure

@@ -48,8 +48,8 @@ CUT_TEXT = """() => {
     }
     return cut;
 }"""
-# Chart titles and axis titles inside their chart; digit labels, annotations and text points
-# clear of each other (with a pixel's grace).
+# Chart titles and axis titles inside their chart; the legend clear of the title; digit labels,
+# annotations and text points clear of each other (with a pixel's grace).
 CHART_PROBLEMS = """() => {
     const problems = [];
     const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
@@ -63,6 +63,10 @@ CHART_PROBLEMS = """() => {
             if (box.width && (box.left < frame.left - 1 || box.right > frame.right + 1 || box.top < frame.top - 1 || box.bottom > frame.bottom + 1))
                 problems.push(`${name}: title "${title.textContent}" is cut by the chart's edge`);
         }
+        const legend = plot.querySelector('g.legend')?.getBoundingClientRect();
+        const chartTitle = plot.querySelector('.gtitle')?.getBoundingClientRect();
+        if (legend && chartTitle && legend.width && chartTitle.width && overlap(legend, chartTitle))
+            problems.push(`${name}: the legend covers the title`);
         const labels = [...plot.querySelectorAll('g.annotation, g.textpoint')]
             .map(element => ({text: element.textContent, box: element.getBoundingClientRect()}))
             .filter(label => label.box.width > 0 && label.text.trim());
