@@ -70,7 +70,11 @@ def test_killing_the_training_process_mid_run_fails_the_job_in_words_and_resumes
     resumed = wait_for(job, lambda s: s.state is JobState.RUNNING and s.position > failed.resume_from,
                        "training again", timeout=60)
     assert manager.worker_pid != killed_pid
-    assert resumed.history.epoch_ends[: int(failed.resume_from)] == failed.history.epoch_ends[: int(failed.resume_from)]
+    # The epochs before the kill come back as they were. The failed job's last snapshot may lag
+    # its checkpoint by an epoch (epochs are shorter than the snapshot interval), so only the
+    # epochs both saw are compared.
+    before = failed.history.epoch_ends[: int(failed.resume_from)]
+    assert before and resumed.history.epoch_ends[: len(before)] == before
     job.stop()
     stopped = wait_until_done(job, timeout=60)
     assert stopped.state is JobState.STOPPED and stopped.history.epochs_done > failed.resume_from

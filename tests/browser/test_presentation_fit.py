@@ -129,21 +129,21 @@ def test_presentation_mode_stays_on_through_reloads_and_navigation(projector, ap
         open_page(page, link, heading)
         wait_until(lambda: url_keeps_present(page), 10, lambda: f"{link}: the address lost present=1 ({page.url})")
         page.reload()
-        wait_for_app_idle(page)
-        assert presenting(page), f"{link}: presentation mode was lost on reload"
+        wait_for_app_idle(page)  # the first run may not have started yet: the mode is waited for
+        wait_until(lambda: presenting(page), 20, f"{link}: presentation mode was lost on reload")
     # A page's own settings in the address stay beside it, through a reload and a round trip.
     page.goto(app_server + "/train?code=7&epochs=4&present=1")
     wait_for_app_idle(page)
     page.reload()
     wait_for_app_idle(page)
-    assert presenting(page)
+    wait_until(lambda: presenting(page), 20, "Train: presentation mode was lost on reload")
     expect(page.get_by_role("spinbutton", name="Code size (1 to 784)")).to_have_value("7")
     open_page(page, "Latent space", "Latent space")
     open_page(page, "Train", "Train")
     wait_until(lambda: url_keeps_present(page) and "code=7" in page.url, 10, lambda: f"Train's address: {page.url}")
     page.reload()
     wait_for_app_idle(page)
-    assert presenting(page)
+    wait_until(lambda: presenting(page), 20, "Train: presentation mode was lost on reload")
     expect(page.get_by_role("spinbutton", name="Code size (1 to 784)")).to_have_value("7")
     # Switched off on Home, it stays off.
     open_page(page, "Home", "Autoencoder Explorer")
