@@ -119,10 +119,9 @@ def results(manager, base, architectures, metric: str, sweeping: bool = False) -
         label = ARCHITECTURES[name].label
         st.markdown(f"**{label}:** {comparison_sentence(points, metric)}" if len(curves) > 1
                     else f"**{comparison_sentence(points, metric)}**")
-        if all(point.error("autoencoder", metric) < point.error("pca", metric) for point in points):
-            continue  # nothing to explain: the other epoch counts' models (a scan of every model) are not needed
         architecture_base = base.with_changes(architecture=name)
-        for sentence in where_pca_still_wins(points, architecture_base, metric, other_epochs(manager, architecture_base)):
+        for sentence in where_pca_still_wins(points, architecture_base, metric,
+                                             lambda base=architecture_base: other_epochs(manager, base)):
             st.markdown(sentence)
     among = architectures_sentence(by_name, metric)
     if among:

@@ -93,11 +93,14 @@ def _counts(counts) -> str:
 
 
 def probe_table(results, labels=FEATURE_LABELS) -> None:
+    """A column per feature kind; the stock names (the chart's legend) get their dimensions here,
+    a compared model's name already has them."""
     counts = results["autoencoder"].label_counts
     table = pd.DataFrame({
         "labelled digits": [f"{c:,}" for c in counts],
         **{
-            labels[name] if "-D)" in labels[name] else f"{labels[name]} ({result.dimensions}-D)": result.cells()
+            f"{labels[name]} ({result.dimensions}-D)" if labels[name] == FEATURE_LABELS.get(name) else labels[name]:
+                result.cells()
             for name, result in results.items()
         },
     })

@@ -103,27 +103,32 @@ def choose_model(manager, key: str):
     return manager.get(chosen)
 
 
-def load_models_or_stop(job):
-    """The saved model of a job; a damaged file becomes a message, not a traceback."""
+def _models_or_problem(job):
+    """(models, None), or (None, the store's sentence) for a damaged file."""
     from ae.storage.store import StoreError
 
     try:
-        return job.models()
+        return job.models(), None
     except StoreError as error:
-        st.error(f"{error} It is now listed with the damaged models, where you can delete or retrain it.")
+        return None, error
+
+
+def load_models_or_stop(job):
+    """The saved model of a job; a damaged file becomes a message, not a traceback."""
+    models, problem = _models_or_problem(job)
+    if problem is not None:
+        st.error(f"{problem} It is now listed with the damaged models, where you can delete or retrain it.")
         st.stop()
+    return models
 
 
 def load_models_or_warn(job, label: str):
     """A compared model's saved weights, or None with a warning: a damaged file leaves that
     model off the comparison and the rest of the page stands."""
-    from ae.storage.store import StoreError
-
-    try:
-        return job.models()
-    except StoreError as error:
-        st.warning(f"{label} is left off: {error} It is now listed with the damaged models.", icon=":material/warning:")
-        return None
+    models, problem = _models_or_problem(job)
+    if problem is not None:
+        st.warning(f"{label} is left off: {problem} It is now listed with the damaged models.", icon=":material/warning:")
+    return models
 
 
 def chosen_model_or_stop(manager, key: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,20 +219,23 @@ def other_epochs(manager, base: TrainingConfig) -> list[RatePoint]:
 
 
 def where_pca_still_wins(points: list[RatePoint], base: TrainingConfig, metric: str,
-                         others: list[RatePoint] = ()) -> list[str]:
+                         others: Sequence[RatePoint] | Callable[[], Sequence[RatePoint]] = ()) -> list[str]:
     """For each code size where PCA beats this curve: when the autoencoder overtakes it, from this
     server's own models with more epochs where one wins, else from the measured figures (only for
-    the settings they were measured with)."""
+    the settings they were measured with). `others` may be a function (`other_epochs`, a scan of
+    every saved model): it is called once, and only if PCA wins somewhere."""
     from ae.model.architectures import ARCHITECTURES
 
     label = ARCHITECTURES[base.architecture].label.split(" (")[0].lower()
     measured = EPOCHS_TO_BEAT_PCA.get(metric, {})
-    sentences = []
+    sentences, found = [], None
     for point in points:
         if point.error("autoencoder", metric) < point.error("pca", metric):
             continue
+        if found is None:
+            found = list(others() if callable(others) else others)
         size, epochs = point.code_size, _epochs_text(point.epochs_done)
-        winners = sorted((other for other in others if other.code_size == size and other.epochs_done > point.epochs_done
+        winners = sorted((other for other in found if other.code_size == size and other.epochs_done > point.epochs_done
                           and other.error("autoencoder", metric) < other.error("pca", metric)),
                          key=lambda other: other.epochs_done)
         head = f"At {epochs} PCA still wins at code size {size}"
